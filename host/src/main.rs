@@ -1,0 +1,5 @@
+//! The `gateway-host` binary.
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}

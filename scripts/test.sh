@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: installs what the tests need (the Python
+# venv with the real hat-event server and the pymodbus simulator, socat for the serial
+# tests), builds every crate and plugin once, then runs every test.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+if ! command -v socat >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null && apt-get install -y -qq socat >/dev/null || echo "warning: socat not installed; serial tests will report it"
+fi
+scripts/test-env.sh
+export GATEWAY_TEST_VENV=${GATEWAY_TEST_VENV:-$root/.venv}
+
+# One build of every crate, plugin cdylibs included, reused by all tests.
+cargo build --workspace --all-targets
+cargo test --workspace --no-fail-fast "$@"
