@@ -1,3 +1,4 @@
 //! gateway-host: a hat-gateway compatible gateway whose device types are plugins.
 
 pub mod device;
+pub mod spec;

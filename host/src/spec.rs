@@ -1,0 +1,90 @@
+//! The resolved, validated description of a gateway run: what the configuration
+//! module produces and the runner consumes. No parsing happens here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::device::DeviceFactory;
+
+/// Default capacity of a device's event queue (`event_queue_size`).
+pub const DEFAULT_EVENT_QUEUE_SIZE: usize = 1024;
+
+/// Everything the runner needs to run a gateway.
+#[derive(Clone)]
+pub struct GatewaySpec {
+    /// Gateway name (`<gateway_name>` in every event type prefix).
+    pub name: String,
+    /// Where the event server is.
+    pub event_server: EventServerSpec,
+    /// Run devices only while the event server is `operational`.
+    pub require_operational: bool,
+    /// Configured devices, in configuration order.
+    pub devices: Vec<DeviceSpec>,
+}
+
+/// `event_server` section: exactly one mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventServerSpec {
+    /// A remote hat-event server; reconnect forever with backoff.
+    Remote {
+        /// Host name or address.
+        host: String,
+        /// TCP port.
+        port: u16,
+        /// Client token sent in `MsgInitReq`.
+        token: Option<String>,
+    },
+    /// An Eventer server inside this process.
+    Embedded {
+        /// Also listen on this address for other components and tools.
+        listen: Option<(String, u16)>,
+        /// Register `enable=true` at start for every device without an enable event.
+        enable_devices: bool,
+    },
+}
+
+/// One configured device.
+#[derive(Clone)]
+pub struct DeviceSpec {
+    /// Plugin's device type.
+    pub device_type: String,
+    /// Device name from the configuration.
+    pub name: String,
+    /// The whole device entry, as given to the plugin's `create`.
+    pub conf: serde_json::Value,
+    /// The loaded plugin.
+    pub factory: Arc<dyn DeviceFactory>,
+    /// What happens when the device fails.
+    pub restart: RestartPolicy,
+    /// Capacity of the device's event queue.
+    pub event_queue_size: usize,
+}
+
+/// Per-device restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// hat's behaviour: a failed device stays down until `enable` goes false then true.
+    Never,
+    /// Re-create after a failure with exponential backoff; give up (stay failed) after
+    /// `max_restarts` failures within `window`.
+    OnFailure {
+        /// First delay.
+        initial_backoff: Duration,
+        /// Delay cap.
+        max_backoff: Duration,
+        /// Crash-loop limit.
+        max_restarts: u32,
+        /// Window the limit counts failures in.
+        window: Duration,
+    },
+}
+
+impl RestartPolicy {
+    /// `on-failure` with the defaults: 0.5 s doubling to 30 s, at most 5 failures per 5 min.
+    pub const ON_FAILURE_DEFAULT: Self = Self::OnFailure {
+        initial_backoff: Duration::from_millis(500),
+        max_backoff: Duration::from_secs(30),
+        max_restarts: 5,
+        window: Duration::from_secs(300),
+    };
+}
