@@ -1,0 +1,1 @@
+//! hat-gateway compatible Modbus master device (`modbus_master`).
