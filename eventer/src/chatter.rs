@@ -1,7 +1,9 @@
 //! Chatter framing (`[L][N big-endian, L bytes][SBS HatChatter.Msg]`) and the message
 //! header. Pure byte code: no sockets, drivable from tests and the fuzzer.
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::sbs::{Reader, SbsError, SizeCounter, Writer};
 
 /// Default maximum frame body size accepted from a peer (16 MiB).
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
@@ -10,6 +12,12 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 pub const PING_TYPE: &str = "HatChatter.Ping";
 /// `Data.type` of a chatter keepalive reply.
 pub const PONG_TYPE: &str = "HatChatter.Pong";
+
+/// Largest length field (`L`) accepted: the body length must fit in a `u64`.
+///
+/// Python always sends the minimal `L` (at most 4 for any sane frame), so a longer
+/// field only comes from a broken or hostile peer.
+pub const MAX_LENGTH_FIELD: u8 = 8;
 
 /// One `HatChatter.Msg` as written by its sender.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +36,103 @@ pub struct Msg {
     pub data_type: String,
     /// SBS encoding of the message named by `data_type`.
     pub data: Bytes,
+}
+
+/// The conversation fields of a [`Msg`] (everything but `Data`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MsgHeader {
+    /// Sender's per-connection message counter (starts at 1).
+    pub id: i64,
+    /// Id of the conversation's first message (in the owner's numbering).
+    pub first: i64,
+    /// True when the sender owns (started) the conversation.
+    pub owner: bool,
+    /// Always true in hat-open.
+    pub token: bool,
+    /// True when the conversation ends with this message.
+    pub last: bool,
+}
+
+impl MsgHeader {
+    /// First message of a new conversation owned by the sender (`first = id`).
+    pub fn new_conversation(id: i64, last: bool) -> Self {
+        Self {
+            id,
+            first: id,
+            owner: true,
+            token: true,
+            last,
+        }
+    }
+
+    /// A reply in the conversation the peer started with its message `first`.
+    pub fn reply(id: i64, first: i64, last: bool) -> Self {
+        Self {
+            id,
+            first,
+            owner: false,
+            token: true,
+            last,
+        }
+    }
+
+    fn write<W: Writer>(&self, w: &mut W) {
+        w.put_integer(self.id);
+        w.put_integer(self.first);
+        w.put_bool(self.owner);
+        w.put_bool(self.token);
+        w.put_bool(self.last);
+    }
+}
+
+impl Msg {
+    /// A message with the given header and payload.
+    pub fn new(header: MsgHeader, data_type: impl Into<String>, data: Bytes) -> Self {
+        Self {
+            id: header.id,
+            first: header.first,
+            owner: header.owner,
+            token: header.token,
+            last: header.last,
+            data_type: data_type.into(),
+            data,
+        }
+    }
+
+    /// The conversation fields.
+    pub fn header(&self) -> MsgHeader {
+        MsgHeader {
+            id: self.id,
+            first: self.first,
+            owner: self.owner,
+            token: self.token,
+            last: self.last,
+        }
+    }
+
+    /// A keepalive request: a new conversation, `last = false` (spec 3.5).
+    pub fn ping(id: i64) -> Self {
+        Self::new(
+            MsgHeader::new_conversation(id, false),
+            PING_TYPE,
+            Bytes::new(),
+        )
+    }
+
+    /// The keepalive reply to the peer's Ping `ping_id`: `last = true` (spec 3.5).
+    pub fn pong(id: i64, ping_id: i64) -> Self {
+        Self::new(MsgHeader::reply(id, ping_id, true), PONG_TYPE, Bytes::new())
+    }
+
+    /// True for `HatChatter.Ping`.
+    pub fn is_ping(&self) -> bool {
+        self.data_type == PING_TYPE
+    }
+
+    /// True for `HatChatter.Pong`.
+    pub fn is_pong(&self) -> bool {
+        self.data_type == PONG_TYPE
+    }
 }
 
 /// Errors of the framing layer. Each one ends the connection.
@@ -58,16 +163,90 @@ pub enum ChatterError {
     },
 }
 
+/// Bytes of the `[L][N]` prefix for a body of `body_len` bytes (minimal `L`, at least 1).
+pub fn prefix_len(body_len: usize) -> usize {
+    1 + length_field_len(body_len)
+}
+
+fn length_field_len(body_len: usize) -> usize {
+    let bits = usize::BITS - body_len.leading_zeros();
+    (bits as usize).div_ceil(8).max(1)
+}
+
+/// Appends the `[L][N]` prefix for a body of `body_len` bytes.
+pub fn put_prefix(body_len: usize, dst: &mut BytesMut) {
+    let l = length_field_len(body_len);
+    // `l` is at most size_of::<usize>() (8), so it fits a byte.
+    dst.put_u8(l as u8);
+    dst.put_slice(&(body_len as u64).to_be_bytes()[8 - l..]);
+}
+
+/// Appends one complete frame whose `Data.data` (of exactly `data_len` bytes) is
+/// written by `write_data` straight into `dst`: no intermediate buffer.
+///
+/// `write_data` must append exactly `data_len` bytes; the frame is corrupt otherwise
+/// (checked in debug builds).
+pub fn encode_frame_with(
+    header: &MsgHeader,
+    data_type: &str,
+    data_len: usize,
+    write_data: impl FnOnce(&mut BytesMut),
+    dst: &mut BytesMut,
+) {
+    let mut size = SizeCounter::default();
+    header.write(&mut size);
+    size.put_str(data_type);
+    size.put_count(data_len);
+    let body_len = size.0 + data_len;
+    dst.reserve(prefix_len(body_len) + body_len);
+    put_prefix(body_len, dst);
+    header.write(dst);
+    dst.put_str(data_type);
+    dst.put_count(data_len);
+    let before = dst.len();
+    write_data(dst);
+    debug_assert_eq!(dst.len() - before, data_len, "Data.data size mismatch");
+}
+
 /// Appends one complete frame (prefix + body) for `msg` to `dst`.
 pub fn encode_frame(msg: &Msg, dst: &mut BytesMut) {
-    let _ = (msg, dst);
-    todo!("issue 2: chatter framing")
+    encode_frame_with(
+        &msg.header(),
+        &msg.data_type,
+        msg.data.len(),
+        |dst| dst.put_slice(&msg.data),
+        dst,
+    );
 }
 
 /// Decodes the SBS body of a frame (without the length prefix).
 pub fn decode_msg(body: &[u8]) -> Result<Msg, ChatterError> {
-    let _ = body;
-    todo!("issue 2: chatter framing")
+    let mut r = Reader::new(body);
+    let (header, data_type) = read_header(&mut r)?;
+    let data = Bytes::copy_from_slice(r.bytes()?);
+    r.finish()?;
+    Ok(Msg::new(header, data_type, data))
+}
+
+/// Decodes the SBS body of a frame; `data` shares `body`'s memory (no copy).
+pub fn decode_msg_bytes(body: Bytes) -> Result<Msg, ChatterError> {
+    let mut r = Reader::new(&body);
+    let (header, data_type) = read_header(&mut r)?;
+    let data_len = r.bytes()?.len();
+    r.finish()?;
+    let data = body.slice(body.len() - data_len..);
+    Ok(Msg::new(header, data_type, data))
+}
+
+fn read_header(r: &mut Reader<'_>) -> Result<(MsgHeader, String), SbsError> {
+    let header = MsgHeader {
+        id: r.integer()?,
+        first: r.integer()?,
+        owner: r.boolean()?,
+        token: r.boolean()?,
+        last: r.boolean()?,
+    };
+    Ok((header, r.string()?))
 }
 
 /// tokio-util codec for chatter frames with a maximum body size.
@@ -86,6 +265,39 @@ impl FrameCodec {
     pub fn max_frame_size(&self) -> usize {
         self.max_frame_size
     }
+
+    /// Validates the prefix at the start of `src`; returns `(prefix_len, body_len)`
+    /// once the whole prefix is buffered.
+    fn parse_prefix(&self, src: &[u8]) -> Result<Option<(usize, usize)>, ChatterError> {
+        let Some(&l) = src.first() else {
+            return Ok(None);
+        };
+        if l == 0 {
+            return Err(ChatterError::InvalidLength(
+                "length-of-length byte is 0".into(),
+            ));
+        }
+        if l > MAX_LENGTH_FIELD {
+            return Err(ChatterError::InvalidLength(format!(
+                "length field of {l} bytes (at most {MAX_LENGTH_FIELD} accepted)"
+            )));
+        }
+        let l = usize::from(l);
+        let Some(field) = src.get(1..1 + l) else {
+            return Ok(None);
+        };
+        let n = field.iter().fold(0u64, |n, &b| (n << 8) | u64::from(b));
+        if n == 0 {
+            return Err(ChatterError::InvalidLength("frame length is 0".into()));
+        }
+        match usize::try_from(n) {
+            Ok(n) if n <= self.max_frame_size => Ok(Some((1 + l, n))),
+            _ => Err(ChatterError::FrameTooLarge {
+                size: n,
+                max: self.max_frame_size,
+            }),
+        }
+    }
 }
 
 impl Default for FrameCodec {
@@ -99,13 +311,28 @@ impl tokio_util::codec::Decoder for FrameCodec {
     type Error = ChatterError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Msg>, ChatterError> {
-        let _ = src;
-        todo!("issue 2: chatter framing")
+        let Some((prefix, body_len)) = self.parse_prefix(src)? else {
+            return Ok(None);
+        };
+        // The size was checked against the maximum before anything is reserved.
+        let total = prefix + body_len;
+        if src.len() < total {
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        src.advance(prefix);
+        let body = src.split_to(body_len).freeze();
+        decode_msg_bytes(body).map(Some)
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Msg>, ChatterError> {
-        let _ = src;
-        todo!("issue 2: chatter framing")
+        match self.decode(src)? {
+            Some(msg) => Ok(Some(msg)),
+            None if src.is_empty() => Ok(None),
+            None => Err(ChatterError::TruncatedFrame {
+                buffered: src.len(),
+            }),
+        }
     }
 }
 
@@ -117,3 +344,7 @@ impl tokio_util::codec::Encoder<&Msg> for FrameCodec {
         Ok(())
     }
 }
+
+#[cfg(test)]
+#[path = "chatter_tests.rs"]
+mod tests;
