@@ -8,7 +8,10 @@
 //!   keepalive and the Eventer init / register / query / notify flows.
 
 pub mod chatter;
+pub mod client;
+pub mod connection;
 pub mod message;
 pub mod sbs;
+pub mod server;
 
 pub use gateway_model as model;

@@ -1,0 +1,1 @@
+//! Unit tests of the session core over in-memory streams.
