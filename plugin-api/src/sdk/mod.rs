@@ -1,0 +1,132 @@
+//! The plugin SDK: write a device in ordinary async Rust, export it with
+//! [`export_plugin!`](crate::export_plugin).
+//!
+//! What the SDK does for a plugin library (design.md section 4):
+//! - owns the library's tokio runtime, built lazily on the first `create`; every
+//!   exported async entry point spawns its body there and hands the host a future
+//!   that only awaits the join handle;
+//! - catches every panic at the boundary and returns it as an error;
+//! - installs a panic hook and a tracing subscriber that forward to the host's log,
+//!   so plugin log lines appear inside the device's span in the host's output.
+//!
+//! Nothing here is needed by the host; it uses [`crate::abi`] only.
+
+mod client;
+mod device;
+mod log;
+mod runtime;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use client::{BoxFuture, Client, ClientBackend, ClientError};
+pub use device::{Context, Device, Error};
+
+pub use gateway_model as model;
+pub use serde_json;
+pub use tracing;
+
+/// Exports a device type from a plugin library (a `cdylib`).
+///
+/// ```ignore
+/// gateway_plugin_api::export_plugin! {
+///     device_type: "hello",
+///     json_schema_id: "gateway-host://hello.json",   // optional, with json_schema
+///     json_schema: include_str!("../hello.json"),
+///     create: HelloDevice::create,
+/// }
+/// ```
+///
+/// `create` is an `async fn(serde_json::Value, Context) -> Result<D, Error>` where
+/// `D: Device`; the value is the whole device entry of the configuration. The plugin
+/// name is the library's crate name (`libhello.so` -> `hello`), its version the
+/// package version.
+#[macro_export]
+macro_rules! export_plugin {
+    (
+        device_type: $device_type:expr,
+        $(json_schema_id: $schema_id:expr, json_schema: $schema:expr,)?
+        create: $create:path $(,)?
+    ) => {
+        $crate::export_plugin! {
+            @api_version $crate::abi::API_VERSION,
+            device_type: $device_type,
+            $(json_schema_id: $schema_id, json_schema: $schema,)?
+            create: $create,
+        }
+    };
+    (
+        @api_version $api_version:expr,
+        device_type: $device_type:expr,
+        $(json_schema_id: $schema_id:expr, json_schema: $schema:expr,)?
+        create: $create:path $(,)?
+    ) => {
+        #[doc(hidden)]
+        fn __gateway_plugin_root_module() -> $crate::abi::PluginRootRef {
+            use $crate::abi::abi_stable::prefix_type::PrefixTypeTrait as _;
+            $crate::sdk::__private::init_plugin();
+            $crate::abi::PluginRoot {
+                api_version: $crate::abi::abi_stable::std_types::RStr::from_str($api_version),
+                plugin_name: $crate::abi::abi_stable::std_types::RStr::from_str(env!(
+                    "CARGO_CRATE_NAME"
+                )),
+                plugin_version: $crate::abi::abi_stable::std_types::RStr::from_str(env!(
+                    "CARGO_PKG_VERSION"
+                )),
+                device_type: $crate::abi::abi_stable::std_types::RStr::from_str($device_type),
+                json_schema_id: $crate::export_plugin!(@optional $($schema_id)?),
+                json_schema: $crate::export_plugin!(@optional $($schema)?),
+                set_host_log: $crate::sdk::__private::set_host_log,
+                create: __gateway_plugin_create,
+            }
+            .leak_into_prefix()
+        }
+
+        #[doc(hidden)]
+        extern "C" fn __gateway_plugin_create(
+            conf: $crate::abi::abi_stable::std_types::RString,
+            client: $crate::abi::HostClientBox,
+            prefix: $crate::abi::FfiEventType,
+        ) -> $crate::abi::async_ffi::FfiFuture<
+            $crate::abi::abi_stable::std_types::RResult<
+                $crate::abi::PluginDeviceBox,
+                $crate::abi::FfiError,
+            >,
+        > {
+            $crate::sdk::__private::create($create, conf, client, prefix)
+        }
+
+        /// The library header the host looks up (what abi_stable's
+        /// `#[export_root_module]` generates; the name is `abi::ROOT_SYMBOL`).
+        #[doc(hidden)]
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static _1as_0lib_1header_0root_bmodule_bloader:
+            $crate::abi::abi_stable::library::LibHeader = {
+            extern "C" fn erased_root_module(
+            ) -> $crate::abi::abi_stable::library::RootModuleResult {
+                $crate::abi::abi_stable::library::__call_root_module_loader(
+                    __gateway_plugin_root_module,
+                )
+            }
+            // SAFETY: the constructor returns a `PluginRootRef`, the module type the
+            // header is declared with.
+            unsafe {
+                $crate::abi::abi_stable::library::LibHeader::from_constructor::<
+                    $crate::abi::PluginRootRef,
+                >(
+                    erased_root_module,
+                    $crate::abi::abi_stable::library::CheckTypeLayout::Yes,
+                )
+            }
+        };
+    };
+    (@optional) => {
+        $crate::abi::abi_stable::std_types::ROption::RNone
+    };
+    (@optional $value:expr) => {
+        $crate::abi::abi_stable::std_types::ROption::RSome(
+            $crate::abi::abi_stable::std_types::RStr::from_str($value),
+        )
+    };
+}
