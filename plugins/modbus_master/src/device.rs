@@ -1,0 +1,409 @@
+//! The Modbus master device: the connection loop, remote-device enable handling and
+//! writes (spec sections 6, 7 and 9). Independent of the plugin SDK: it talks to the
+//! event server through [`EventSink`] and receives events through
+//! [`MasterDevice::process_event`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use gateway_model::{Event, EventType, RegisterEvent};
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::{secs, ConfigError, MasterConfig};
+use crate::connection::{self, ConnectionHandle, RequestError, RequestTiming};
+use crate::data::{read_groups, value_for_point, write_requests, ReadGroup, WriteValueError};
+use crate::events::{enabled_from_query, EventTypes, SystemRequest};
+use crate::framing::Framer;
+use crate::pdu::{exception_name, Response};
+use crate::reader::Reader;
+use crate::transport;
+
+/// Capacity of the queue between `process_event` and the device task. The host's own
+/// device queue is bounded too; this one only smooths hand-over.
+pub const DEVICE_COMMAND_CAPACITY: usize = 1024;
+
+/// A failure of the event-server side of the device.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event client: {0}")]
+pub struct SinkError(pub String);
+
+/// The device's access to the event server (the SDK client in the plugin, a recorder
+/// in tests).
+pub trait EventSink: Send + Sync + 'static {
+    /// Registers events, fire-and-forget.
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>>;
+
+    /// Latest event of every type matching one of `event_types`.
+    fn query_latest(
+        &self,
+        event_types: Vec<EventType>,
+    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>>;
+}
+
+/// Why a device could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CreateError {
+    /// The configuration was rejected.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// State shared by the device task, its readers and its writes.
+pub struct Shared {
+    /// Validated configuration.
+    pub config: MasterConfig,
+    /// Event types under the device prefix.
+    pub types: EventTypes,
+    /// Read groups per remote device (configuration order).
+    pub groups: Vec<Vec<ReadGroup>>,
+    sink: Arc<dyn EventSink>,
+}
+
+impl Shared {
+    /// Registers events; a failure is logged (the host notices a dead event client).
+    pub async fn register(&self, events: Vec<RegisterEvent>) {
+        if let Err(err) = self.sink.register(events).await {
+            tracing::warn!(error = %err, "registering events failed");
+        }
+    }
+}
+
+/// A running Modbus master device.
+pub struct MasterDevice {
+    commands: mpsc::Sender<SystemRequest>,
+    types: EventTypes,
+    cancel: CancellationToken,
+    finished: CancellationToken,
+}
+
+impl MasterDevice {
+    /// Validates `conf` (the whole device entry) and starts the device task.
+    pub fn create(
+        conf: &Value,
+        prefix: EventType,
+        sink: Arc<dyn EventSink>,
+    ) -> Result<Self, CreateError> {
+        let config = MasterConfig::from_json(conf)?;
+        let groups = config
+            .remote_devices
+            .iter()
+            .map(|rd| read_groups(&rd.data))
+            .collect();
+        let types = EventTypes::new(prefix);
+        let shared = Arc::new(Shared {
+            config,
+            types: types.clone(),
+            groups,
+            sink,
+        });
+        let (commands, command_rx) = mpsc::channel(DEVICE_COMMAND_CAPACITY);
+        let cancel = CancellationToken::new();
+        let finished = CancellationToken::new();
+        let span = tracing::info_span!("modbus_master", device = %shared.config.name);
+        let guard = finished.clone().drop_guard();
+        let task_cancel = cancel.clone();
+        tokio::spawn(
+            async move {
+                // Marks the device finished however the task ends (also on panic).
+                let _guard = guard;
+                run(shared, command_rx, task_cancel).await;
+            }
+            .instrument(span),
+        );
+        Ok(Self {
+            commands,
+            types,
+            cancel,
+            finished,
+        })
+    }
+
+    /// Hands one event to the device. Malformed events are logged and ignored.
+    pub async fn process_event(&self, event: Event) {
+        match self.types.parse_system(&event) {
+            Ok(request) => {
+                if self.commands.send(request).await.is_err() {
+                    tracing::debug!("device closed; event dropped");
+                }
+            }
+            Err(reason) => tracing::warn!(event_type = ?event.event_type, reason, "ignoring event"),
+        }
+    }
+
+    /// Closes the device and waits until it is closed (readers `DISABLED`, connection
+    /// closed, `status DISCONNECTED`). Idempotent.
+    pub async fn close(&self) {
+        self.cancel.cancel();
+        self.finished.cancelled().await;
+    }
+
+    /// Resolves when the device has ended.
+    pub async fn closed(&self) {
+        self.finished.cancelled().await;
+    }
+}
+
+struct StatusTracker(Option<&'static str>);
+
+impl StatusTracker {
+    async fn set(&mut self, shared: &Shared, status: &'static str) {
+        if self.0 != Some(status) {
+            self.0 = Some(status);
+            shared.register(vec![shared.types.status(status)]).await;
+        }
+    }
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    mut commands: mpsc::Receiver<SystemRequest>,
+    cancel: CancellationToken,
+) {
+    let query = shared.types.enable_query();
+    let mut enabled: HashSet<i64> = tokio::select! {
+        _ = cancel.cancelled() => return,
+        result = shared.sink.query_latest(vec![query]) => match result {
+            Ok(events) => enabled_from_query(&shared.types, &events).into_iter().collect(),
+            Err(err) => {
+                tracing::warn!(error = %err, "enable query failed; all remote devices start disabled");
+                HashSet::new()
+            }
+        },
+    };
+    let mut status = StatusTracker(None);
+    let conn_conf = &shared.config.connection;
+    loop {
+        status.set(&shared, "CONNECTING").await;
+        let attempt = tokio::select! {
+            _ = cancel.cancelled() => break,
+            attempt = tokio::time::timeout(secs(conn_conf.connect_timeout), transport::open(&conn_conf.transport)) => attempt,
+        };
+        let (stream, silent_interval) = match attempt {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(err)) => {
+                tracing::info!(error = %err, "connecting failed");
+                status.set(&shared, "DISCONNECTED").await;
+                if wait_offline(
+                    &mut commands,
+                    &mut enabled,
+                    &cancel,
+                    secs(conn_conf.connect_delay),
+                )
+                .await
+                {
+                    continue;
+                }
+                break;
+            }
+            Err(_elapsed) => {
+                tracing::info!("connecting timed out");
+                status.set(&shared, "DISCONNECTED").await;
+                if wait_offline(
+                    &mut commands,
+                    &mut enabled,
+                    &cancel,
+                    secs(conn_conf.connect_delay),
+                )
+                .await
+                {
+                    continue;
+                }
+                break;
+            }
+        };
+        status.set(&shared, "CONNECTED").await;
+        let timing = RequestTiming {
+            request_timeout: secs(conn_conf.request_timeout),
+            request_delay: secs(conn_conf.request_delay),
+            immediate_retries: conn_conf.request_retry_immediate_count,
+            delayed_retries: conn_conf.request_retry_delayed_count,
+            retry_delay: secs(conn_conf.request_retry_delay),
+            silent_interval,
+        };
+        let (conn, conn_task) =
+            connection::spawn(stream, Framer::new(conn_conf.modbus_type), timing);
+        let keep_running = online(&shared, &conn, &mut commands, &mut enabled, &cancel).await;
+        conn.close();
+        if let Err(err) = conn_task.await {
+            tracing::error!(error = %err, "connection task failed");
+        }
+        status.set(&shared, "DISCONNECTED").await;
+        if !keep_running {
+            return;
+        }
+    }
+    status.set(&shared, "DISCONNECTED").await;
+}
+
+/// Waits `delay` while disconnected, keeping track of enables. False = cancelled.
+async fn wait_offline(
+    commands: &mut mpsc::Receiver<SystemRequest>,
+    enabled: &mut HashSet<i64>,
+    cancel: &CancellationToken,
+    delay: std::time::Duration,
+) -> bool {
+    let sleep = tokio::time::sleep(delay);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            () = &mut sleep => return true,
+            command = commands.recv() => match command {
+                Some(SystemRequest::Enable { device_id, enable }) => set_enabled(enabled, device_id, enable),
+                Some(SystemRequest::Write { device_id, data_name, .. }) => {
+                    tracing::debug!(device_id, data_name, "not connected; write ignored");
+                }
+                None => return false,
+            },
+        }
+    }
+}
+
+fn set_enabled(enabled: &mut HashSet<i64>, device_id: i64, enable: bool) {
+    if enable {
+        enabled.insert(device_id);
+    } else {
+        enabled.remove(&device_id);
+    }
+}
+
+/// Runs while the connection is open. Returns false when the device is closing.
+async fn online(
+    shared: &Arc<Shared>,
+    conn: &ConnectionHandle,
+    commands: &mut mpsc::Receiver<SystemRequest>,
+    enabled: &mut HashSet<i64>,
+    cancel: &CancellationToken,
+) -> bool {
+    let mut readers: HashMap<u8, Reader> = HashMap::new();
+    for (index, remote) in shared.config.remote_devices.iter().enumerate() {
+        if enabled.contains(&i64::from(remote.device_id)) {
+            readers.insert(
+                remote.device_id,
+                Reader::start(shared.clone(), index, conn.clone()),
+            );
+        } else {
+            shared
+                .register(vec![shared
+                    .types
+                    .remote_status(remote.device_id, "DISABLED")])
+                .await;
+        }
+    }
+    let mut writes = FuturesUnordered::new();
+    let keep_running = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break false,
+            () = conn.closed() => break true,
+            Some(()) = writes.next(), if !writes.is_empty() => {}
+            command = commands.recv() => match command {
+                Some(SystemRequest::Enable { device_id, enable }) => {
+                    set_enabled(enabled, device_id, enable);
+                    let Some(index) = configured_index(shared, device_id) else { continue };
+                    let id = shared.config.remote_devices[index].device_id;
+                    if enable {
+                        if !readers.get(&id).is_some_and(Reader::is_running) {
+                            readers.insert(id, Reader::start(shared.clone(), index, conn.clone()));
+                        }
+                    } else if let Some(reader) = readers.remove(&id) {
+                        reader.stop().await;
+                    }
+                }
+                Some(SystemRequest::Write { device_id, data_name, request_id, value }) => {
+                    if let Some(write) = start_write(shared, conn, device_id, &data_name, request_id, value) {
+                        writes.push(write);
+                    }
+                }
+                None => break false,
+            },
+        }
+    };
+    // Readers end in configuration order, each registering DISABLED.
+    for remote in &shared.config.remote_devices {
+        if let Some(reader) = readers.remove(&remote.device_id) {
+            reader.stop().await;
+        }
+    }
+    // Pending writes are dropped: no response event for them (spec section 9).
+    drop(writes);
+    keep_running
+}
+
+fn configured_index(shared: &Shared, device_id: i64) -> Option<usize> {
+    shared
+        .config
+        .remote_devices
+        .iter()
+        .position(|rd| i64::from(rd.device_id) == device_id)
+}
+
+/// Builds the future performing one write, or `None` if the write is ignored
+/// (unknown device or point, or a point that is not writable).
+fn start_write(
+    shared: &Arc<Shared>,
+    conn: &ConnectionHandle,
+    device_id: i64,
+    data_name: &str,
+    request_id: Value,
+    value: Value,
+) -> Option<BoxFuture<'static, ()>> {
+    let index = configured_index(shared, device_id)?;
+    let remote = &shared.config.remote_devices[index];
+    let Some(point) = remote.data.iter().find(|p| p.name == data_name) else {
+        tracing::debug!(device_id, data_name, "write to unknown data point ignored");
+        return None;
+    };
+    let requests = match value_for_point(point, &value).and_then(|v| write_requests(point, v)) {
+        Ok(requests) => Ok(requests),
+        Err(WriteValueError::NotWritable) => {
+            tracing::debug!(
+                device_id,
+                data_name,
+                "write to read-only data point ignored"
+            );
+            return None;
+        }
+        Err(err @ WriteValueError::DoesNotFit { .. }) => Err(err),
+    };
+    let shared = shared.clone();
+    let conn = conn.clone();
+    let unit = remote.device_id;
+    let name = point.name.clone();
+    Some(Box::pin(async move {
+        let result = match requests {
+            Err(err) => {
+                tracing::info!(unit, data_name = %name, %value, error = %err, "write rejected");
+                exception_name(3)
+            }
+            Ok(requests) => {
+                let mut result = "SUCCESS".to_owned();
+                for request in requests {
+                    match conn.send(unit, request).await {
+                        Ok(Response::Exception(code)) => {
+                            result = exception_name(code);
+                            break;
+                        }
+                        Ok(_) => {}
+                        Err(RequestError::Timeout) => {
+                            result = "TIMEOUT".to_owned();
+                            break;
+                        }
+                        Err(RequestError::Closed) => return,
+                    }
+                }
+                result
+            }
+        };
+        shared
+            .register(vec![shared
+                .types
+                .write_result(unit, &name, request_id, &result)])
+            .await;
+    }))
+}
