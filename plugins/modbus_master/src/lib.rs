@@ -14,6 +14,7 @@ pub mod device;
 pub mod events;
 pub mod framing;
 pub mod pdu;
+pub mod plugin;
 pub mod reader;
 pub mod transport;
 
