@@ -2,6 +2,9 @@
 //! hat-event-server process (LMDB backend) on a free loopback port, and temp dirs.
 #![allow(dead_code)]
 
+pub mod memory;
+pub mod python;
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
