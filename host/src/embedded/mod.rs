@@ -1,0 +1,420 @@
+//! The embedded event server: an Eventer server inside the host process.
+//!
+//! Events are kept in memory ([`store::EventStore`]) with hat-event-server's
+//! semantics: one session and one timestamp per register request, instances in
+//! request order, `latest` / `timeseries` / `server` queries. Connections inside the
+//! process ([`EmbeddedServer::connect`]) use no socket; with
+//! [`EmbeddedServer::listen`] the same server also speaks the Eventer protocol on TCP.
+//! Every batch is notified to every connection whose subscription matches, local and
+//! TCP alike, in registration order.
+
+pub mod store;
+mod tcp;
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::future::BoxFuture;
+use gateway_model::{
+    Event, EventType, Payload, QueryParams, QueryResult, RegisterEvent, Status, Subscription,
+};
+use tokio::sync::mpsc;
+
+use crate::device::{ClientError, DeviceClient};
+use crate::engine::ServerNotification;
+
+pub use store::EventStore;
+pub use tcp::{ListenError, TcpListenerHandle};
+
+/// Notifications buffered per local connection. A connection that falls this far
+/// behind is disconnected (like a TCP peer that stops reading) rather than stalling
+/// the server.
+pub const LOCAL_NOTIFY_CAPACITY: usize = 1024;
+
+/// Queries remembered for [`EmbeddedServer::query_log`] (diagnostics, tests).
+pub const QUERY_LOG_CAPACITY: usize = 256;
+
+/// Embedded server settings.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// `server` part of every event id.
+    pub server_id: i64,
+    /// Events kept for timeseries / server queries.
+    pub retained_events: usize,
+    /// hat's rule: answer register requests with `failure` unless `operational`.
+    /// Tests of status changes turn it off to see the gateway's `running=false`.
+    pub refuse_registers_unless_operational: bool,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        Self {
+            server_id: 1,
+            retained_events: store::DEFAULT_RETAINED_EVENTS,
+            refuse_registers_unless_operational: true,
+        }
+    }
+}
+
+/// Errors of the embedded server's connection API.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmbeddedError {
+    /// A subscription has `*` other than last (hat: `invalid query event type`).
+    #[error("invalid query event type")]
+    InvalidSubscription,
+}
+
+/// One connection as the server sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// Server-assigned connection id.
+    pub id: u64,
+    /// `clientName` of the connection.
+    pub client_name: String,
+    /// Subscriptions as given.
+    pub subscriptions: Vec<EventType>,
+    /// True for a TCP connection, false for an in-process one.
+    pub tcp: bool,
+}
+
+/// A query the server answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryRecord {
+    /// Who asked.
+    pub client_name: String,
+    /// What was asked.
+    pub params: QueryParams,
+}
+
+struct LocalSubscriber {
+    info: ConnectionInfo,
+    subscription: Subscription,
+    sender: mpsc::Sender<ServerNotification>,
+}
+
+struct State {
+    store: EventStore,
+    status: Status,
+    next_connection_id: u64,
+    local: Vec<LocalSubscriber>,
+    tcp_connections: Vec<ConnectionInfo>,
+    query_log: VecDeque<QueryRecord>,
+}
+
+struct Inner {
+    config: EmbeddedConfig,
+    state: Mutex<State>,
+    /// Serialises registrations so that every connection (local and TCP) sees batches
+    /// in session order; held across the TCP notification.
+    register_lock: tokio::sync::Mutex<()>,
+    tcp: Mutex<Vec<tcp::TcpNotifier>>,
+}
+
+/// The embedded event server. Cheap to clone (a shared handle).
+#[derive(Clone)]
+pub struct EmbeddedServer {
+    inner: Arc<Inner>,
+}
+
+impl EmbeddedServer {
+    /// A server with an empty store, status `operational`.
+    pub fn new(config: EmbeddedConfig) -> Self {
+        let store = EventStore::new(config.server_id, config.retained_events);
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                state: Mutex::new(State {
+                    store,
+                    status: Status::Operational,
+                    next_connection_id: 1,
+                    local: Vec::new(),
+                    tcp_connections: Vec::new(),
+                    query_log: VecDeque::new(),
+                }),
+                register_lock: tokio::sync::Mutex::new(()),
+                tcp: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a panic while holding it; the data is still
+        // consistent (every critical section is short and panic-free), so go on.
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn tcp_notifiers(&self) -> Vec<tcp::TcpNotifier> {
+        self.inner
+            .tcp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The configured server id.
+    pub fn server_id(&self) -> i64 {
+        self.inner.config.server_id
+    }
+
+    /// Current status.
+    pub fn status(&self) -> Status {
+        self.state().status
+    }
+
+    /// Changes the status and notifies every connection (local and TCP).
+    pub async fn set_status(&self, status: Status) {
+        let _order = self.inner.register_lock.lock().await;
+        {
+            let mut state = self.state();
+            if state.status == status {
+                return;
+            }
+            state.status = status;
+            state
+                .local
+                .retain(|sub| deliver(sub, ServerNotification::Status(status)));
+        }
+        for notifier in self.tcp_notifiers() {
+            notifier.set_status(status).await;
+        }
+    }
+
+    /// Opens an in-process connection (no socket). Returns the connection, its
+    /// notification stream and the status at connect time. Registers the
+    /// `event/<server id>/eventer/<client name>` `"CONNECTED"` event while
+    /// operational, as hat-event-server does.
+    pub async fn connect(
+        &self,
+        client_name: &str,
+        subscriptions: Vec<EventType>,
+    ) -> Result<(LocalConnection, mpsc::Receiver<ServerNotification>, Status), EmbeddedError> {
+        let subscription = Subscription::new(subscriptions.clone())
+            .map_err(|_| EmbeddedError::InvalidSubscription)?;
+        self.register_connection_event(client_name, "CONNECTED")
+            .await;
+        let (sender, receiver) = mpsc::channel(LOCAL_NOTIFY_CAPACITY);
+        let (id, status) = {
+            let mut state = self.state();
+            let id = state.next_connection_id;
+            state.next_connection_id += 1;
+            state.local.push(LocalSubscriber {
+                info: ConnectionInfo {
+                    id,
+                    client_name: client_name.to_owned(),
+                    subscriptions,
+                    tcp: false,
+                },
+                subscription,
+                sender,
+            });
+            (id, state.status)
+        };
+        tracing::debug!(client_name, id, "local eventer connection");
+        let connection = LocalConnection {
+            server: self.clone(),
+            id,
+            client_name: client_name.to_owned(),
+        };
+        Ok((connection, receiver, status))
+    }
+
+    async fn register_connection_event(&self, client_name: &str, what: &str) {
+        if self.status() != Status::Operational {
+            return;
+        }
+        let event = RegisterEvent::json(
+            vec![
+                "event".to_owned(),
+                self.server_id().to_string(),
+                "eventer".to_owned(),
+                client_name.to_owned(),
+            ],
+            serde_json::Value::String(what.to_owned()),
+        );
+        self.register(vec![event]).await;
+    }
+
+    fn disconnect_local(&self, id: u64) -> bool {
+        let mut state = self.state();
+        let before = state.local.len();
+        state.local.retain(|sub| sub.info.id != id);
+        before != state.local.len()
+    }
+
+    /// Registers one request (one session). `None` = hat's `failure` answer (the
+    /// server is not operational and registrations need it).
+    pub async fn register(&self, events: Vec<RegisterEvent>) -> Option<Vec<Event>> {
+        let _order = self.inner.register_lock.lock().await;
+        let stored = {
+            let mut state = self.state();
+            if self.inner.config.refuse_registers_unless_operational
+                && state.status != Status::Operational
+            {
+                return None;
+            }
+            let stored = state.store.register(events);
+            if stored.is_empty() {
+                return Some(stored);
+            }
+            state.local.retain(|sub| {
+                let matching: Vec<Event> = stored
+                    .iter()
+                    .filter(|e| sub.subscription.matches(&e.event_type))
+                    .cloned()
+                    .collect();
+                matching.is_empty() || deliver(sub, ServerNotification::Events(matching))
+            });
+            stored
+        };
+        for notifier in self.tcp_notifiers() {
+            notifier.notify_events(&stored).await;
+        }
+        Some(stored)
+    }
+
+    /// Answers a query.
+    pub fn query(&self, params: &QueryParams) -> QueryResult {
+        self.state().store.query(params)
+    }
+
+    fn query_logged(&self, client_name: &str, params: &QueryParams) -> QueryResult {
+        let mut state = self.state();
+        if state.query_log.len() >= QUERY_LOG_CAPACITY {
+            state.query_log.pop_front();
+        }
+        state.query_log.push_back(QueryRecord {
+            client_name: client_name.to_owned(),
+            params: params.clone(),
+        });
+        state.store.query(params)
+    }
+
+    /// The last [`QUERY_LOG_CAPACITY`] queries asked by connections, oldest first.
+    pub fn query_log(&self) -> Vec<QueryRecord> {
+        self.state().query_log.iter().cloned().collect()
+    }
+
+    /// Every open connection, local and TCP.
+    pub fn connections(&self) -> Vec<ConnectionInfo> {
+        let state = self.state();
+        state
+            .local
+            .iter()
+            .map(|sub| sub.info.clone())
+            .chain(state.tcp_connections.iter().cloned())
+            .collect()
+    }
+
+    fn add_tcp_connection(&self, info: ConnectionInfo) {
+        self.state().tcp_connections.push(info);
+    }
+
+    fn remove_tcp_connection(&self, id: u64) {
+        self.state().tcp_connections.retain(|c| c.id != id);
+    }
+
+    fn next_connection_id(&self) -> u64 {
+        let mut state = self.state();
+        let id = state.next_connection_id;
+        state.next_connection_id += 1;
+        id
+    }
+}
+
+/// Hands a notification to a local subscriber; false = drop the subscriber.
+fn deliver(sub: &LocalSubscriber, notification: ServerNotification) -> bool {
+    match sub.sender.try_send(notification) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            tracing::warn!(
+                client_name = %sub.info.client_name,
+                capacity = LOCAL_NOTIFY_CAPACITY,
+                "local eventer connection is not reading notifications; disconnecting it"
+            );
+            false
+        }
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+/// An in-process connection to the [`EmbeddedServer`]; implements [`DeviceClient`]
+/// so the engine and devices use it like a remote connection. Dropping it
+/// disconnects (and registers `"DISCONNECTED"` while operational).
+pub struct LocalConnection {
+    server: EmbeddedServer,
+    id: u64,
+    client_name: String,
+}
+
+impl LocalConnection {
+    /// The server this connection is on.
+    pub fn server(&self) -> &EmbeddedServer {
+        &self.server
+    }
+
+    /// True while the server still serves this connection (it is dropped when it
+    /// stops reading notifications).
+    pub fn is_open(&self) -> bool {
+        self.server
+            .state()
+            .local
+            .iter()
+            .any(|s| s.info.id == self.id)
+    }
+}
+
+impl Drop for LocalConnection {
+    fn drop(&mut self) {
+        if !self.server.disconnect_local(self.id) {
+            return;
+        }
+        let server = self.server.clone();
+        let client_name = std::mem::take(&mut self.client_name);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                server
+                    .register_connection_event(&client_name, "DISCONNECTED")
+                    .await;
+            });
+        }
+    }
+}
+
+impl DeviceClient for LocalConnection {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
+        Box::pin(async move {
+            if !self.is_open() {
+                return Err(ClientError::ConnectionClosed);
+            }
+            // Fire-and-forget: a `failure` answer is not reported, as on the wire.
+            self.server.register(events).await;
+            Ok(())
+        })
+    }
+
+    fn register_with_response(
+        &self,
+        events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        Box::pin(async move {
+            if !self.is_open() {
+                return Err(ClientError::ConnectionClosed);
+            }
+            Ok(self.server.register(events).await)
+        })
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        Box::pin(async move {
+            if !self.is_open() {
+                return Err(ClientError::ConnectionClosed);
+            }
+            Ok(self.server.query_logged(&self.client_name, &params))
+        })
+    }
+}
+
+/// `true` as a JSON payload (what `enable_devices` registers).
+pub(crate) fn json_true() -> Option<Payload> {
+    Some(Payload::json(serde_json::Value::Bool(true)))
+}

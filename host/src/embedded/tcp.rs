@@ -1,0 +1,177 @@
+//! The embedded server's TCP side: serves the Eventer protocol through
+//! `gateway_eventer::server` so other components and tools (the real Python eventer
+//! client, the CLI) can connect to the same store as the in-process engine.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+use gateway_eventer::server::{self as eventer_server, Server, ServerConfig, ServerHandler};
+use gateway_model::{Event, QueryParams, QueryResult, RegisterEvent, Status};
+
+use super::{ConnectionInfo, EmbeddedServer};
+
+/// Why the embedded server could not listen.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    /// Binding the socket failed.
+    #[error("embedded event server cannot listen: {0}")]
+    Bind(#[from] eventer_server::ServerError),
+}
+
+/// Forwards batches and status changes to the TCP connections of one listener.
+#[derive(Clone)]
+pub(crate) struct TcpNotifier {
+    listener_id: u64,
+    server: Server,
+}
+
+impl TcpNotifier {
+    pub(crate) async fn notify_events(&self, events: &[Event]) {
+        // Everything is "persisted" once stored in memory: persisted and
+        // non-persisted connections are both notified right away.
+        self.server.notify_events(events, false, false).await;
+        self.server.notify_events(events, true, false).await;
+    }
+
+    pub(crate) async fn set_status(&self, status: Status) {
+        self.server.set_status(status).await;
+    }
+}
+
+/// A listening TCP side. [`TcpListenerHandle::close`] stops it; dropping the handle
+/// leaves it running until the process ends.
+pub struct TcpListenerHandle {
+    listener_id: u64,
+    server: Server,
+    embedded: EmbeddedServer,
+}
+
+impl TcpListenerHandle {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.server.local_addr()
+    }
+
+    /// Stops listening and closes every TCP connection.
+    pub async fn close(self) {
+        self.embedded
+            .inner
+            .tcp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|n| n.listener_id != self.listener_id);
+        self.server.close().await;
+    }
+}
+
+/// The [`ServerHandler`] of a listener: every request goes to the embedded server.
+struct TcpHandler {
+    embedded: EmbeddedServer,
+    /// Eventer-server connection id -> embedded connection id.
+    ids: Mutex<HashMap<u64, u64>>,
+}
+
+impl ServerHandler for TcpHandler {
+    fn connected<'a>(
+        &'a self,
+        _server: &'a Server,
+        info: &'a eventer_server::ConnectionInfo,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let id = self.embedded.next_connection_id();
+            self.ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(info.id, id);
+            self.embedded.add_tcp_connection(ConnectionInfo {
+                id,
+                client_name: info.client_name.clone(),
+                subscriptions: info.subscription.query_types().to_vec(),
+                tcp: true,
+            });
+            // Before the answer, so the new client is not notified of it (as hat).
+            self.embedded
+                .register_connection_event(&info.client_name, "CONNECTED")
+                .await;
+            Ok(())
+        })
+    }
+
+    fn disconnected<'a>(
+        &'a self,
+        _server: &'a Server,
+        info: &'a eventer_server::ConnectionInfo,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let id = self
+                .ids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&info.id);
+            if let Some(id) = id {
+                self.embedded.remove_tcp_connection(id);
+            }
+            self.embedded
+                .register_connection_event(&info.client_name, "DISCONNECTED")
+                .await;
+        })
+    }
+
+    fn register<'a>(
+        &'a self,
+        _server: &'a Server,
+        _info: &'a eventer_server::ConnectionInfo,
+        events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'a, Option<Vec<Event>>> {
+        // The embedded server notifies every TCP connection before returning, so the
+        // notify is ahead of the register response on the wire, as with hat.
+        Box::pin(self.embedded.register(events))
+    }
+
+    fn query<'a>(
+        &'a self,
+        _server: &'a Server,
+        info: &'a eventer_server::ConnectionInfo,
+        params: QueryParams,
+    ) -> BoxFuture<'a, Result<QueryResult, String>> {
+        Box::pin(async move { Ok(self.embedded.query_logged(&info.client_name, &params)) })
+    }
+}
+
+impl EmbeddedServer {
+    /// Serves the Eventer protocol on `addr` (e.g. `127.0.0.1:0`) with hat's default
+    /// keepalive; `server_token` as hat's `server_token`.
+    pub async fn listen(
+        &self,
+        addr: &str,
+        server_token: Option<String>,
+    ) -> Result<TcpListenerHandle, ListenError> {
+        let handler = Arc::new(TcpHandler {
+            embedded: self.clone(),
+            ids: Mutex::new(HashMap::new()),
+        });
+        let config = ServerConfig {
+            server_token,
+            initial_status: self.status(),
+            ..ServerConfig::default()
+        };
+        let server = Server::listen(addr, handler, config).await?;
+        let listener_id = self.next_connection_id();
+        self.inner
+            .tcp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(TcpNotifier {
+                listener_id,
+                server: server.clone(),
+            });
+        tracing::info!(addr = ?server.local_addr(), "embedded event server listening");
+        Ok(TcpListenerHandle {
+            listener_id,
+            server,
+            embedded: self.clone(),
+        })
+    }
+}

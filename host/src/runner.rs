@@ -1,0 +1,343 @@
+//! The runner: connects to the event server (a remote hat-event server, or the
+//! embedded one), keeps an engine for every *active* connection
+//! (`spec/gateway-semantics.md` section 5.3), reconnects forever with backoff
+//! (design.md section 3), and shuts down cleanly: every running device is closed and
+//! its `running=false` registered before the connection closes.
+//!
+//! Entry point: [`run`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use gateway_eventer::client::{self as eventer_client, Client, ClientConfig};
+use gateway_model::{Event, QueryLatestParams, QueryParams, QueryResult, RegisterEvent, Status};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::device::{ClientError, DeviceClient};
+use crate::embedded::{self, EmbeddedConfig, EmbeddedServer, ListenError};
+use crate::engine::{self, Engine, ServerNotification};
+use crate::spec::{EventServerSpec, GatewaySpec};
+
+/// First delay before reconnecting after a refused or lost connection.
+pub const RECONNECT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
+
+/// The reconnect delay doubles up to this cap.
+pub const RECONNECT_MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Errors that end [`run`] (connection problems never do: the runner reconnects).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The embedded event server could not listen on its configured address.
+    #[error(transparent)]
+    Listen(#[from] ListenError),
+}
+
+/// Runs a gateway until `shutdown` is cancelled, then closes every device (its
+/// `running=false` registered while the connection is still open), closes the
+/// connection and returns `Ok(())`.
+///
+/// * `EventServerSpec::Remote`: connects to `host:port` as `gateway/<name>` with the
+///   subscription `gateway/<name>/?/?/system/*`; a refused or lost connection is
+///   retried forever (0.5 s doubling to 5 s); every new connection gets a new engine.
+/// * `EventServerSpec::Embedded`: starts an [`EmbeddedServer`] in this process (and
+///   its TCP side when `listen` is set); the engine uses it without a socket.
+///
+/// Returns an error only when the embedded server cannot listen.
+pub async fn run(spec: GatewaySpec, shutdown: CancellationToken) -> Result<(), RunError> {
+    match spec.event_server.clone() {
+        EventServerSpec::Remote { host, port, token } => {
+            run_remote(&spec, &host, port, token, shutdown).await;
+            Ok(())
+        }
+        EventServerSpec::Embedded { .. } => {
+            let server = EmbeddedServer::new(EmbeddedConfig::default());
+            run_embedded(&spec, server, shutdown).await
+        }
+    }
+}
+
+/// Runs a gateway on a given embedded server (so a caller can keep a handle to it,
+/// e.g. tests or a CLI that prints the store). Listens on `Embedded::listen` when
+/// set; with another event-server mode in `spec`, nothing is listened on and no
+/// devices are enabled. Returns after `shutdown`, like [`run`].
+pub async fn run_embedded(
+    spec: &GatewaySpec,
+    server: EmbeddedServer,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let span = tracing::info_span!("gateway", gateway = %spec.name, mode = "embedded");
+    async move {
+        let (listen, enable_devices) = match &spec.event_server {
+            EventServerSpec::Embedded {
+                listen,
+                enable_devices,
+            } => (listen.clone(), *enable_devices),
+            EventServerSpec::Remote { .. } => (None, false),
+        };
+        let listener = match listen {
+            Some((host, port)) => Some(server.listen(&format!("{host}:{port}"), None).await?),
+            None => None,
+        };
+        if enable_devices {
+            enable_unconfigured_devices(spec, &server).await;
+        }
+        let mut backoff = Backoff::new();
+        loop {
+            let connected = server
+                .connect(
+                    &engine::client_name(&spec.name),
+                    engine::subscriptions(&spec.name),
+                )
+                .await;
+            let end = match connected {
+                Ok((connection, notifications, status)) => {
+                    let client: Arc<dyn DeviceClient> = Arc::new(connection);
+                    let source = NotificationSource::Local(notifications);
+                    run_session(spec, client, source, status, &shutdown).await
+                }
+                Err(err) => {
+                    // The subscription is built from a validated name; this is a bug.
+                    tracing::error!(error = %err, "cannot connect to the embedded server");
+                    SessionEnd::ConnectionLost
+                }
+            };
+            if end == SessionEnd::Shutdown || !backoff.wait(&shutdown).await {
+                break;
+            }
+        }
+        if let Some(listener) = listener {
+            listener.close().await;
+        }
+        tracing::info!("gateway stopped");
+        Ok(())
+    }
+    .instrument(span)
+    .await
+}
+
+/// design.md `enable_devices`: `enable=true` for every device with no enable event.
+async fn enable_unconfigured_devices(spec: &GatewaySpec, server: &EmbeddedServer) {
+    let enable_types: Vec<_> = spec
+        .devices
+        .iter()
+        .map(|d| {
+            engine::enable_event_type(&engine::device_prefix(&spec.name, &d.device_type, &d.name))
+        })
+        .collect();
+    if enable_types.is_empty() {
+        return;
+    }
+    let existing = server.query(&QueryParams::Latest(QueryLatestParams {
+        event_types: Some(enable_types.clone()),
+    }));
+    let missing: Vec<RegisterEvent> = enable_types
+        .into_iter()
+        .filter(|t| !existing.events.iter().any(|e| &e.event_type == t))
+        .map(|event_type| RegisterEvent {
+            event_type,
+            source_timestamp: None,
+            payload: embedded::json_true(),
+        })
+        .collect();
+    if !missing.is_empty() {
+        tracing::info!(devices = missing.len(), "enabling devices (enable_devices)");
+        server.register(missing).await;
+    }
+}
+
+async fn run_remote(
+    spec: &GatewaySpec,
+    host: &str,
+    port: u16,
+    token: Option<String>,
+    shutdown: CancellationToken,
+) {
+    let span =
+        tracing::info_span!("gateway", gateway = %spec.name, server = %format!("{host}:{port}"));
+    async move {
+        let mut backoff = Backoff::new();
+        loop {
+            let mut config = ClientConfig::new(engine::client_name(&spec.name));
+            config.client_token = token.clone();
+            config.subscriptions = engine::subscriptions(&spec.name);
+            let connected = tokio::select! {
+                () = shutdown.cancelled() => break,
+                connected = Client::connect((host, port), config) => connected,
+            };
+            match connected {
+                Ok((client, notifications)) => {
+                    tracing::info!(status = client.status().as_str(), "connected to event server");
+                    backoff.reset();
+                    let status = client.status();
+                    let device_client: Arc<dyn DeviceClient> = Arc::new(RemoteClient(client.clone()));
+                    let source = NotificationSource::Remote(notifications, client.clone());
+                    let end = run_session(spec, device_client, source, status, &shutdown).await;
+                    client.close().await;
+                    if end == SessionEnd::Shutdown {
+                        break;
+                    }
+                    tracing::warn!("event server connection lost; reconnecting");
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, retry_s = backoff.delay.as_secs_f64(), "cannot connect to event server");
+                }
+            }
+            if !backoff.wait(&shutdown).await {
+                break;
+            }
+        }
+        tracing::info!("gateway stopped");
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Reconnect delay: 0.5 s doubling to 5 s, reset after a successful connect.
+struct Backoff {
+    delay: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            delay: RECONNECT_INITIAL_BACKOFF,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.delay = RECONNECT_INITIAL_BACKOFF;
+    }
+
+    /// Sleeps the current delay and doubles it; false when shutdown came first.
+    async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
+        let delay = self.delay;
+        self.delay = (self.delay * 2).min(RECONNECT_MAX_BACKOFF);
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionEnd {
+    Shutdown,
+    ConnectionLost,
+}
+
+/// Where a session's notifications come from.
+enum NotificationSource {
+    Local(mpsc::Receiver<ServerNotification>),
+    Remote(mpsc::Receiver<eventer_client::Notification>, Client),
+}
+
+impl NotificationSource {
+    /// Next notification; `None` when the connection has ended. Cancel safe.
+    async fn recv(&mut self) -> Option<ServerNotification> {
+        match self {
+            Self::Local(receiver) => receiver.recv().await,
+            Self::Remote(receiver, client) => tokio::select! {
+                notification = receiver.recv() => notification.map(|n| match n {
+                    eventer_client::Notification::Status(status) => ServerNotification::Status(status),
+                    eventer_client::Notification::Events(events) => ServerNotification::Events(events),
+                }),
+                reason = client.closed() => {
+                    tracing::warn!(reason = %reason, "event server connection closed");
+                    None
+                }
+            },
+        }
+    }
+}
+
+/// One connection: an engine while the connection is active (section 5.3).
+async fn run_session(
+    spec: &GatewaySpec,
+    client: Arc<dyn DeviceClient>,
+    mut source: NotificationSource,
+    mut status: Status,
+    shutdown: &CancellationToken,
+) -> SessionEnd {
+    let active = |status: Status| !spec.require_operational || status == Status::Operational;
+    let start = || Engine::start(spec, client.clone(), shutdown.child_token());
+    let mut engine = active(status).then(start);
+    if engine.is_none() {
+        tracing::info!(
+            status = status.as_str(),
+            "waiting for the event server to be operational"
+        );
+    }
+    let end = loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break SessionEnd::Shutdown,
+            notification = source.recv() => match notification {
+                None => break SessionEnd::ConnectionLost,
+                Some(ServerNotification::Status(new_status)) => {
+                    tracing::info!(status = new_status.as_str(), "event server status");
+                    status = new_status;
+                    match (active(status), engine.take()) {
+                        (true, None) => engine = Some(start()),
+                        (false, Some(old)) => {
+                            tracing::info!("event server not operational: stopping devices");
+                            old.close().await;
+                        }
+                        (_, current) => engine = current,
+                    }
+                }
+                Some(ServerNotification::Events(events)) => match engine.as_mut() {
+                    Some(engine) => engine.route(events),
+                    // Behaviour 15: not kept for a later engine.
+                    None => tracing::debug!(events = events.len(), "no engine: events discarded"),
+                },
+            },
+            err = engine_fatal(&mut engine) => {
+                tracing::warn!(error = %err, "engine failed");
+                break SessionEnd::ConnectionLost;
+            }
+        }
+    };
+    if let Some(engine) = engine {
+        engine.close().await;
+    }
+    end
+}
+
+async fn engine_fatal(engine: &mut Option<Engine>) -> engine::EngineError {
+    match engine {
+        Some(engine) => engine.fatal().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The eventer client as the engine's and devices' [`DeviceClient`].
+struct RemoteClient(Client);
+
+fn client_error(err: eventer_client::ClientError) -> ClientError {
+    tracing::debug!(error = %err, "eventer request failed");
+    ClientError::ConnectionClosed
+}
+
+impl DeviceClient for RemoteClient {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
+        Box::pin(async move { self.0.register(events).await.map_err(client_error) })
+    }
+
+    fn register_with_response(
+        &self,
+        events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        Box::pin(async move {
+            self.0
+                .register_with_response(events)
+                .await
+                .map_err(client_error)
+        })
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        Box::pin(async move { self.0.query(params).await.map_err(client_error) })
+    }
+}

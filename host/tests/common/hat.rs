@@ -1,0 +1,1 @@
+//! Launcher for the real hat-event server (filled in below).
