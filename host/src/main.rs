@@ -1,5 +1,6 @@
-//! The `gateway-host` binary.
+//! The `gateway-host` binary: command line, configuration, logging and the daemon
+//! (see `gateway_host::cli`).
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+fn main() -> std::process::ExitCode {
+    gateway_host::cli::main()
 }

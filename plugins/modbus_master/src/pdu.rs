@@ -329,9 +329,10 @@ pub fn decode_response(pdu: &[u8]) -> Result<Response, PduError> {
         }
         24 => {
             // Standard encoding: byte count (2), FIFO count (2), FIFO count registers.
+            // The registers are taken from the byte count; the FIFO count is not
+            // checked because pymodbus 3.8 writes it in bytes instead of registers.
             let byte_count = usize::from(word(0)?);
-            let fifo_count = usize::from(word(2)?);
-            if data.len() != 2 + byte_count || byte_count != 2 + 2 * fifo_count {
+            if data.len() != 2 + byte_count || byte_count < 2 || byte_count % 2 != 0 {
                 return Err(PduError::BadLength(fc));
             }
             Ok(Response::Registers(registers(&data[4..])))

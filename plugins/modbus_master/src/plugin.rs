@@ -43,7 +43,10 @@ pub struct ModbusMasterDevice {
 }
 
 /// SDK entry point: validates the entry and starts the device.
-pub async fn create(conf: serde_json::Value, context: Context) -> Result<ModbusMasterDevice, Error> {
+pub async fn create(
+    conf: serde_json::Value,
+    context: Context,
+) -> Result<ModbusMasterDevice, Error> {
     let sink = Arc::new(ClientSink(context.client().clone()));
     let inner = MasterDevice::create(&conf, context.prefix().to_vec(), sink)
         .map(Arc::new)

@@ -1,0 +1,447 @@
+//! Command line of the `gateway-host` binary (clap) and the dispatch of its commands:
+//! run the daemon, `check`, `schema`, `plugins` and `events`.
+//!
+//! Exit codes: 0 success, 2 configuration / plugin / usage errors (nothing was sent
+//! anywhere), 1 any other failure.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, ConfigError, ConfigErrors, ConfigSource, RawConfig, ValidatedConfig};
+use crate::device::DeviceFactory;
+use crate::events_cmd::{self, EventsArgs};
+use crate::logging::{self, LogConfig};
+use crate::spec::GatewaySpec;
+
+/// Exit code for configuration, schema and plugin errors found before start.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for any other failure.
+pub const EXIT_FAILURE: u8 = 1;
+
+/// `gateway-host`: a hat-gateway compatible gateway whose device types are plugins.
+#[derive(Debug, Parser)]
+#[command(name = "gateway-host", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration and plugins of the daemon (when no subcommand is given).
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// A subcommand; none runs the daemon.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Where the configuration and the plugins are.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct RunArgs {
+    /// Configuration file (YAML, JSON or TOML by extension); `-` reads standard input.
+    /// Default: the first of $XDG_CONFIG_HOME/hat/gateway.{yaml,yml,toml,json}.
+    #[arg(long, value_name = "PATH")]
+    pub conf: Option<PathBuf>,
+    /// Plugin search options.
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+}
+
+/// Where plugins are searched and how carefully.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Args)]
+pub struct PluginArgs {
+    /// Directory searched for device plugins, before the configuration's plugins_dir,
+    /// the executable's directory and $XDG_DATA_HOME/hat/gateway/plugins. Repeatable.
+    #[arg(long = "plugins-dir", value_name = "DIR")]
+    pub plugins_dirs: Vec<PathBuf>,
+    /// Load plugins from files or directories other users can write to.
+    #[arg(long)]
+    pub allow_insecure_plugins: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration and resolve every plugin; connect to nothing.
+    Check(RunArgs),
+    /// Print the main configuration schema, or a device type's schema.
+    Schema {
+        /// Device type (or plugin name) whose schema to print.
+        #[arg(value_name = "DEVICE_TYPE")]
+        device_type: Option<String>,
+        /// Plugin search options.
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
+    /// List the plugins found, or describe one.
+    Plugins {
+        /// What to show.
+        #[command(subcommand)]
+        command: Option<PluginsCommand>,
+        /// Plugin search options.
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
+    /// Register, query and watch events on an Eventer server.
+    Events(EventsArgs),
+}
+
+/// `plugins` subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum PluginsCommand {
+    /// Show one plugin: its file, versions, device type and schema id.
+    Info {
+        /// Plugin name (sim) or library path.
+        #[arg(value_name = "NAME|PATH")]
+        plugin: String,
+    },
+}
+
+/// A failure of a command, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Configuration or plugin errors (exit 2).
+    #[error("{0}")]
+    Config(#[from] ConfigErrors),
+    /// A plugin error outside a configuration (exit 2).
+    #[error("{0}")]
+    Plugin(String),
+    /// Anything else (exit 1).
+    #[error("{0:#}")]
+    Other(#[from] anyhow::Error),
+}
+
+impl CliError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Config(_) | Self::Plugin(_) => EXIT_CONFIG,
+            Self::Other(_) => EXIT_FAILURE,
+        }
+    }
+}
+
+/// Parses the command line, runs the command and maps the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("gateway-host: {}", error_text(&err));
+            ExitCode::from(err.exit_code())
+        }
+    }
+}
+
+fn error_text(err: &CliError) -> String {
+    match err {
+        // Several lines: one per configuration error, each starting with the file.
+        CliError::Config(errors) if errors.errors().len() > 1 => {
+            format!("{} configuration errors:\n{errors}", errors.errors().len())
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Runs one parsed command line.
+pub fn dispatch(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        None => run_daemon(&cli.run),
+        Some(Command::Check(mut args)) => {
+            // `gateway-host --conf g.yaml check` means the same as `check --conf g.yaml`.
+            args.conf = args.conf.or(cli.run.conf);
+            args.plugins
+                .plugins_dirs
+                .extend(cli.run.plugins.plugins_dirs);
+            args.plugins.allow_insecure_plugins |= cli.run.plugins.allow_insecure_plugins;
+            check(&args)
+        }
+        Some(Command::Schema {
+            device_type,
+            plugins,
+        }) => schema(device_type.as_deref(), &plugins),
+        Some(Command::Plugins { command, plugins }) => plugins_command(command, &plugins),
+        Some(Command::Events(args)) => events(args),
+    }
+}
+
+/// Reads the configuration named by `--conf`, or the default one.
+pub fn load_raw(conf: Option<&Path>) -> Result<RawConfig, ConfigErrors> {
+    let source = match conf {
+        Some(path) => ConfigSource::from_arg(path),
+        None => match config::find_default_from_env() {
+            Ok(path) => ConfigSource::Path(path),
+            Err(searched) => {
+                let searched: Vec<String> =
+                    searched.iter().map(|p| p.display().to_string()).collect();
+                let reason = if searched.is_empty() {
+                    "no --conf given and neither XDG_CONFIG_HOME nor HOME is set".to_owned()
+                } else {
+                    format!(
+                        "no --conf given and no default configuration found (searched {})",
+                        searched.join(", ")
+                    )
+                };
+                return Err(ConfigError::document("gateway-host", reason).into());
+            }
+        },
+    };
+    config::read(&source)
+}
+
+/// Plugin directories in search order: `--plugins-dir`, the configuration's
+/// `plugins_dir`, the executable's directory, `$XDG_DATA_HOME/hat/gateway/plugins`.
+pub fn plugin_search_dirs(cli_dirs: &[PathBuf], config_dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = cli_dirs.iter().chain(config_dirs).cloned().collect();
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_owned))
+    {
+        dirs.push(dir);
+    }
+    let data_home = match std::env::var_os("XDG_DATA_HOME") {
+        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
+        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")),
+    };
+    if let Some(data_home) = data_home {
+        dirs.push(data_home.join("hat/gateway/plugins"));
+    }
+    dirs.dedup();
+    dirs
+}
+
+/// Resolves a device entry's `module` to a loaded plugin.
+type Resolver = Box<dyn Fn(&str) -> Result<Arc<dyn DeviceFactory>, String>>;
+
+/// The plugin resolver over `dirs`.
+///
+/// WIRING: switch to the plugin registry (`crate::plugins`) when it lands.
+fn plugin_resolver(dirs: Vec<PathBuf>, _allow_insecure: bool) -> Resolver {
+    Box::new(move |_module: &str| {
+        Err(format!(
+            "the plugin loader is not available in this build (searched {})",
+            dirs.iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
+}
+
+/// Loads and fully validates a configuration.
+fn load_and_validate(args: &RunArgs) -> Result<(RawConfig, ValidatedConfig), CliError> {
+    let raw = load_raw(args.conf.as_deref())?;
+    let dirs = plugin_search_dirs(&args.plugins.plugins_dirs, &config::plugin_dirs(&raw));
+    let resolve = plugin_resolver(dirs, args.plugins.allow_insecure_plugins);
+    let validated = config::validate(&raw, &*resolve)?;
+    Ok((raw, validated))
+}
+
+fn check(args: &RunArgs) -> Result<(), CliError> {
+    let (raw, validated) = load_and_validate(args)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}: valid (gateway {:?}, {} device(s))",
+        raw.origin,
+        validated.spec.name,
+        validated.spec.devices.len()
+    )
+    .map_err(|err| CliError::Other(err.into()))?;
+    for warning in &validated.warnings {
+        eprintln!("gateway-host: warning: {}: {warning}", raw.origin);
+    }
+    Ok(())
+}
+
+fn schema(device_type: Option<&str>, plugins: &PluginArgs) -> Result<(), CliError> {
+    let text = match device_type {
+        None => config::MAIN_SCHEMA_TEXT.trim_end().to_owned(),
+        Some(name) => {
+            let resolve = plugin_resolver(
+                plugin_search_dirs(&plugins.plugins_dirs, &[]),
+                plugins.allow_insecure_plugins,
+            );
+            let factory =
+                resolve(name).map_err(|reason| CliError::Plugin(format!("{name}: {reason}")))?;
+            let schema = factory.json_schema().ok_or_else(|| {
+                CliError::Plugin(format!(
+                    "{name}: device type {:?} has no configuration schema",
+                    factory.device_type()
+                ))
+            })?;
+            serde_json::to_string_pretty(schema).map_err(|err| CliError::Other(err.into()))?
+        }
+    };
+    writeln!(std::io::stdout().lock(), "{text}").map_err(|err| CliError::Other(err.into()))
+}
+
+/// WIRING: delegate to `crate::plugins::plugins_command` when it lands.
+fn plugins_command(command: Option<PluginsCommand>, plugins: &PluginArgs) -> Result<(), CliError> {
+    let _ = (command, plugins_search(plugins));
+    Err(CliError::Plugin(
+        "the plugin loader is not available in this build".to_owned(),
+    ))
+}
+
+fn plugins_search(plugins: &PluginArgs) -> Vec<PathBuf> {
+    plugin_search_dirs(&plugins.plugins_dirs, &[])
+}
+
+fn events(args: EventsArgs) -> Result<(), CliError> {
+    // The operator's tool logs warnings only, unless RUST_LOG says otherwise.
+    let _ = logging::install(&LogConfig {
+        level: "warn".to_owned(),
+        ..LogConfig::default()
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::Other(err.into()))?;
+    runtime.block_on(async {
+        let shutdown = shutdown_on_signals()?;
+        let mut out = std::io::stdout().lock();
+        events_cmd::run(args, shutdown, &mut out)
+            .await
+            .map_err(|err| CliError::Other(err.into()))
+    })
+}
+
+fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
+    let (raw, validated) = load_and_validate(args)?;
+    logging::install(&validated.log).map_err(|err| CliError::Other(err.into()))?;
+    for warning in &validated.warnings {
+        tracing::warn!(config = %raw.origin, "{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|err| CliError::Other(err.into()))?;
+    runtime.block_on(async {
+        let shutdown = shutdown_on_signals()?;
+        tracing::info!(
+            config = %raw.origin,
+            gateway = %validated.spec.name,
+            devices = validated.spec.devices.len(),
+            "starting"
+        );
+        run_gateway(validated.spec, shutdown).await
+    })
+}
+
+/// WIRING: `crate::runner::run(spec, shutdown)` when the runner lands.
+async fn run_gateway(spec: GatewaySpec, shutdown: CancellationToken) -> Result<(), CliError> {
+    let _ = (spec, shutdown);
+    Err(CliError::Other(anyhow::anyhow!(
+        "the runner is not available in this build"
+    )))
+}
+
+/// A token cancelled on the first SIGINT or SIGTERM. Must be called inside a runtime.
+fn shutdown_on_signals() -> Result<CancellationToken, CliError> {
+    let token = CancellationToken::new();
+    #[cfg(unix)]
+    let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|err| CliError::Other(anyhow::Error::from(err).context("SIGTERM handler")))?;
+    let trigger = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = sigterm.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested");
+        trigger.cancel();
+    });
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("gateway-host").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn daemon_arguments() {
+        let cli = parse(&[
+            "--conf",
+            "g.yaml",
+            "--plugins-dir",
+            "a",
+            "--plugins-dir",
+            "b",
+            "--allow-insecure-plugins",
+        ]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.run.conf, Some(PathBuf::from("g.yaml")));
+        assert_eq!(
+            cli.run.plugins.plugins_dirs,
+            [PathBuf::from("a"), PathBuf::from("b")]
+        );
+        assert!(cli.run.plugins.allow_insecure_plugins);
+        assert_eq!(
+            parse(&[]).run,
+            RunArgs {
+                conf: None,
+                plugins: PluginArgs::default()
+            }
+        );
+    }
+
+    #[test]
+    fn subcommand_arguments() {
+        match parse(&["check", "--conf", "-"]).command {
+            Some(Command::Check(args)) => assert_eq!(args.conf, Some(PathBuf::from("-"))),
+            other => panic!("{other:?}"),
+        }
+        match parse(&["schema", "sim", "--plugins-dir", "p"]).command {
+            Some(Command::Schema {
+                device_type,
+                plugins,
+            }) => {
+                assert_eq!(device_type.as_deref(), Some("sim"));
+                assert_eq!(plugins.plugins_dirs, [PathBuf::from("p")]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["plugins", "info", "sim"]).command {
+            Some(Command::Plugins { command, .. }) => assert_eq!(
+                command,
+                Some(PluginsCommand::Info {
+                    plugin: "sim".into()
+                })
+            ),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse(&["events", "--server", "h:1", "watch", "a/*"]).command,
+            Some(Command::Events(_))
+        ));
+    }
+
+    #[test]
+    fn search_dirs_order() {
+        let dirs = plugin_search_dirs(&[PathBuf::from("/cli")], &[PathBuf::from("/conf")]);
+        assert_eq!(dirs[0], PathBuf::from("/cli"));
+        assert_eq!(dirs[1], PathBuf::from("/conf"));
+        let exe_dir = std::env::current_exe()
+            .unwrap()
+            .parent()
+            .unwrap()
+            .to_owned();
+        assert_eq!(dirs[2], exe_dir);
+    }
+
+    #[test]
+    fn exit_codes() {
+        let config = CliError::Config(ConfigError::document("f", "x").into());
+        assert_eq!(config.exit_code(), 2);
+        assert_eq!(CliError::Plugin("x".into()).exit_code(), 2);
+        assert_eq!(CliError::Other(anyhow::anyhow!("x")).exit_code(), 1);
+    }
+}

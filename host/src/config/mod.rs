@@ -1,0 +1,337 @@
+//! Configuration: read a YAML / JSON / TOML document, validate it against the main
+//! schema and every device entry against its plugin's schema, check names, and build
+//! the [`GatewaySpec`] the runner consumes.
+//!
+//! Every problem is collected (not just the first) and reported as
+//! `FILE: JSON-POINTER: REASON`; nothing here touches the network.
+
+mod error;
+mod parse;
+mod schema;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+pub use error::{escape_token, ConfigError, ConfigErrors, ErrorLocation};
+pub use parse::{
+    find_default, find_default_from_env, parse, read, ConfigSource, Format, RawConfig,
+    DEFAULT_FILE_NAMES, STDIN_NAME,
+};
+pub use schema::{main_schema, DeviceSchema, HOST_DEVICE_KEYS, MAIN_SCHEMA_ID, MAIN_SCHEMA_TEXT};
+
+use crate::device::DeviceFactory;
+use crate::logging::{LogConfig, LogFormat};
+use crate::spec::{
+    DeviceSpec, EventServerSpec, GatewaySpec, RestartPolicy, DEFAULT_EVENT_QUEUE_SIZE,
+};
+
+/// Finds the plugin for a device entry's `module`; the error is the reason, shown to the
+/// operator after the entry's pointer.
+pub type PluginResolver<'a> = &'a dyn Fn(&str) -> Result<Arc<dyn DeviceFactory>, String>;
+
+/// A configuration that passed every check.
+#[derive(Clone)]
+pub struct ValidatedConfig {
+    /// What the runner runs.
+    pub spec: GatewaySpec,
+    /// The `log` section.
+    pub log: LogConfig,
+    /// Things that are accepted but not acted on (log them once logging is up).
+    pub warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for ValidatedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let devices: Vec<(&str, &str)> = self
+            .spec
+            .devices
+            .iter()
+            .map(|d| (d.device_type.as_str(), d.name.as_str()))
+            .collect();
+        f.debug_struct("ValidatedConfig")
+            .field("name", &self.spec.name)
+            .field("event_server", &self.spec.event_server)
+            .field("devices", &devices)
+            .field("log", &self.log)
+            .field("warnings", &self.warnings)
+            .finish()
+    }
+}
+
+/// The configuration's `plugins_dir` entries (a string or a list), resolved against the
+/// configuration's directory. Read leniently, before validation: the loader needs them
+/// to resolve device modules, and a wrongly typed value is reported by the schema.
+pub fn plugin_dirs(raw: &RawConfig) -> Vec<PathBuf> {
+    let resolve = |dir: &str| -> PathBuf {
+        let path = Path::new(dir);
+        if path.is_absolute() {
+            path.to_owned()
+        } else {
+            raw.base_dir.join(path)
+        }
+    };
+    match raw.value.get("plugins_dir") {
+        Some(Value::String(dir)) => vec![resolve(dir)],
+        Some(Value::Array(dirs)) => dirs.iter().filter_map(Value::as_str).map(resolve).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Validates a configuration completely and builds the gateway spec.
+///
+/// Order (spec section 3.3): main schema; then for every device entry its plugin is
+/// resolved and the entry validated against the plugin's schema; then the host's own
+/// rules (unique `(device_type, name)`, log filter syntax, supported event-server mode).
+/// All errors found are returned together.
+pub fn validate(
+    raw: &RawConfig,
+    resolve: PluginResolver<'_>,
+) -> Result<ValidatedConfig, ConfigErrors> {
+    let file = raw.origin.as_str();
+    let doc = &raw.value;
+    let mut errors = schema::validate_main(file, doc);
+
+    let devices = check_devices(file, doc, resolve, &mut errors);
+
+    let log = match log_config(doc) {
+        Ok(log) => log,
+        Err(error) => {
+            errors.push(ConfigError::at(file, "/log/filter", error));
+            LogConfig::default()
+        }
+    };
+
+    let has_event_server_errors = errors
+        .iter()
+        .any(|e| e.pointer().is_some_and(|p| p.starts_with("/event_server")));
+    if !has_event_server_errors && doc.pointer("/event_server/monitor_component").is_some() {
+        errors.push(ConfigError::at(
+            file,
+            "/event_server/monitor_component",
+            "monitor (redundancy) mode is not supported yet; use \"eventer_server\" \
+             (a remote hat-event server) or \"embedded\"",
+        ));
+    }
+
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let main = MainDocument::deserialize(doc).map_err(|err| {
+        // The schema accepted the document, so this is a mismatch between the schema and
+        // the types below: report it rather than panic.
+        ConfigError::document(
+            file,
+            format!("internal error reading the configuration: {err}"),
+        )
+    })?;
+    let require_operational = main.event_server.require_operational;
+    let event_server = main
+        .event_server
+        .into_spec()
+        .map_err(|reason| ConfigError::at(file, "/event_server", reason))?;
+    let mut warnings = Vec::new();
+    if doc.get("adminer_server").is_some() {
+        warnings.push("adminer_server is not supported yet; ignored".to_owned());
+    }
+    if doc.pointer("/log/version").is_some() {
+        warnings.push(
+            "log: a hat logging.dictConfig document is ignored; use level, format and filter"
+                .to_owned(),
+        );
+    }
+    Ok(ValidatedConfig {
+        spec: GatewaySpec {
+            name: main.name,
+            event_server,
+            require_operational,
+            devices,
+        },
+        log,
+        warnings,
+    })
+}
+
+/// Resolves and validates every device entry; returns the devices that are fine.
+fn check_devices(
+    file: &str,
+    doc: &Value,
+    resolve: PluginResolver<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<DeviceSpec> {
+    let Some(entries) = doc.get("devices").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    // One compiled schema per module string: several devices of one type share it.
+    let mut plugins: HashMap<&str, Option<(Arc<dyn DeviceFactory>, Option<DeviceSchema>)>> =
+        HashMap::new();
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut devices = Vec::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let pointer = format!("/devices/{index}");
+        let Some(module) = entry.get("module").and_then(Value::as_str) else {
+            continue; // The main schema reported it.
+        };
+        if module.is_empty() {
+            continue;
+        }
+        let plugin = plugins.entry(module).or_insert_with(|| {
+            let factory = match resolve(module) {
+                Ok(factory) => factory,
+                Err(reason) => {
+                    errors.push(ConfigError::at(
+                        file,
+                        format!("{pointer}/module"),
+                        format!("cannot load plugin {module:?}: {reason}"),
+                    ));
+                    return None;
+                }
+            };
+            match DeviceSchema::compile(factory.as_ref()) {
+                Ok(schema) => Some((factory, schema)),
+                Err(reason) => {
+                    errors.push(ConfigError::at(
+                        file,
+                        format!("{pointer}/module"),
+                        format!(
+                            "plugin {module:?} (device type {:?}): {reason}",
+                            factory.device_type()
+                        ),
+                    ));
+                    None
+                }
+            }
+        });
+        let Some((factory, device_schema)) = plugin else {
+            continue;
+        };
+        let conf = plugin_conf(entry);
+        if let Some(device_schema) = device_schema {
+            errors.extend(device_schema.validate(file, &pointer, &conf));
+        }
+        let Some(name) = entry.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let key = (factory.device_type().to_owned(), name.to_owned());
+        if let Some(first) = seen.get(&key) {
+            errors.push(ConfigError::at(
+                file,
+                format!("{pointer}/name"),
+                format!(
+                    "duplicate device: type {:?} and name {name:?} are already used by /devices/{first}",
+                    key.0
+                ),
+            ));
+            continue;
+        }
+        seen.insert(key, index);
+        devices.push(DeviceSpec {
+            device_type: factory.device_type().to_owned(),
+            name: name.to_owned(),
+            conf,
+            factory: Arc::clone(factory),
+            restart: match entry.get("restart").and_then(Value::as_str) {
+                Some("on-failure") => RestartPolicy::ON_FAILURE_DEFAULT,
+                _ => RestartPolicy::Never,
+            },
+            event_queue_size: entry
+                .get("event_queue_size")
+                .and_then(Value::as_u64)
+                .and_then(|size| usize::try_from(size).ok())
+                .unwrap_or(DEFAULT_EVENT_QUEUE_SIZE),
+        });
+    }
+    devices
+}
+
+/// The device entry as the plugin sees it: without the host's own keys.
+fn plugin_conf(entry: &Value) -> Value {
+    let mut conf = entry.clone();
+    if let Value::Object(map) = &mut conf {
+        for key in HOST_DEVICE_KEYS {
+            map.remove(key);
+        }
+    }
+    conf
+}
+
+/// Reads the `log` section; the error is the reason for `/log/filter`.
+fn log_config(doc: &Value) -> Result<LogConfig, String> {
+    let mut log = LogConfig::default();
+    let Some(section) = doc.get("log").and_then(Value::as_object) else {
+        return Ok(log);
+    };
+    if section.contains_key("version") {
+        return Ok(log); // hat dictConfig: ignored (warned about).
+    }
+    if let Some(level) = section.get("level").and_then(Value::as_str) {
+        level.clone_into(&mut log.level);
+    }
+    if section.get("format").and_then(Value::as_str) == Some("json") {
+        log.format = LogFormat::Json;
+    }
+    log.filter = section
+        .get("filter")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    log.env_filter().map_err(|err| err.to_string())?;
+    Ok(log)
+}
+
+/// The typed view of a document that passed the main schema.
+#[derive(Deserialize)]
+struct MainDocument {
+    name: String,
+    event_server: EventServerDocument,
+}
+
+#[derive(Deserialize)]
+struct EventServerDocument {
+    #[serde(default)]
+    require_operational: bool,
+    eventer_server: Option<RemoteDocument>,
+    embedded: Option<EmbeddedDocument>,
+}
+
+#[derive(Deserialize)]
+struct RemoteDocument {
+    host: String,
+    port: u16,
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EmbeddedDocument {
+    eventer_server: Option<AddressDocument>,
+    #[serde(default)]
+    enable_devices: bool,
+}
+
+#[derive(Deserialize)]
+struct AddressDocument {
+    host: String,
+    port: u16,
+}
+
+impl EventServerDocument {
+    fn into_spec(self) -> Result<EventServerSpec, String> {
+        match (self.eventer_server, self.embedded) {
+            (Some(remote), None) => Ok(EventServerSpec::Remote {
+                host: remote.host,
+                port: remote.port,
+                token: remote.token,
+            }),
+            (None, Some(embedded)) => Ok(EventServerSpec::Embedded {
+                listen: embedded.eventer_server.map(|a| (a.host, a.port)),
+                enable_devices: embedded.enable_devices,
+            }),
+            _ => Err("exactly one of \"eventer_server\" or \"embedded\" is required".to_owned()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,305 @@
+//! Unit tests of configuration validation with in-memory device factories.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::{json, Value};
+
+use super::*;
+use crate::device::{DeviceContext, DeviceError, DeviceFactory, DeviceInstance};
+
+struct TestFactory {
+    device_type: &'static str,
+    schema: Option<Value>,
+}
+
+impl DeviceFactory for TestFactory {
+    fn device_type(&self) -> &str {
+        self.device_type
+    }
+    fn json_schema_id(&self) -> Option<&str> {
+        None
+    }
+    fn json_schema(&self) -> Option<&Value> {
+        self.schema.as_ref()
+    }
+    fn create(
+        &self,
+        _conf: Value,
+        _context: DeviceContext,
+    ) -> BoxFuture<'static, Result<Box<dyn DeviceInstance>, DeviceError>> {
+        Box::pin(async { Err(DeviceError::Failed("not in unit tests".into())) })
+    }
+}
+
+/// `sim` has a schema that requires nothing but types `period`; `strict` forbids
+/// unknown keys; anything else cannot be loaded.
+fn resolver(module: &str) -> Result<Arc<dyn DeviceFactory>, String> {
+    match module {
+        "sim" => Ok(Arc::new(TestFactory {
+            device_type: "sim",
+            schema: Some(json!({
+                "type": "object",
+                "properties": {"period": {"type": "number"}}
+            })),
+        })),
+        "sim2" => Ok(Arc::new(TestFactory {
+            device_type: "sim",
+            schema: None,
+        })),
+        "strict" => Ok(Arc::new(TestFactory {
+            device_type: "strict",
+            schema: Some(json!({
+                "type": "object",
+                "required": ["module", "name", "connection"],
+                "properties": {"module": {}, "name": {}, "connection": {"type": "object"}},
+                "additionalProperties": false
+            })),
+        })),
+        other => Err(format!(
+            "no plugin named {other:?} in the plugin directories"
+        )),
+    }
+}
+
+fn raw(value: Value) -> RawConfig {
+    RawConfig {
+        origin: "gateway.yaml".into(),
+        base_dir: PathBuf::from("/etc/gw"),
+        value,
+    }
+}
+
+fn doc(devices: Value) -> Value {
+    json!({
+        "name": "gw1",
+        "event_server": {"eventer_server": {"host": "127.0.0.1", "port": 23012}},
+        "devices": devices
+    })
+}
+
+fn error_lines(value: Value) -> Vec<String> {
+    match validate(&raw(value), &resolver) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.errors().iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn valid_config_builds_the_spec() {
+    let mut value = doc(json!([
+        {"module": "sim", "name": "s1", "period": 1, "restart": "on-failure",
+         "event_queue_size": 16},
+        {"module": "sim", "name": "s2"},
+        {"module": "strict", "name": "s1", "connection": {}, "restart": "never"}
+    ]));
+    value["event_server"]["require_operational"] = json!(true);
+    value["event_server"]["eventer_server"]["token"] = json!("secret");
+    let config = validate(&raw(value), &resolver).unwrap();
+    let spec = &config.spec;
+    assert_eq!(spec.name, "gw1");
+    assert!(spec.require_operational);
+    assert_eq!(
+        spec.event_server,
+        EventServerSpec::Remote {
+            host: "127.0.0.1".into(),
+            port: 23012,
+            token: Some("secret".into())
+        }
+    );
+    let devices: Vec<_> = spec
+        .devices
+        .iter()
+        .map(|d| {
+            (
+                d.device_type.as_str(),
+                d.name.as_str(),
+                d.restart,
+                d.event_queue_size,
+            )
+        })
+        .collect();
+    assert_eq!(
+        devices,
+        [
+            ("sim", "s1", RestartPolicy::ON_FAILURE_DEFAULT, 16),
+            ("sim", "s2", RestartPolicy::Never, DEFAULT_EVENT_QUEUE_SIZE),
+            (
+                "strict",
+                "s1",
+                RestartPolicy::Never,
+                DEFAULT_EVENT_QUEUE_SIZE
+            ),
+        ]
+    );
+    // The plugin gets the entry without the host's keys (the strict schema forbids them).
+    assert_eq!(
+        spec.devices[0].conf,
+        json!({"module": "sim", "name": "s1", "period": 1})
+    );
+    assert_eq!(config.log, LogConfig::default());
+    assert!(config.warnings.is_empty());
+}
+
+#[test]
+fn embedded_mode_builds_the_spec() {
+    let value = json!({
+        "name": "gw",
+        "event_server": {"embedded": {"eventer_server": {"host": "127.0.0.1", "port": 0},
+                                      "enable_devices": true}},
+        "devices": []
+    });
+    let spec = validate(&raw(value), &resolver).unwrap().spec;
+    assert_eq!(
+        spec.event_server,
+        EventServerSpec::Embedded {
+            listen: Some(("127.0.0.1".into(), 0)),
+            enable_devices: true
+        }
+    );
+    assert!(!spec.require_operational);
+    let value = json!({"name": "gw", "event_server": {"embedded": {}}, "devices": []});
+    let spec = validate(&raw(value), &resolver).unwrap().spec;
+    assert_eq!(
+        spec.event_server,
+        EventServerSpec::Embedded {
+            listen: None,
+            enable_devices: false
+        }
+    );
+}
+
+#[test]
+fn plugin_load_failure_names_the_module_pointer() {
+    assert_eq!(
+        error_lines(doc(json!([{"module": "nope", "name": "d"}]))),
+        [
+            r#"gateway.yaml: /devices/0/module: cannot load plugin "nope": no plugin named "nope" in the plugin directories"#
+        ]
+    );
+}
+
+#[test]
+fn plugin_schema_errors_are_prefixed_with_the_entry_pointer() {
+    let lines = error_lines(doc(json!([
+        {"module": "sim", "name": "ok"},
+        {"module": "strict", "name": "m", "extra": 1}
+    ])));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(lines.contains(
+        &r#"gateway.yaml: /devices/1/connection: "connection" is a required property"#.to_owned()
+    ));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("gateway.yaml: /devices/1: ") && l.contains("extra")));
+}
+
+#[test]
+fn duplicate_type_and_name_is_refused_but_same_name_other_type_is_fine() {
+    let lines = error_lines(doc(json!([
+        {"module": "sim", "name": "d"},
+        {"module": "strict", "name": "d", "connection": {}},
+        {"module": "sim2", "name": "d"}
+    ])));
+    assert_eq!(
+        lines,
+        [
+            r#"gateway.yaml: /devices/2/name: duplicate device: type "sim" and name "d" are already used by /devices/0"#
+        ]
+    );
+}
+
+#[test]
+fn all_errors_are_reported_together() {
+    let value = json!({
+        "name": "a/b",
+        "event_server": {"eventer_server": {"host": "h"}},
+        "devices": [
+            {"name": "no-module"},
+            {"module": "nope", "name": "x"},
+            {"module": "sim", "name": "bad", "period": "fast"},
+            {"module": "sim"}
+        ],
+        "log": {"filter": "x=loud"}
+    });
+    let errors = validate(&raw(value), &resolver).unwrap_err();
+    let mut pointers: Vec<_> = errors
+        .errors()
+        .iter()
+        .map(|e| e.pointer().unwrap().to_owned())
+        .collect();
+    pointers.sort();
+    assert_eq!(
+        pointers,
+        [
+            "/devices/0/module",
+            "/devices/1/module",
+            "/devices/2/period",
+            "/devices/3/name",
+            "/event_server/eventer_server/port",
+            "/log/filter",
+            "/name",
+        ]
+    );
+}
+
+#[test]
+fn monitor_component_is_refused_clearly() {
+    let value = json!({
+        "name": "gw",
+        "event_server": {"monitor_component": {"host": "127.0.0.1", "port": 23010,
+            "gateway_group": "g", "event_server_group": "e"}},
+        "devices": []
+    });
+    let lines = error_lines(value);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].starts_with("gateway.yaml: /event_server/monitor_component: "));
+    assert!(lines[0].contains("not supported yet"));
+}
+
+#[test]
+fn log_section_is_read_and_hat_dict_config_is_ignored_with_a_warning() {
+    let mut value = doc(json!([]));
+    value["log"] = json!({"level": "debug", "format": "json", "filter": "h2=warn"});
+    let log = validate(&raw(value.clone()), &resolver).unwrap().log;
+    assert_eq!(log.level, "debug");
+    assert_eq!(log.format, LogFormat::Json);
+    assert_eq!(log.directives(), "debug,h2=warn");
+
+    value["log"] = json!({"version": 1, "root": {"level": "INFO"}});
+    value["adminer_server"] = json!({"host": "127.0.0.1", "port": 23016});
+    let config = validate(&raw(value.clone()), &resolver).unwrap();
+    assert_eq!(config.log, LogConfig::default());
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+
+    value["log"] = json!({"level": "loud"});
+    let lines = error_lines(value);
+    assert_eq!(lines.len(), 1);
+    assert!(
+        lines[0].starts_with("gateway.yaml: /log/level: "),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn plugin_dirs_are_relative_to_the_config_file() {
+    let mut value = doc(json!([]));
+    value["plugins_dir"] = json!("plugins");
+    assert_eq!(
+        plugin_dirs(&raw(value.clone())),
+        [PathBuf::from("/etc/gw/plugins")]
+    );
+    value["plugins_dir"] = json!(["/opt/p", "q"]);
+    assert_eq!(
+        plugin_dirs(&raw(value.clone())),
+        [PathBuf::from("/opt/p"), PathBuf::from("/etc/gw/q")]
+    );
+    value["plugins_dir"] = json!(5);
+    assert!(plugin_dirs(&raw(value.clone())).is_empty());
+    let lines = error_lines(value);
+    assert_eq!(
+        lines,
+        ["gateway.yaml: /plugins_dir: must be a string or an array of strings"]
+    );
+}

@@ -1,0 +1,148 @@
+//! Helpers for tests that run the real `gateway-host` binary.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Bound on one run of the binary; config errors come back in milliseconds.
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The binary under test, with a clean logging environment.
+pub fn gateway_host() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway-host"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// What a run of the binary produced.
+#[derive(Debug)]
+pub struct Output {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn assert_exit(&self, code: i32) {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "exit status; stdout:\n{}\nstderr:\n{}",
+            self.stdout,
+            self.stderr
+        );
+    }
+}
+
+/// Runs `cmd` to completion with `stdin` as its input (closed when `None`), killing it
+/// (by its own pid) if it outlives [`RUN_TIMEOUT`].
+pub fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("gateway-host starts");
+    let pid = child.id();
+    let mut input = child.stdin.take().unwrap();
+    let text = stdin.unwrap_or("").to_owned();
+    let writer = std::thread::spawn(move || {
+        // The binary may exit before reading everything (e.g. usage errors).
+        let _ = input.write_all(text.as_bytes());
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let output = match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+            panic!("gateway-host did not exit within {RUN_TIMEOUT:?}");
+        }
+    };
+    writer.join().unwrap();
+    Output {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "gateway-host-cli-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `text` to `name` (relative, parents created) and returns the path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Asserts that nobody connected to `listener` (the stand-in event server).
+pub fn assert_no_connection(listener: &std::net::TcpListener) {
+    listener.set_nonblocking(true).unwrap();
+    match listener.accept() {
+        Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
+        Ok((_, peer)) => panic!("gateway-host connected to the event server from {peer}"),
+        Err(err) => panic!("accept failed: {err}"),
+    }
+}
+
+/// File name of the `sim` plugin library on this platform.
+pub fn sim_library_name() -> &'static str {
+    if cfg!(target_os = "windows") {
+        "sim.dll"
+    } else if cfg!(target_os = "macos") {
+        "libsim.dylib"
+    } else {
+        "libsim.so"
+    }
+}
+
+/// The directory holding the built `sim` plugin (the binary's own target directory).
+/// Fails the test, saying how to build it, when it is missing.
+pub fn sim_plugin_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_BIN_EXE_gateway-host"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let lib = dir.join(sim_library_name());
+    assert!(
+        lib.is_file(),
+        "{} not found: build the sim plugin first (cargo build --workspace, or cargo build -p sim)",
+        lib.display()
+    );
+    dir
+}

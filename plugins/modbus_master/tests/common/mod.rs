@@ -1,0 +1,439 @@
+//! Test kit: a real pymodbus slave process, a silent TCP listener, a scripted slave
+//! that answers late, and an event recorder implementing the core's `EventSink`.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use modbus_master::{EventSink, MasterDevice, SinkError};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// Upper bound for any single expected event or line.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The 4-segment prefix of the device under test.
+pub fn prefix() -> EventType {
+    ["gateway", "gw", "modbus_master", "dev"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The Python of the test venv; fails with instructions if it is missing.
+pub fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("GATEWAY_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "test venv missing at {}: run scripts/test-env.sh first",
+        venv.display()
+    );
+    python
+}
+
+/// A pymodbus slave process (`tests/py/slave.py`), killed on drop.
+pub struct Slave {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::UnboundedReceiver<(Instant, String)>,
+    /// TCP port (0 for serial).
+    pub port: u16,
+}
+
+impl Slave {
+    /// TCP slave on a free loopback port with socket (MBAP) framing.
+    pub async fn tcp() -> Self {
+        Self::start(&[]).await
+    }
+
+    /// Slave with extra arguments (`--framer rtu`, `--size 1000`, `--serial PATH`, `--port N`).
+    pub async fn start(args: &[&str]) -> Self {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/slave.py");
+        let mut child = Command::new(venv_python())
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut slave = Self {
+            child,
+            stdin,
+            lines,
+            port: 0,
+        };
+        let first = slave.line(|l| l.starts_with("PORT ") || l == "READY").await;
+        if let Some(port) = first.strip_prefix("PORT ") {
+            slave.port = port.parse().unwrap();
+        }
+        slave
+    }
+
+    /// Next output line satisfying `pred` (earlier lines are skipped).
+    pub async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        self.line_at(pred).await.1
+    }
+
+    /// Like [`line`](Self::line), with the time the line was read.
+    pub async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.lines.recv())
+                .await
+                .expect("slave output timed out")
+                .expect("slave exited");
+            if pred(&next.1) {
+                return next;
+            }
+        }
+    }
+
+    /// Every line received so far (non-blocking).
+    pub fn drain(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok((_, line)) = self.lines.try_recv() {
+            out.push(line);
+        }
+        out
+    }
+
+    /// Sends a command and waits for its acknowledgement; returns the lines printed
+    /// before the acknowledgement (e.g. `REQ` lines or the `HR` answer).
+    pub async fn command(&mut self, command: &str) -> Vec<String> {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+        let ack = format!("OK {command}");
+        let mut before = Vec::new();
+        loop {
+            let line = self.line(|_| true).await;
+            if line == ack {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+
+    /// Holding registers `address..address+count`.
+    pub async fn holding(&mut self, address: u16, count: u16) -> Vec<u16> {
+        let lines = self.command(&format!("get {address} {count}")).await;
+        let line = lines.iter().find(|l| l.starts_with("HR")).unwrap();
+        line.split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    }
+
+    /// Coils `address..address+count` as 0/1.
+    pub async fn coils(&mut self, address: u16, count: u16) -> Vec<u8> {
+        let lines = self.command(&format!("getc {address} {count}")).await;
+        let line = lines.iter().find(|l| l.starts_with("CO")).unwrap();
+        line.split_whitespace()
+            .skip(1)
+            .map(|v| v.parse().unwrap())
+            .collect()
+    }
+
+    /// Stops the process now.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Parses a `REQ unit fc address count` line.
+pub fn req(line: &str) -> Option<(u8, u8, u16, u16)> {
+    let mut words = line.strip_prefix("REQ ")?.split_whitespace();
+    let mut next = || words.next().and_then(|w| w.parse::<u32>().ok());
+    Some((next()? as u8, next()? as u8, next()? as u16, next()? as u16))
+}
+
+/// One thing the recorder saw, in order.
+#[derive(Debug, Clone)]
+pub enum Record {
+    /// A latest query with these types.
+    Query(Vec<String>),
+    /// A registered event: type after the prefix, payload, time.
+    Event(String, Value, Instant),
+}
+
+/// `EventSink` that records everything and answers the start-up query with
+/// `enabled` ids.
+pub struct Recorder {
+    enabled: Vec<u8>,
+    log: Mutex<Vec<Record>>,
+    tx: mpsc::UnboundedSender<Record>,
+}
+
+/// Receiving side of a [`Recorder`].
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Record>,
+    /// All registered events, for assertions over the whole run.
+    pub recorder: Arc<Recorder>,
+}
+
+impl Recorder {
+    /// A recorder whose start-up query reports `enabled` as enabled.
+    pub fn new(enabled: &[u8]) -> (Arc<Self>, Events) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let recorder = Arc::new(Self {
+            enabled: enabled.to_vec(),
+            log: Mutex::new(Vec::new()),
+            tx,
+        });
+        (recorder.clone(), Events { rx, recorder })
+    }
+
+    /// Everything recorded so far.
+    pub fn log(&self) -> Vec<Record> {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn push(&self, record: Record) {
+        self.log.lock().unwrap().push(record.clone());
+        let _ = self.tx.send(record);
+    }
+}
+
+impl EventSink for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+        for event in events {
+            // Behaviour 33 holds for every event of every test.
+            assert!(
+                event.source_timestamp.is_none(),
+                "source timestamp on {:?}",
+                event.event_type
+            );
+            assert_eq!(
+                event.event_type[..4],
+                prefix()[..],
+                "prefix of {:?}",
+                event.event_type
+            );
+            assert_eq!(event.event_type[4], "gateway");
+            let payload = match event.payload {
+                Some(Payload::Json(text)) => text.value(),
+                other => panic!("non-JSON payload {other:?}"),
+            };
+            self.push(Record::Event(
+                event.event_type[4..].join("/"),
+                payload,
+                Instant::now(),
+            ));
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn query_latest(
+        &self,
+        event_types: Vec<EventType>,
+    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
+        self.push(Record::Query(
+            event_types.iter().map(|t| t.join("/")).collect(),
+        ));
+        let events = self
+            .enabled
+            .iter()
+            .map(|id| system_event(&format!("system/remote_device/{id}/enable"), json!(true)))
+            .collect();
+        Box::pin(async move { Ok(events) })
+    }
+}
+
+impl Events {
+    /// Next registered event as `(type after prefix, payload)`.
+    pub async fn next(&mut self) -> (String, Value) {
+        let (t, v, _) = self.next_at().await;
+        (t, v)
+    }
+
+    /// Next registered event with the time it was registered.
+    pub async fn next_at(&mut self) -> (String, Value, Instant) {
+        loop {
+            let record = tokio::time::timeout(WAIT, self.rx.recv())
+                .await
+                .expect("no event within the wait")
+                .unwrap();
+            if let Record::Event(t, v, at) = record {
+                return (t, v, at);
+            }
+        }
+    }
+
+    /// Asserts the next event.
+    pub async fn expect(&mut self, event_type: &str, payload: Value) {
+        assert_eq!(self.next().await, (event_type.to_owned(), payload));
+    }
+
+    /// Skips events until one of type `event_type` arrives; returns its payload.
+    pub async fn until(&mut self, event_type: &str) -> Value {
+        loop {
+            let (t, v) = self.next().await;
+            if t == event_type {
+                return v;
+            }
+        }
+    }
+
+    /// Events registered within `window` (used only to assert that nothing happens).
+    pub async fn quiet_for(&mut self, window: Duration) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(record)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            if let Record::Event(t, v, _) = record {
+                out.push((t, v));
+            }
+        }
+        out
+    }
+}
+
+/// An event as the engine would hand it to the device (`tail` after the prefix).
+pub fn system_event(tail: &str, payload: Value) -> Event {
+    system_event_raw(tail, Some(Payload::Json(JsonText::from_value(&payload))))
+}
+
+/// Like [`system_event`] with any payload (or none).
+pub fn system_event_raw(tail: &str, payload: Option<Payload>) -> Event {
+    let mut event_type = prefix();
+    event_type.extend(tail.split('/').map(String::from));
+    Event {
+        id: EventId::default(),
+        event_type,
+        timestamp: Timestamp::default(),
+        source_timestamp: None,
+        payload,
+    }
+}
+
+/// A device entry: TCP framing to `port` with the test timing of spec section 14.
+pub fn conf(port: u16, remote_devices: Value) -> Value {
+    json!({
+        "module": "modbus_master",
+        "name": "dev",
+        "connection": {
+            "modbus_type": "TCP",
+            "transport": {"type": "TCP", "host": "127.0.0.1", "port": port},
+            "connect_timeout": 2,
+            "connect_delay": 30,
+            "request_timeout": 0.5,
+            "request_delay": 0,
+            "request_retry_immediate_count": 0,
+            "request_retry_delayed_count": 0,
+            "request_retry_delay": 0.1
+        },
+        "remote_devices": remote_devices
+    })
+}
+
+/// A data point entry.
+pub fn point(
+    name: &str,
+    data_type: &str,
+    interval: Value,
+    start: u16,
+    offset: u32,
+    count: u32,
+) -> Value {
+    json!({"name": name, "interval": interval, "data_type": data_type,
+           "start_address": start, "bit_offset": offset, "bit_count": count})
+}
+
+/// Remote device 1 with `data`.
+pub fn remote(device_id: u8, data: Value) -> Value {
+    json!({"device_id": device_id, "timeout_poll_delay": 0.5, "data": data})
+}
+
+/// Creates the device with a recorder whose query enables `enabled`.
+pub fn start(conf: &Value, enabled: &[u8]) -> (MasterDevice, Events) {
+    let (recorder, events) = Recorder::new(enabled);
+    let device = MasterDevice::create(conf, prefix(), recorder).unwrap();
+    (device, events)
+}
+
+/// A loopback port nobody listens on.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A TCP listener that accepts connections and never answers; records each Modbus TCP
+/// request frame it receives with its arrival time.
+pub struct SilentListener {
+    /// Listening port.
+    pub port: u16,
+    frames: mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentListener {
+    /// Starts listening on a free loopback port.
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, frames) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 1024];
+                    while let Ok(n) = socket.read(&mut chunk).await {
+                        if n == 0 {
+                            return;
+                        }
+                        buf.extend_from_slice(&chunk[..n]);
+                        while buf.len() >= 6 {
+                            let len = 6 + usize::from(u16::from_be_bytes([buf[4], buf[5]]));
+                            if buf.len() < len {
+                                break;
+                            }
+                            let frame: Vec<u8> = buf.drain(..len).collect();
+                            let _ = tx.send((Instant::now(), frame));
+                        }
+                    }
+                });
+            }
+        });
+        Self { port, frames, task }
+    }
+
+    /// Frames received so far (non-blocking).
+    pub fn frames(&mut self) -> Vec<(Instant, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Ok(frame) = self.frames.try_recv() {
+            out.push(frame);
+        }
+        out
+    }
+}
+
+impl Drop for SilentListener {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
