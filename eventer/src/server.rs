@@ -437,7 +437,8 @@ impl Server {
             info = self.init_connection(id, peer, &session, &mut inbound) => info,
         };
         if let Some(info) = &info {
-            tracing::Span::current().record("client_name", info.client_name.as_str());
+            tracing::Span::current()
+                .record("client_name", tracing::field::display(&info.client_name));
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => {}
