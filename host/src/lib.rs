@@ -7,5 +7,6 @@ pub mod embedded;
 pub mod engine;
 pub mod events_cmd;
 pub mod logging;
+pub mod plugins;
 pub mod runner;
 pub mod spec;

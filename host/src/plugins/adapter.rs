@@ -1,0 +1,265 @@
+//! The host side of the boundary: a loaded plugin as a [`DeviceFactory`], its devices
+//! as [`DeviceInstance`]s, and the host's [`DeviceClient`] as the FFI host client the
+//! plugin calls.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
+use async_ffi::{FfiFuture, FutureExt as _};
+use futures::future::{BoxFuture, FutureExt as _};
+use gateway_model::{Event, QueryParams, RegisterEvent};
+use gateway_plugin_api::abi::{
+    FfiClientError, FfiError, FfiErrorKind, FfiEvent, FfiEventType, FfiLogLevel, FfiQueryParams,
+    FfiQueryResult, FfiRegisterEvent, HostClient, HostClient_TO, PluginDeviceBox, PluginRootRef,
+};
+
+use super::PluginInfo;
+use crate::device::{
+    ClientError, DeviceClient, DeviceContext, DeviceError, DeviceFactory, DeviceInstance,
+};
+
+/// A loaded plugin library: what `module` resolves to. Implements [`DeviceFactory`].
+pub struct LoadedPlugin {
+    info: PluginInfo,
+    root: PluginRootRef,
+}
+
+impl LoadedPlugin {
+    pub(crate) fn new(info: PluginInfo, root: PluginRootRef) -> Self {
+        Self { info, root }
+    }
+
+    /// What the plugin declares about itself, and its file.
+    pub fn info(&self) -> &PluginInfo {
+        &self.info
+    }
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+fn device_error(err: FfiError) -> DeviceError {
+    match err.kind {
+        FfiErrorKind::Failed => DeviceError::Failed(err.message.into()),
+        FfiErrorKind::Panicked => DeviceError::Panicked(err.message.into()),
+    }
+}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "panic".to_owned()
+    }
+}
+
+/// Awaits a plugin future. The SDK never lets a panic out, but a hand-written plugin
+/// might: async-ffi then re-raises it on our side, where it is caught here.
+async fn await_plugin<T>(future: FfiFuture<T>) -> Result<T, DeviceError> {
+    AssertUnwindSafe(future)
+        .catch_unwind()
+        .await
+        .map_err(|payload| DeviceError::Panicked(panic_text(payload.as_ref())))
+}
+
+impl DeviceFactory for LoadedPlugin {
+    fn device_type(&self) -> &str {
+        &self.info.device_type
+    }
+
+    fn json_schema_id(&self) -> Option<&str> {
+        self.info.json_schema_id.as_deref()
+    }
+
+    fn json_schema(&self) -> Option<&serde_json::Value> {
+        self.info.json_schema.as_ref()
+    }
+
+    fn create(
+        &self,
+        conf: serde_json::Value,
+        context: DeviceContext,
+    ) -> BoxFuture<'static, Result<Box<dyn DeviceInstance>, DeviceError>> {
+        let adapter = HostClientAdapter {
+            client: context.client,
+            span: context.span,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        };
+        let client = HostClient_TO::from_value(adapter, TD_Opaque);
+        let prefix: FfiEventType = context
+            .prefix
+            .iter()
+            .map(|s| RString::from(s.as_str()))
+            .collect();
+        let create = self.root.create();
+        let future = create(RString::from(conf.to_string()), client, prefix);
+        Box::pin(async move {
+            match await_plugin(future).await? {
+                RResult::ROk(device) => {
+                    Ok(Box::new(PluginDevice { device }) as Box<dyn DeviceInstance>)
+                }
+                RResult::RErr(err) => Err(device_error(err)),
+            }
+        })
+    }
+}
+
+/// A device instance inside a plugin library.
+struct PluginDevice {
+    device: PluginDeviceBox,
+}
+
+impl DeviceInstance for PluginDevice {
+    fn process_event(&self, event: Event) -> BoxFuture<'_, Result<(), DeviceError>> {
+        let future = self.device.process_event(FfiEvent::from(&event));
+        Box::pin(async move {
+            await_plugin(future)
+                .await?
+                .into_result()
+                .map_err(device_error)
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        let future = self.device.close();
+        Box::pin(async move {
+            if let Err(err) = await_plugin(future).await {
+                tracing::error!(error = %err, "device close failed");
+            }
+        })
+    }
+
+    fn closed(&self) -> BoxFuture<'_, ()> {
+        let future = self.device.closed();
+        Box::pin(async move {
+            // A panicking `closed` means the device is gone: resolve.
+            let _ = await_plugin(future).await;
+        })
+    }
+}
+
+/// The host's event client, as the plugin sees it.
+struct HostClientAdapter {
+    client: Arc<dyn DeviceClient>,
+    /// The device's span: plugin log records are emitted inside it.
+    span: tracing::Span,
+    /// The host runtime `create` was called on. The plugin polls client futures on
+    /// its own threads; entering this runtime on each poll lets the host's client
+    /// use timers and I/O without a thread hop.
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl HostClientAdapter {
+    fn host_future<T, F>(&self, future: F) -> FfiFuture<T>
+    where
+        T: Send + 'static,
+        F: Future<Output = T> + Send + 'static,
+    {
+        InRuntime {
+            runtime: self.runtime.clone(),
+            future: Box::pin(future),
+        }
+        .into_ffi()
+    }
+}
+
+/// Polls `future` inside the host runtime's context.
+struct InRuntime<F> {
+    runtime: Option<tokio::runtime::Handle>,
+    future: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for InRuntime<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _entered = self.runtime.as_ref().map(tokio::runtime::Handle::enter);
+        self.future.as_mut().poll(cx)
+    }
+}
+
+fn ffi_client_error(err: ClientError) -> FfiClientError {
+    match err {
+        ClientError::ConnectionClosed => FfiClientError::ConnectionClosed,
+        ClientError::RegisterFailed => FfiClientError::RegisterFailed,
+    }
+}
+
+impl HostClient for HostClientAdapter {
+    fn register(&self, events: RVec<FfiRegisterEvent>) -> FfiFuture<RResult<(), FfiClientError>> {
+        let events: Vec<RegisterEvent> = events.iter().map(RegisterEvent::from).collect();
+        let client = self.client.clone();
+        self.host_future(async move {
+            client
+                .register(events)
+                .await
+                .map_err(ffi_client_error)
+                .into()
+        })
+    }
+
+    fn register_with_response(
+        &self,
+        events: RVec<FfiRegisterEvent>,
+    ) -> FfiFuture<RResult<ROption<RVec<FfiEvent>>, FfiClientError>> {
+        let events: Vec<RegisterEvent> = events.iter().map(RegisterEvent::from).collect();
+        let client = self.client.clone();
+        self.host_future(async move {
+            match client.register_with_response(events).await {
+                Ok(stored) => RResult::ROk(
+                    stored
+                        .map(|events| events.iter().map(FfiEvent::from).collect())
+                        .into(),
+                ),
+                Err(err) => RResult::RErr(ffi_client_error(err)),
+            }
+        })
+    }
+
+    fn query(&self, params: FfiQueryParams) -> FfiFuture<RResult<FfiQueryResult, FfiClientError>> {
+        let params = QueryParams::from(&params);
+        let client = self.client.clone();
+        self.host_future(async move {
+            match client.query(params).await {
+                Ok(result) => RResult::ROk(FfiQueryResult::from(&result)),
+                Err(err) => RResult::RErr(ffi_client_error(err)),
+            }
+        })
+    }
+
+    fn log(&self, level: FfiLogLevel, target: RStr<'_>, message: RStr<'_>) {
+        let _entered = self.span.enter();
+        // A panic must not unwind into the plugin (the vtable entry is `extern "C"`).
+        let _ =
+            std::panic::catch_unwind(|| emit_plugin_log(level, target.as_str(), message.as_str()));
+    }
+}
+
+/// Emits a plugin's log record in the host's log (in the current span).
+pub(crate) fn emit_plugin_log(level: FfiLogLevel, target: &str, message: &str) {
+    match level {
+        FfiLogLevel::Error => tracing::error!(plugin_target = target, "{message}"),
+        FfiLogLevel::Warn => tracing::warn!(plugin_target = target, "{message}"),
+        FfiLogLevel::Info => tracing::info!(plugin_target = target, "{message}"),
+        FfiLogLevel::Debug => tracing::debug!(plugin_target = target, "{message}"),
+        FfiLogLevel::Trace => tracing::trace!(plugin_target = target, "{message}"),
+    }
+}
+
+/// The plugin-wide log function given to every library (records outside any device).
+pub(crate) extern "C" fn host_log(level: FfiLogLevel, target: RStr<'_>, message: RStr<'_>) {
+    // A panic must not unwind into the plugin (this is an `extern "C"` function).
+    let _ = std::panic::catch_unwind(|| emit_plugin_log(level, target.as_str(), message.as_str()));
+}
