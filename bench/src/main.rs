@@ -1,0 +1,267 @@
+//! `gateway-bench`: gateway-host against Python hat-gateway 0.6.48, side by side in
+//! one run on one machine (issue 6). Prints a table and writes every figure as JSON.
+//!
+//! Run it through `bench/run.sh`, which creates the venv and builds in release mode.
+
+mod procs;
+mod scenarios;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use serde_json::{json, Value};
+
+use procs::{free_port, Tools};
+use scenarios::{Gateway, Scale, Throughput};
+
+/// Command-line options.
+#[derive(Debug, Parser)]
+#[command(about = "Side-by-side benchmark of gateway-host and hat-gateway 0.6.48")]
+struct Args {
+    /// Tiny sizes, for the test suite (checks the harness, measures nothing).
+    #[arg(long)]
+    smoke: bool,
+    /// Directory with the gateway-host binary and libsim.so (default: this binary's).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// The Python venv with hat-event 0.9.44 and hat-gateway 0.6.48.
+    #[arg(long, env = "GATEWAY_TEST_VENV")]
+    venv: PathBuf,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = "bench-results.json")]
+    out: PathBuf,
+    /// Events in the throughput burst.
+    #[arg(long, default_value_t = 200_000)]
+    events: u64,
+    /// Sequential write commands in the round-trip scenario.
+    #[arg(long, default_value_t = 10_000)]
+    writes: usize,
+    /// Device counts of the scale scenario.
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
+    scale: Vec<usize>,
+    /// Skip the Python hat-gateway runs of the scale scenario above this many devices.
+    #[arg(long, default_value_t = 10_000)]
+    hat_scale_max: usize,
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 {
+        a / b
+    } else {
+        f64::NAN
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.events = 2_000;
+        args.writes = 50;
+        args.scale = vec![20];
+    }
+    let exe_dir = std::env::current_exe()?
+        .parent()
+        .context("executable has no directory")?
+        .to_path_buf();
+    let bin_dir = args.bin_dir.clone().unwrap_or(exe_dir);
+    let work_dir = std::env::temp_dir().join(format!("gateway-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work_dir)?;
+    let py_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("py");
+    let tools = Tools {
+        bin_dir,
+        venv: args.venv.clone(),
+        py_dir,
+        work_dir: work_dir.clone(),
+    };
+    let result = run(&tools, &args).await;
+    if result.is_ok() {
+        let _ = std::fs::remove_dir_all(&work_dir);
+    } else {
+        eprintln!("logs kept in {}", work_dir.display());
+    }
+    result
+}
+
+async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
+    let n = args.events;
+    let dev = |kind: Gateway| {
+        vec![
+            json!({"module": match kind { Gateway::Host => "sim", Gateway::Hat => "hat_sim_device" }, "name": "s1", "points": ["p0", "p1", "p2", "p3"]}),
+        ]
+    };
+
+    println!("throughput: burst of {n} events");
+    // (a) gateway-host on its embedded server.
+    let port = free_port()?;
+    let gw = tools
+        .gateway_host("a", None, port, &dev(Gateway::Host), false)
+        .await?;
+    let a = scenarios::burst(port, Gateway::Host, &gw, n).await?;
+    let rt_host = scenarios::round_trip(port, Gateway::Host, args.writes).await?;
+    drop(gw);
+    // Floor of the embedded server: gateway-host with no devices.
+    let port = free_port()?;
+    let server = tools
+        .gateway_host("floor-embedded", None, port, &[], false)
+        .await?;
+    let floor_embedded = scenarios::floor(port, n).await?;
+    // (d) hat-gateway on gateway-host's embedded server.
+    let hat = tools.hat_gateway("d", port, &dev(Gateway::Hat))?;
+    let d = scenarios::burst(port, Gateway::Hat, &hat, n).await?;
+    drop(hat);
+    drop(server);
+
+    // (b) gateway-host and (c) hat-gateway on the real hat-event server, and its floor.
+    let port = free_port()?;
+    let server = tools.hat_event_server("floor-hat", port).await?;
+    let floor_hat = scenarios::floor(port, n).await?;
+    drop(server);
+    let port = free_port()?;
+    let server = tools.hat_event_server("b", port).await?;
+    let gw = tools
+        .gateway_host("b", Some(port), 0, &dev(Gateway::Host), false)
+        .await?;
+    let b = scenarios::burst(port, Gateway::Host, &gw, n).await?;
+    drop(gw);
+    drop(server);
+    let port = free_port()?;
+    let server = tools.hat_event_server("c", port).await?;
+    let hat = tools.hat_gateway("c", port, &dev(Gateway::Hat))?;
+    let c = scenarios::burst(port, Gateway::Hat, &hat, n).await?;
+    let rt_hat = scenarios::round_trip(port, Gateway::Hat, args.writes).await?;
+    drop(hat);
+    drop(server);
+
+    println!("scale: {:?} devices", args.scale);
+    let mut scale = Vec::new();
+    for &count in &args.scale {
+        let embedded = scenarios::scale_embedded(tools, count).await?;
+        let port = free_port()?;
+        let server = tools
+            .hat_event_server(&format!("scale-host-{count}"), port)
+            .await?;
+        let host = scenarios::scale_on_server(tools, port, Gateway::Host, count).await?;
+        drop(server);
+        let hat = if count <= args.hat_scale_max {
+            let port = free_port()?;
+            let server = tools
+                .hat_event_server(&format!("scale-hat-{count}"), port)
+                .await?;
+            let r = scenarios::scale_on_server(tools, port, Gateway::Hat, count).await?;
+            drop(server);
+            Some(r)
+        } else {
+            None
+        };
+        scale.push((count, embedded, host, hat));
+    }
+
+    print_table(
+        &[("a", &a), ("b", &b), ("c", &c), ("d", &d)],
+        &floor_embedded,
+        &floor_hat,
+    );
+    println!();
+    println!("command round trip ({} sequential writes):", args.writes);
+    for (label, rt) in [
+        ("gateway-host, embedded server", &rt_host),
+        ("hat-gateway, hat-event server", &rt_hat),
+    ] {
+        println!(
+            "  {label:32} p50 {:8.3} ms  p99 {:8.3} ms  max {:8.3} ms",
+            rt.p50_ms, rt.p99_ms, rt.max_ms
+        );
+    }
+    println!();
+    println!("scale (start until every running=true; peak RSS):");
+    let show = |label: &str, s: &Scale| {
+        println!(
+            "  {label:40} {:>6} devices {:8.2} s {:8.1} MiB",
+            s.devices, s.seconds, s.peak_rss_mib
+        )
+    };
+    for (_, embedded, host, hat) in &scale {
+        show("gateway-host, embedded server", embedded);
+        show("gateway-host, hat-event server", host);
+        match hat {
+            Some(hat) => show("hat-gateway, hat-event server", hat),
+            None => println!("  hat-gateway: skipped (--hat-scale-max)"),
+        }
+    }
+
+    let doc = json!({
+        "smoke": args.smoke,
+        "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "throughput": {
+            "a_host_embedded": a.to_json(),
+            "b_host_hat_event": b.to_json(),
+            "c_hat_gateway_hat_event": c.to_json(),
+            "d_hat_gateway_host_embedded": d.to_json(),
+            "floor_embedded": floor_embedded.to_json(),
+            "floor_hat_event": floor_hat.to_json(),
+            "ratios": {
+                "b_over_c_rate": ratio(b.rate(), c.rate()),
+                "c_over_b_cpu": ratio(c.cpu_per_100k.unwrap_or(0.0), b.cpu_per_100k.unwrap_or(0.0)),
+                "a_over_floor_embedded": ratio(a.rate(), floor_embedded.rate()),
+                "b_over_floor_hat_event": ratio(b.rate(), floor_hat.rate()),
+                "c_over_floor_hat_event": ratio(c.rate(), floor_hat.rate()),
+                "d_over_floor_embedded": ratio(d.rate(), floor_embedded.rate()),
+            }
+        },
+        "round_trip": {"host_embedded": rt_host.to_json(), "hat_gateway_hat_event": rt_hat.to_json()},
+        "scale": scale.iter().map(|(count, e, h, p)| json!({
+            "devices": count,
+            "host_embedded": e.to_json(),
+            "host_hat_event": h.to_json(),
+            "hat_gateway_hat_event": p.as_ref().map(Scale::to_json),
+        })).collect::<Vec<Value>>(),
+    });
+    std::fs::write(&args.out, serde_json::to_vec_pretty(&doc)?)?;
+    println!("\nresults written to {}", args.out.display());
+    Ok(())
+}
+
+fn print_table(runs: &[(&str, &Throughput)], floor_embedded: &Throughput, floor_hat: &Throughput) {
+    let names = [
+        ("a", "gateway-host on its embedded server", floor_embedded),
+        ("b", "gateway-host on hat-event 0.9.44", floor_hat),
+        ("c", "hat-gateway 0.6.48 on hat-event 0.9.44", floor_hat),
+        (
+            "d",
+            "hat-gateway 0.6.48 on gateway-host embedded",
+            floor_embedded,
+        ),
+    ];
+    println!();
+    println!(
+        "{:46} {:>12} {:>14} {:>9}",
+        "throughput", "events/s", "CPU s/100k ev", "of floor"
+    );
+    for (key, label, floor) in names {
+        if let Some((_, t)) = runs.iter().find(|(k, _)| *k == key) {
+            println!(
+                "({key}) {label:42} {:>12.0} {:>14.3} {:>8.1}%",
+                t.rate(),
+                t.cpu_per_100k.unwrap_or(f64::NAN),
+                ratio(t.rate(), floor.rate()) * 100.0
+            );
+        }
+    }
+    println!(
+        "floor: client straight into the embedded server    {:>12.0}",
+        floor_embedded.rate()
+    );
+    println!(
+        "floor: client straight into hat-event 0.9.44       {:>12.0}",
+        floor_hat.rate()
+    );
+    let (b, c) = (runs[1].1, runs[2].1);
+    println!(
+        "gateway-host / hat-gateway on hat-event: {:.1}x events/s, {:.1}x less CPU per event",
+        ratio(b.rate(), c.rate()),
+        ratio(c.cpu_per_100k.unwrap_or(0.0), b.cpu_per_100k.unwrap_or(0.0))
+    );
+}

@@ -1,0 +1,400 @@
+//! The benchmark scenarios of issue 6: throughput, command round trip, scale, floor.
+//! Each drives the gateways through a real Eventer client and measures from outside.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use gateway_eventer::client::{Client, ClientConfig, Notification};
+use gateway_model::{Event, EventType, RegisterEvent};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::procs::{free_port, Proc, Tools};
+
+/// Events per register request of the floor client (the sim devices use the same).
+pub const BATCH: usize = 1000;
+
+/// Longest a single wait may take before the scenario is reported as failed.
+const WAIT_LIMIT: Duration = Duration::from_secs(600);
+
+/// Which gateway implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gateway {
+    /// gateway-host with the `sim` plugin (4-segment prefix).
+    Host,
+    /// Python hat-gateway 0.6.48 with `bench/py/hat_sim_device.py` (3-segment prefix).
+    Hat,
+}
+
+impl Gateway {
+    fn prefix(self, device: &str) -> EventType {
+        let segments: &[&str] = match self {
+            Self::Host => &["gateway", "gw1", "sim", device],
+            Self::Hat => &["gateway", "sim", device],
+        };
+        segments.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    fn device_conf(self, name: &str) -> Value {
+        let module = match self {
+            Self::Host => "sim",
+            Self::Hat => "hat_sim_device",
+        };
+        json!({"module": module, "name": name, "points": ["p0", "p1", "p2", "p3"]})
+    }
+}
+
+fn with(prefix: &EventType, suffix: &[&str]) -> EventType {
+    let mut t = prefix.clone();
+    t.extend(suffix.iter().map(|s| (*s).to_owned()));
+    t
+}
+
+async fn connect(
+    port: u16,
+    name: &str,
+    subscriptions: Vec<EventType>,
+) -> anyhow::Result<(Client, mpsc::Receiver<Notification>)> {
+    let mut config = ClientConfig::new(name);
+    config.subscriptions = subscriptions;
+    Client::connect(SocketAddr::from(([127, 0, 0, 1], port)), config)
+        .await
+        .with_context(|| format!("connecting {name} to port {port}"))
+}
+
+async fn next_events(rx: &mut mpsc::Receiver<Notification>) -> anyhow::Result<Vec<Event>> {
+    loop {
+        match tokio::time::timeout(WAIT_LIMIT, rx.recv()).await {
+            Err(_) => bail!("no notification within {WAIT_LIMIT:?}"),
+            Ok(None) => bail!("event server connection closed"),
+            Ok(Some(Notification::Events(events))) => return Ok(events),
+            Ok(Some(Notification::Status(_))) => {}
+        }
+    }
+}
+
+fn is_json(event: &Event, value: &Value) -> bool {
+    event
+        .payload
+        .as_ref()
+        .and_then(|p| p.json_value())
+        .is_some_and(|v| &v == value)
+}
+
+/// Registers `enable=true` for `device` and waits for its `running=true`.
+async fn enable_and_wait(port: u16, gateway: Gateway, device: &str) -> anyhow::Result<()> {
+    let prefix = gateway.prefix(device);
+    let running = with(&prefix, &["gateway", "running"]);
+    let (client, mut rx) = connect(port, "bench/enable", vec![running.clone()]).await?;
+    client
+        .register(vec![RegisterEvent::json(
+            with(&prefix, &["system", "enable"]),
+            json!(true),
+        )])
+        .await?;
+    loop {
+        let events = next_events(&mut rx).await?;
+        if events.iter().any(|e| is_json(e, &json!(true))) {
+            client.close().await;
+            return Ok(());
+        }
+    }
+}
+
+/// Result of one throughput or floor run.
+#[derive(Debug, Clone)]
+pub struct Throughput {
+    /// Data events the subscriber counted.
+    pub events: u64,
+    /// Seconds from the burst request to the completion event.
+    pub seconds: f64,
+    /// CPU seconds of the gateway process per 100,000 events (None for the floor).
+    pub cpu_per_100k: Option<f64>,
+}
+
+impl Throughput {
+    /// Events per second.
+    pub fn rate(&self) -> f64 {
+        self.events as f64 / self.seconds
+    }
+
+    /// As JSON.
+    pub fn to_json(&self) -> Value {
+        json!({"events": self.events, "seconds": self.seconds, "events_per_s": self.rate(),
+               "cpu_s_per_100k_events": self.cpu_per_100k})
+    }
+}
+
+/// Counts `P/gateway/data/*` events until `P/gateway/burst` arrives.
+async fn count_until_done(rx: &mut mpsc::Receiver<Notification>) -> anyhow::Result<u64> {
+    let mut count = 0u64;
+    loop {
+        for event in next_events(rx).await? {
+            match event.event_type.iter().rev().nth(1).map(String::as_str) {
+                Some("data") => count += 1,
+                _ if event.event_type.last().is_some_and(|s| s == "burst") => return Ok(count),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// A `sim` device's burst of `count` events, counted by a separate subscriber.
+/// `server_port` is the event server; `gateway` is the gateway process to charge CPU to.
+pub async fn burst(
+    server_port: u16,
+    kind: Gateway,
+    gateway: &Proc,
+    count: u64,
+) -> anyhow::Result<Throughput> {
+    let prefix = kind.prefix("s1");
+    enable_and_wait(server_port, kind, "s1").await?;
+    let (_sub, mut rx) = connect(
+        server_port,
+        "bench/subscriber",
+        vec![
+            with(&prefix, &["gateway", "data", "*"]),
+            with(&prefix, &["gateway", "burst"]),
+        ],
+    )
+    .await?;
+    let (ctl, _ctl_rx) = connect(server_port, "bench/control", vec![]).await?;
+    let cpu0 = gateway.cpu_seconds()?;
+    let t0 = Instant::now();
+    ctl.register(vec![RegisterEvent::json(
+        with(&prefix, &["system", "burst"]),
+        json!({"count": count, "id": 1}),
+    )])
+    .await?;
+    let events = count_until_done(&mut rx).await?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let cpu = gateway.cpu_seconds()? - cpu0;
+    Ok(Throughput {
+        events,
+        seconds,
+        cpu_per_100k: Some(cpu / events.max(1) as f64 * 100_000.0),
+    })
+}
+
+/// The floor: the same events registered straight into the server by one client.
+pub async fn floor(server_port: u16, count: u64) -> anyhow::Result<Throughput> {
+    let prefix = Gateway::Host.prefix("floor");
+    let (_sub, mut rx) = connect(
+        server_port,
+        "bench/subscriber",
+        vec![
+            with(&prefix, &["gateway", "data", "*"]),
+            with(&prefix, &["gateway", "burst"]),
+        ],
+    )
+    .await?;
+    let (ctl, _ctl_rx) = connect(server_port, "bench/floor", vec![]).await?;
+    let points = ["p0", "p1", "p2", "p3"];
+    let data_types: Vec<EventType> = points
+        .iter()
+        .map(|p| with(&prefix, &["gateway", "data", p]))
+        .collect();
+    let t0 = Instant::now();
+    let mut seq = 0u64;
+    while seq < count {
+        let n = (count - seq).min(BATCH as u64);
+        let batch = (seq..seq + n)
+            .map(|i| {
+                RegisterEvent::json(
+                    data_types[(i % points.len() as u64) as usize].clone(),
+                    json!({"value": i}),
+                )
+            })
+            .collect();
+        ctl.register(batch).await?;
+        seq += n;
+    }
+    ctl.register(vec![RegisterEvent::json(
+        with(&prefix, &["gateway", "burst"]),
+        json!({"id": 1, "count": count}),
+    )])
+    .await?;
+    let events = count_until_done(&mut rx).await?;
+    Ok(Throughput {
+        events,
+        seconds: t0.elapsed().as_secs_f64(),
+        cpu_per_100k: None,
+    })
+}
+
+/// Latency percentiles of sequential write commands, in milliseconds.
+#[derive(Debug, Clone)]
+pub struct RoundTrip {
+    /// Commands sent.
+    pub count: usize,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+impl RoundTrip {
+    /// As JSON.
+    pub fn to_json(&self) -> Value {
+        json!({"count": self.count, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "max_ms": self.max_ms})
+    }
+}
+
+/// `count` sequential `write` commands, each timed until its result event arrives.
+pub async fn round_trip(
+    server_port: u16,
+    kind: Gateway,
+    count: usize,
+) -> anyhow::Result<RoundTrip> {
+    let prefix = kind.prefix("s1");
+    enable_and_wait(server_port, kind, "s1").await?;
+    let result_type = with(&prefix, &["gateway", "write", "p0"]);
+    let (client, mut rx) = connect(server_port, "bench/commander", vec![result_type]).await?;
+    let command_type = with(&prefix, &["system", "write", "p0"]);
+    let mut samples = Vec::with_capacity(count);
+    for id in 0..count {
+        let t0 = Instant::now();
+        client
+            .register(vec![RegisterEvent::json(
+                command_type.clone(),
+                json!({"value": id, "id": id}),
+            )])
+            .await?;
+        'wait: loop {
+            for event in next_events(&mut rx).await? {
+                let payload = event.payload.as_ref().and_then(|p| p.json_value());
+                if payload.as_ref().and_then(|v| v.get("id")) == Some(&json!(id)) {
+                    break 'wait;
+                }
+            }
+        }
+        samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    samples.sort_by(f64::total_cmp);
+    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    Ok(RoundTrip {
+        count,
+        p50_ms: pick(0.5),
+        p99_ms: pick(0.99),
+        max_ms: pick(1.0),
+    })
+}
+
+/// Result of a scale run.
+#[derive(Debug, Clone)]
+pub struct Scale {
+    /// Devices configured and enabled.
+    pub devices: usize,
+    /// Seconds from process start until every `running=true` was seen.
+    pub seconds: f64,
+    /// Peak RSS of the gateway process.
+    pub peak_rss_mib: f64,
+}
+
+impl Scale {
+    /// As JSON.
+    pub fn to_json(&self) -> Value {
+        json!({"devices": self.devices, "seconds_to_all_running": self.seconds, "peak_rss_mib": self.peak_rss_mib})
+    }
+}
+
+fn device_names(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("d{i}")).collect()
+}
+
+/// Waits until `running=true` was seen for every device in `names`.
+async fn wait_all_running(
+    rx: &mut mpsc::Receiver<Notification>,
+    names: &[String],
+) -> anyhow::Result<()> {
+    let mut pending: HashSet<&str> = names.iter().map(String::as_str).collect();
+    while !pending.is_empty() {
+        for event in next_events(rx).await? {
+            if is_json(&event, &json!(true)) {
+                let n = event.event_type.len();
+                if n >= 3 {
+                    pending.remove(event.event_type[n - 3].as_str());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `count` devices, all enabled beforehand on a real hat-event server: time from the
+/// gateway's start until every `running=true` has been seen, and its peak RSS.
+pub async fn scale_on_server(
+    tools: &Tools,
+    server_port: u16,
+    kind: Gateway,
+    count: usize,
+) -> anyhow::Result<Scale> {
+    let names = device_names(count);
+    let (ctl, _ctl_rx) = connect(server_port, "bench/control", vec![]).await?;
+    for chunk in names.chunks(BATCH) {
+        let enables = chunk
+            .iter()
+            .map(|n| RegisterEvent::json(with(&kind.prefix(n), &["system", "enable"]), json!(true)))
+            .collect();
+        ctl.register_with_response(enables).await?;
+    }
+    let running = with(&kind.prefix("?"), &["gateway", "running"]);
+    let (_sub, mut rx) = connect(server_port, "bench/subscriber", vec![running]).await?;
+    let confs: Vec<Value> = names.iter().map(|n| kind.device_conf(n)).collect();
+    let label = format!("scale-{kind:?}-{count}").to_lowercase();
+    let t0 = Instant::now();
+    let gateway = match kind {
+        Gateway::Host => {
+            tools
+                .gateway_host(&label, Some(server_port), 0, &confs, false)
+                .await?
+        }
+        Gateway::Hat => tools.hat_gateway(&label, server_port, &confs)?,
+    };
+    wait_all_running(&mut rx, &names).await?;
+    Ok(Scale {
+        devices: count,
+        seconds: t0.elapsed().as_secs_f64(),
+        peak_rss_mib: gateway.peak_rss_mib()?,
+    })
+}
+
+/// `count` devices on gateway-host's embedded server with `enable_devices: true`.
+pub async fn scale_embedded(tools: &Tools, count: usize) -> anyhow::Result<Scale> {
+    let names = device_names(count);
+    let confs: Vec<Value> = names.iter().map(|n| Gateway::Host.device_conf(n)).collect();
+    let port = free_port()?;
+    let t0 = Instant::now();
+    let gateway = tools
+        .gateway_host(&format!("scale-embedded-{count}"), None, port, &confs, true)
+        .await?;
+    // The subscriber can only connect once the server listens; what happened before
+    // is read with a latest query after subscribing, so nothing is missed.
+    let running = with(&Gateway::Host.prefix("?"), &["gateway", "running"]);
+    let (client, mut rx) = connect(port, "bench/subscriber", vec![running.clone()]).await?;
+    let latest = client
+        .query(gateway_model::QueryParams::Latest(
+            gateway_model::QueryLatestParams {
+                event_types: Some(vec![running]),
+            },
+        ))
+        .await?;
+    let mut pending: HashSet<String> = names.iter().cloned().collect();
+    for event in &latest.events {
+        if is_json(event, &json!(true)) {
+            let n = event.event_type.len();
+            pending.remove(&event.event_type[n - 3]);
+        }
+    }
+    let pending: Vec<String> = pending.into_iter().collect();
+    wait_all_running(&mut rx, &pending).await?;
+    Ok(Scale {
+        devices: count,
+        seconds: t0.elapsed().as_secs_f64(),
+        peak_rss_mib: gateway.peak_rss_mib()?,
+    })
+}
