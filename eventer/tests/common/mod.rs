@@ -4,6 +4,7 @@
 
 pub mod memory;
 pub mod python;
+pub mod raw;
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
