@@ -155,6 +155,9 @@ pub fn validate(
     })
 }
 
+/// A resolved plugin and its compiled device schema (if it has one).
+type LoadedPlugin = (Arc<dyn DeviceFactory>, Option<DeviceSchema>);
+
 /// Resolves and validates every device entry; returns the devices that are fine.
 fn check_devices(
     file: &str,
@@ -166,8 +169,7 @@ fn check_devices(
         return Vec::new();
     };
     // One compiled schema per module string: several devices of one type share it.
-    let mut plugins: HashMap<&str, Option<(Arc<dyn DeviceFactory>, Option<DeviceSchema>)>> =
-        HashMap::new();
+    let mut plugins: HashMap<&str, Option<LoadedPlugin>> = HashMap::new();
     let mut seen: HashMap<(String, String), usize> = HashMap::new();
     let mut devices = Vec::new();
     for (index, entry) in entries.iter().enumerate() {
