@@ -82,7 +82,16 @@ pub fn plugins_command(
     target: Option<&str>,
     out: &mut dyn Write,
 ) -> i32 {
-    let registry = PluginRegistry::new(PluginSearch::standard(dirs, allow_insecure));
+    plugins_command_with(PluginSearch::standard(dirs, allow_insecure), target, out)
+}
+
+/// [`plugins_command`] over an explicit search path (tests, tools).
+pub fn plugins_command_with(
+    search: PluginSearch,
+    target: Option<&str>,
+    out: &mut dyn Write,
+) -> i32 {
+    let registry = PluginRegistry::new(search);
     let result = match target {
         None => list(&registry, out),
         Some(target) => details(&registry, target, out),

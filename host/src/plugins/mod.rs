@@ -20,7 +20,7 @@ mod error;
 mod load;
 
 pub use adapter::LoadedPlugin;
-pub use command::plugins_command;
+pub use command::{plugins_command, plugins_command_with};
 pub use error::PluginError;
 
 use std::collections::HashMap;

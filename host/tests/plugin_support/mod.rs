@@ -1,0 +1,230 @@
+//! Shared helpers of the plugin integration tests: locating the cdylibs the workspace
+//! build produced, private plugin directories, and an in-memory host client.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use gateway_host::device::{ClientError, DeviceClient, DeviceContext};
+use gateway_model::{
+    Event, EventId, EventType, Payload, QueryParams, QueryResult, RegisterEvent, Timestamp,
+};
+use tokio::sync::mpsc;
+
+/// Bound on every wait for something a plugin does.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// `target/<profile>`: the directory of the test executable's parent (`deps`).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_owned()
+}
+
+/// A cdylib built by `cargo build --workspace --all-targets` (scripts/test.sh).
+pub fn built_library(lib_name: &str) -> PathBuf {
+    let file = format!("lib{lib_name}.so");
+    let path = profile_dir().join(&file);
+    assert!(
+        path.is_file(),
+        "{} is missing: build the plugin cdylibs first with `cargo build --workspace --all-targets` \
+         (scripts/test.sh does)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh plugin directory (mode 0755) under the system temp dir.
+pub struct PluginDir {
+    pub path: PathBuf,
+}
+
+impl PluginDir {
+    pub fn new() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "gateway-plugin-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Self { path }
+    }
+
+    /// Copies a built library in, under `file_name` (default: its own name).
+    pub fn add_library(&self, lib_name: &str, file_name: Option<&str>) -> PathBuf {
+        let source = built_library(lib_name);
+        let target = self
+            .path
+            .join(file_name.map_or_else(|| format!("lib{lib_name}.so"), str::to_owned));
+        std::fs::copy(&source, &target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        target
+    }
+
+    /// Writes a file with mode 0644.
+    pub fn add_file(&self, file_name: &str, bytes: &[u8]) -> PathBuf {
+        let target = self.path.join(file_name);
+        std::fs::write(&target, bytes).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        target
+    }
+
+    pub fn canonical(&self, file_name: &str) -> PathBuf {
+        self.path.join(file_name).canonicalize().unwrap()
+    }
+}
+
+impl Drop for PluginDir {
+    fn drop(&mut self) {
+        // Loaded libraries stay mapped after their file is removed.
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// One client call seen by the host.
+#[derive(Debug)]
+pub enum Call {
+    Register(Vec<RegisterEvent>),
+    RegisterWithResponse(Vec<RegisterEvent>),
+    Query(QueryParams),
+}
+
+/// An in-memory host client: records every call, answers queries with `query_events`
+/// and registrations with response with ids 1, 2, ...
+pub struct RecordingClient {
+    calls: mpsc::UnboundedSender<Call>,
+    pub query_events: Mutex<Vec<Event>>,
+}
+
+impl RecordingClient {
+    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Call>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Arc::new(Self {
+                calls: tx,
+                query_events: Mutex::new(Vec::new()),
+            }),
+            rx,
+        )
+    }
+}
+
+pub fn stored(events: &[RegisterEvent]) -> Vec<Event> {
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| Event {
+            id: EventId {
+                server: 1,
+                session: 1,
+                instance: i as i64 + 1,
+            },
+            event_type: e.event_type.clone(),
+            timestamp: Timestamp::now(),
+            source_timestamp: e.source_timestamp,
+            payload: e.payload.clone(),
+        })
+        .collect()
+}
+
+impl DeviceClient for RecordingClient {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
+        let sent = self
+            .calls
+            .send(Call::Register(events))
+            .map_err(|_| ClientError::ConnectionClosed);
+        Box::pin(async move { sent })
+    }
+
+    fn register_with_response(
+        &self,
+        events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        let result = stored(&events);
+        let sent = self
+            .calls
+            .send(Call::RegisterWithResponse(events))
+            .map_err(|_| ClientError::ConnectionClosed);
+        Box::pin(async move { sent.map(|()| Some(result)) })
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        let events = self.query_events.lock().unwrap().clone();
+        let sent = self
+            .calls
+            .send(Call::Query(params))
+            .map_err(|_| ClientError::ConnectionClosed);
+        Box::pin(async move {
+            sent.map(|()| QueryResult {
+                events,
+                more_follows: false,
+            })
+        })
+    }
+}
+
+pub fn prefix(device_type: &str, name: &str) -> EventType {
+    ["gateway", "gw", device_type, name]
+        .map(String::from)
+        .to_vec()
+}
+
+pub fn context(client: Arc<RecordingClient>, device_type: &str, name: &str) -> DeviceContext {
+    DeviceContext {
+        prefix: prefix(device_type, name),
+        client,
+        span: tracing::info_span!("device", gateway = "gw", device_type, device = name),
+    }
+}
+
+/// A notified event `prefix/suffix` with a JSON payload.
+pub fn event(prefix: &[String], suffix: &[&str], value: serde_json::Value) -> Event {
+    let mut event_type = prefix.to_vec();
+    event_type.extend(suffix.iter().map(|s| (*s).to_owned()));
+    Event {
+        id: EventId::default(),
+        event_type,
+        timestamp: Timestamp::now(),
+        source_timestamp: None,
+        payload: Some(Payload::json(value)),
+    }
+}
+
+/// The next registration (fire-and-forget) call, as `(suffix after the prefix, JSON)`.
+pub async fn next_register(
+    calls: &mut mpsc::UnboundedReceiver<Call>,
+) -> Vec<(String, serde_json::Value)> {
+    let call = tokio::time::timeout(TIMEOUT, calls.recv())
+        .await
+        .expect("timed out waiting for a registration")
+        .expect("client dropped");
+    match call {
+        Call::Register(events) => summary(&events),
+        other => panic!("expected a registration, got {other:?}"),
+    }
+}
+
+pub fn summary(events: &[RegisterEvent]) -> Vec<(String, serde_json::Value)> {
+    events
+        .iter()
+        .map(|e| {
+            let value = e
+                .payload
+                .as_ref()
+                .and_then(Payload::json_value)
+                .unwrap_or(serde_json::Value::Null);
+            (e.event_type[4..].join("/"), value)
+        })
+        .collect()
+}
+
+pub fn path_in(err: &impl std::fmt::Display, path: &Path) -> bool {
+    err.to_string().contains(&path.display().to_string())
+}
