@@ -327,6 +327,10 @@ impl Server {
     /// all; with `with_ack` (`last = false`) it also waits for every client's
     /// `MsgEventsAck` (a connection that closes meanwhile counts as done). Returns the
     /// number of connections notified.
+    ///
+    /// Queuing waits for room in each connection's bounded queue, so a client that
+    /// stops reading slows notifications down for everyone (nothing is dropped) until
+    /// its keepalive closes it.
     pub async fn notify_events(&self, events: &[Event], persisted: bool, with_ack: bool) -> usize {
         let mut acks: Vec<PendingResponse> = Vec::new();
         let mut notified = 0;
