@@ -629,11 +629,11 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Polls an optional future; pending forever when there is none. The caller must
 /// set the option to `None` once it completed.
-fn poll_optional<F: std::future::Future + Unpin>(
+fn poll_optional<F>(
     slot: &mut Option<F>,
 ) -> impl std::future::Future<Output = F::Output> + Send + '_
 where
-    F: Send,
+    F: std::future::Future + Unpin + Send,
 {
     std::future::poll_fn(move |cx| match slot.as_mut() {
         Some(future) => std::future::Future::poll(Pin::new(future), cx),
