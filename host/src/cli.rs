@@ -16,6 +16,7 @@ use crate::config::{self, ConfigError, ConfigErrors, ConfigSource, RawConfig, Va
 use crate::device::DeviceFactory;
 use crate::events_cmd::{self, EventsArgs};
 use crate::logging::{self, LogConfig};
+use crate::plugins::{PluginRegistry, PluginSearch};
 use crate::spec::GatewaySpec;
 
 /// Exit code for configuration, schema and plugin errors found before start.
@@ -109,6 +110,9 @@ pub enum CliError {
     /// Anything else (exit 1).
     #[error("{0:#}")]
     Other(#[from] anyhow::Error),
+    /// The command already printed what went wrong; exit with this code.
+    #[error("exit status {0}")]
+    Reported(u8),
 }
 
 impl CliError {
@@ -117,6 +121,7 @@ impl CliError {
         match self {
             Self::Config(_) | Self::Plugin(_) => EXIT_CONFIG,
             Self::Other(_) => EXIT_FAILURE,
+            Self::Reported(code) => *code,
         }
     }
 }
@@ -126,6 +131,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Reported(code)) => ExitCode::from(code),
         Err(err) => {
             eprintln!("gateway-host: {}", error_text(&err));
             ExitCode::from(err.exit_code())
@@ -189,103 +195,120 @@ pub fn load_raw(conf: Option<&Path>) -> Result<RawConfig, ConfigErrors> {
     config::read(&source)
 }
 
-/// Plugin directories in search order: `--plugins-dir`, the configuration's
-/// `plugins_dir`, the executable's directory, `$XDG_DATA_HOME/hat/gateway/plugins`.
-pub fn plugin_search_dirs(cli_dirs: &[PathBuf], config_dirs: &[PathBuf]) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = cli_dirs.iter().chain(config_dirs).cloned().collect();
-    if let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|exe| exe.parent().map(Path::to_owned))
-    {
-        dirs.push(dir);
-    }
-    let data_home = match std::env::var_os("XDG_DATA_HOME") {
-        Some(dir) if !dir.is_empty() => Some(PathBuf::from(dir)),
-        _ => std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share")),
-    };
-    if let Some(data_home) = data_home {
-        dirs.push(data_home.join("hat/gateway/plugins"));
-    }
-    dirs.dedup();
-    dirs
+/// The plugin registry over `--plugins-dir` values, then the configuration's
+/// `plugins_dir`, then the standard directories (see [`PluginSearch::standard`]).
+pub fn plugin_registry(plugins: &PluginArgs, config_dirs: &[PathBuf]) -> PluginRegistry {
+    let explicit: Vec<PathBuf> = plugins
+        .plugins_dirs
+        .iter()
+        .chain(config_dirs)
+        .cloned()
+        .collect();
+    PluginRegistry::new(PluginSearch::standard(
+        &explicit,
+        plugins.allow_insecure_plugins,
+    ))
 }
 
-/// Resolves a device entry's `module` to a loaded plugin.
-type Resolver = Box<dyn Fn(&str) -> Result<Arc<dyn DeviceFactory>, String>>;
-
-/// The plugin resolver over `dirs`.
-///
-/// WIRING: switch to the plugin registry (`crate::plugins`) when it lands.
-fn plugin_resolver(dirs: Vec<PathBuf>, _allow_insecure: bool) -> Resolver {
-    Box::new(move |_module: &str| {
-        Err(format!(
-            "the plugin loader is not available in this build (searched {})",
-            dirs.iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-    })
+/// Resolves a device entry's `module` through `registry`. A relative *path* (not a
+/// plugin name) is taken relative to the configuration file's directory, so a
+/// configuration means the same whatever the daemon's working directory is.
+fn resolve_module(
+    registry: &PluginRegistry,
+    base_dir: &Path,
+    module: &str,
+) -> Result<Arc<dyn DeviceFactory>, String> {
+    let is_path = module.contains('/')
+        || module.contains(std::path::MAIN_SEPARATOR)
+        || module.ends_with(std::env::consts::DLL_SUFFIX);
+    let module = if is_path && Path::new(module).is_relative() {
+        base_dir.join(module).to_string_lossy().into_owned()
+    } else {
+        module.to_owned()
+    };
+    registry
+        .resolve(&module)
+        .map(|plugin| plugin as Arc<dyn DeviceFactory>)
+        .map_err(|err| err.to_string())
 }
 
 /// Loads and fully validates a configuration.
 fn load_and_validate(args: &RunArgs) -> Result<(RawConfig, ValidatedConfig), CliError> {
     let raw = load_raw(args.conf.as_deref())?;
-    let dirs = plugin_search_dirs(&args.plugins.plugins_dirs, &config::plugin_dirs(&raw));
-    let resolve = plugin_resolver(dirs, args.plugins.allow_insecure_plugins);
-    let validated = config::validate(&raw, &*resolve)?;
+    let registry = plugin_registry(&args.plugins, &config::plugin_dirs(&raw));
+    let resolve = |module: &str| resolve_module(&registry, &raw.base_dir, module);
+    let validated = config::validate(&raw, &resolve)?;
     Ok((raw, validated))
 }
 
 fn check(args: &RunArgs) -> Result<(), CliError> {
     let (raw, validated) = load_and_validate(args)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
+    for warning in &validated.warnings {
+        eprintln!("gateway-host: warning: {}: {warning}", raw.origin);
+    }
+    print_stdout(&format!(
         "{}: valid (gateway {:?}, {} device(s))",
         raw.origin,
         validated.spec.name,
         validated.spec.devices.len()
-    )
-    .map_err(|err| CliError::Other(err.into()))?;
-    for warning in &validated.warnings {
-        eprintln!("gateway-host: warning: {}: {warning}", raw.origin);
-    }
-    Ok(())
+    ))
 }
 
 fn schema(device_type: Option<&str>, plugins: &PluginArgs) -> Result<(), CliError> {
     let text = match device_type {
         None => config::MAIN_SCHEMA_TEXT.trim_end().to_owned(),
         Some(name) => {
-            let resolve = plugin_resolver(
-                plugin_search_dirs(&plugins.plugins_dirs, &[]),
-                plugins.allow_insecure_plugins,
-            );
-            let factory =
-                resolve(name).map_err(|reason| CliError::Plugin(format!("{name}: {reason}")))?;
-            let schema = factory.json_schema().ok_or_else(|| {
+            let registry = plugin_registry(plugins, &[]);
+            // A plugin name first (sim -> libsim.so); else any plugin found in the
+            // directories that provides this device type.
+            let plugin = match registry.resolve(name) {
+                Ok(plugin) => plugin,
+                Err(err) => {
+                    let _ = registry.scan();
+                    registry
+                        .by_device_type(name)
+                        .ok_or_else(|| CliError::Plugin(err.to_string()))?
+                }
+            };
+            let info = plugin.info();
+            let schema = info.json_schema.as_ref().ok_or_else(|| {
                 CliError::Plugin(format!(
-                    "{name}: device type {:?} has no configuration schema",
-                    factory.device_type()
+                    "{}: device type {:?} has no configuration schema",
+                    info.path.display(),
+                    info.device_type
                 ))
             })?;
             serde_json::to_string_pretty(schema).map_err(|err| CliError::Other(err.into()))?
         }
     };
-    writeln!(std::io::stdout().lock(), "{text}").map_err(|err| CliError::Other(err.into()))
+    print_stdout(&text)
 }
 
-/// WIRING: delegate to `crate::plugins::plugins_command` when it lands.
+/// Prints `text` and a newline; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> Result<(), CliError> {
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::Other(err.into()))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn plugins_command(command: Option<PluginsCommand>, plugins: &PluginArgs) -> Result<(), CliError> {
-    let _ = (command, plugins_search(plugins));
-    Err(CliError::Plugin(
-        "the plugin loader is not available in this build".to_owned(),
-    ))
-}
-
-fn plugins_search(plugins: &PluginArgs) -> Vec<PathBuf> {
-    plugin_search_dirs(&plugins.plugins_dirs, &[])
+    let target = command.map(|PluginsCommand::Info { plugin }| plugin);
+    let code = crate::plugins::plugins_command(
+        &plugins.plugins_dirs,
+        plugins.allow_insecure_plugins,
+        target.as_deref(),
+        &mut std::io::stdout().lock(),
+    );
+    match code {
+        0 => Ok(()),
+        // The command printed its report; only the status is left to give.
+        _ => Err(CliError::Reported(
+            u8::try_from(code).unwrap_or(EXIT_FAILURE),
+        )),
+    }
 }
 
 fn events(args: EventsArgs) -> Result<(), CliError> {
@@ -301,9 +324,10 @@ fn events(args: EventsArgs) -> Result<(), CliError> {
     runtime.block_on(async {
         let shutdown = shutdown_on_signals()?;
         let mut out = std::io::stdout().lock();
-        events_cmd::run(args, shutdown, &mut out)
-            .await
-            .map_err(|err| CliError::Other(err.into()))
+        match events_cmd::run(args, shutdown, &mut out).await {
+            Err(err) if !err.is_broken_pipe() => Err(CliError::Other(err.into())),
+            _ => Ok(()),
+        }
     })
 }
 
@@ -329,12 +353,10 @@ fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
     })
 }
 
-/// WIRING: `crate::runner::run(spec, shutdown)` when the runner lands.
 async fn run_gateway(spec: GatewaySpec, shutdown: CancellationToken) -> Result<(), CliError> {
-    let _ = (spec, shutdown);
-    Err(CliError::Other(anyhow::anyhow!(
-        "the runner is not available in this build"
-    )))
+    crate::runner::run(spec, shutdown)
+        .await
+        .map_err(|err| CliError::Other(err.into()))
 }
 
 /// A token cancelled on the first SIGINT or SIGTERM. Must be called inside a runtime.
@@ -422,19 +444,6 @@ mod tests {
             parse(&["events", "--server", "h:1", "watch", "a/*"]).command,
             Some(Command::Events(_))
         ));
-    }
-
-    #[test]
-    fn search_dirs_order() {
-        let dirs = plugin_search_dirs(&[PathBuf::from("/cli")], &[PathBuf::from("/conf")]);
-        assert_eq!(dirs[0], PathBuf::from("/cli"));
-        assert_eq!(dirs[1], PathBuf::from("/conf"));
-        let exe_dir = std::env::current_exe()
-            .unwrap()
-            .parent()
-            .unwrap()
-            .to_owned();
-        assert_eq!(dirs[2], exe_dir);
     }
 
     #[test]

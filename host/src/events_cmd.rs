@@ -8,8 +8,8 @@ use base64::Engine as _;
 use clap::{Args, Subcommand};
 use gateway_eventer::client::{Client, ClientConfig, ClientError, Notification};
 use gateway_model::{
-    event_type_from_str, Event, EventType, Payload, QueryLatestParams, QueryParams,
-    QueryTimeseriesParams, RegisterEvent, Subscription, Timestamp,
+    event_type_from_str, event_type_to_string, Event, EventType, Payload, QueryLatestParams,
+    QueryParams, QueryTimeseriesParams, RegisterEvent, Subscription, Timestamp,
 };
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -97,6 +97,13 @@ pub enum EventsError {
     Output(#[from] std::io::Error),
 }
 
+impl EventsError {
+    /// True when the reader of standard output went away (`| head`): not a failure.
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, Self::Output(err) if err.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
 fn parse_json_value(text: &str) -> Result<Value, String> {
     serde_json::from_str(text).map_err(|err| format!("not valid JSON: {err}"))
 }
@@ -120,18 +127,61 @@ fn parse_register_type(text: &str) -> Result<EventType, String> {
 }
 
 /// One event as the JSON object the `events` commands print.
+///
+/// A struct rather than a `serde_json::Value` so the keys come out in this order
+/// (`id`, `type`, `timestamp`, `source_timestamp`, `payload`), which reads better.
+#[derive(Debug, serde::Serialize)]
+pub struct EventLine<'a> {
+    /// `{"server", "session", "instance"}`.
+    pub id: EventIdLine,
+    /// The event type's segments.
+    #[serde(rename = "type")]
+    pub event_type: &'a [String],
+    /// Server timestamp, float seconds.
+    pub timestamp: f64,
+    /// Source timestamp, float seconds, or `null`.
+    pub source_timestamp: Option<f64>,
+    /// `{"json": value}`, `{"binary": {"type", "data" (base64)}}` or `null`.
+    pub payload: Option<Value>,
+}
+
+/// An event id as printed.
+#[derive(Debug, serde::Serialize)]
+pub struct EventIdLine {
+    /// Server id.
+    pub server: i64,
+    /// Session.
+    pub session: i64,
+    /// Instance.
+    pub instance: i64,
+}
+
+impl<'a> EventLine<'a> {
+    /// The printed form of `event`.
+    pub fn new(event: &'a Event) -> Self {
+        Self {
+            id: EventIdLine {
+                server: event.id.server,
+                session: event.id.session,
+                instance: event.id.instance,
+            },
+            event_type: &event.event_type,
+            timestamp: event.timestamp.to_f64(),
+            source_timestamp: event.source_timestamp.map(Timestamp::to_f64),
+            payload: event.payload.as_ref().map(payload_to_json),
+        }
+    }
+}
+
+/// One event as a JSON value (see [`EventLine`]).
 pub fn event_to_json(event: &Event) -> Value {
-    json!({
-        "id": {
-            "server": event.id.server,
-            "session": event.id.session,
-            "instance": event.id.instance,
-        },
-        "type": event.event_type,
-        "timestamp": event.timestamp.to_f64(),
-        "source_timestamp": event.source_timestamp.map(Timestamp::to_f64),
-        "payload": event.payload.as_ref().map(payload_to_json),
-    })
+    serde_json::to_value(EventLine::new(event)).unwrap_or(Value::Null)
+}
+
+/// One event as one line of JSON text (no newline).
+pub fn format_event(event: &Event) -> String {
+    // Serializing plain numbers, strings and a Value cannot fail.
+    serde_json::to_string(&EventLine::new(event)).unwrap_or_default()
 }
 
 fn payload_to_json(payload: &Payload) -> Value {
@@ -149,7 +199,7 @@ fn payload_to_json(payload: &Payload) -> Value {
 /// Writes events one JSON object per line and flushes (watchers read line by line).
 pub fn write_events<W: Write>(out: &mut W, events: &[Event]) -> std::io::Result<()> {
     for event in events {
-        writeln!(out, "{}", event_to_json(event))?;
+        writeln!(out, "{}", format_event(event))?;
     }
     out.flush()
 }
@@ -169,6 +219,7 @@ pub async fn run<W: Write>(
         () = shutdown.cancelled() => return Ok(()),
         connected = Client::connect(args.server.as_str(), config) => connected?,
     };
+    let mut announced = false;
     let result = match args.command {
         EventsCommand::Register {
             event_type,
@@ -204,7 +255,20 @@ pub async fn run<W: Write>(
             }
             write_events(out, &result.events).map_err(EventsError::from)
         }
-        EventsCommand::Watch { .. } => loop {
+        EventsCommand::Watch { patterns } => loop {
+            if !announced {
+                announced = true;
+                let patterns: Vec<String> =
+                    patterns.iter().map(|p| event_type_to_string(p)).collect();
+                // On stderr, so stdout stays one event per line; scripts and tests wait
+                // for it to know the subscription is in place.
+                eprintln!(
+                    "watching {} on {} (server status {})",
+                    patterns.join(" "),
+                    args.server,
+                    client.status().as_str()
+                );
+            }
             tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),
                 notification = notifications.recv() => match notification {
@@ -380,6 +444,19 @@ mod tests {
         );
         assert_eq!(value["source_timestamp"], Value::Null);
         assert_eq!(event_to_json(&event(None, None))["payload"], Value::Null);
+    }
+
+    #[test]
+    fn keys_in_reading_order() {
+        let line = format_event(&event(None, None));
+        assert!(
+            line.starts_with(r#"{"id":{"server":1,"session":2,"instance":3},"type":["gateway","#),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(r#""timestamp":1700000000.25,"source_timestamp":null,"payload":null}"#),
+            "{line}"
+        );
     }
 
     #[test]

@@ -118,6 +118,9 @@ pub fn validate(
     }
 
     if !errors.is_empty() {
+        // Grouped by place, devices in index order; stable, so one value's reasons
+        // keep the order they were found in.
+        errors.sort_by(|a, b| pointer_key(a).cmp(&pointer_key(b)));
         return Err(ConfigErrors(errors));
     }
     let main = MainDocument::deserialize(doc).map_err(|err| {
@@ -153,6 +156,19 @@ pub fn validate(
         log,
         warnings,
     })
+}
+
+/// Sort key of an error's pointer: its segments, numbers compared as numbers.
+fn pointer_key(error: &ConfigError) -> Vec<(u64, String)> {
+    error
+        .pointer()
+        .unwrap_or("")
+        .split('/')
+        .map(|segment| match segment.parse::<u64>() {
+            Ok(index) => (index, String::new()),
+            Err(_) => (u64::MAX, segment.to_owned()),
+        })
+        .collect()
 }
 
 /// A resolved plugin and its compiled device schema (if it has one).
