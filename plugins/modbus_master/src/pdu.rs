@@ -453,7 +453,7 @@ mod tests {
         assert_eq!(decode_response(&[3, 4, 0, 0]), Err(PduError::BadLength(3)));
         assert_eq!(decode_response(&[7, 0]), Err(PduError::UnknownFunction(7)));
         assert_eq!(
-            decode_response(&[24, 0, 4, 0, 2, 0, 0]),
+            decode_response(&[24, 0, 6, 0, 2, 0, 0]),
             Err(PduError::BadLength(24))
         );
         assert_eq!(decode_response(&[0x83]), Err(PduError::BadLength(0x83)));
