@@ -18,42 +18,37 @@
 //! - on any failure (socket error, bad frame, undecodable payload, keepalive timeout,
 //!   a reason given by the owner) ends the connection, logs the reason and publishes it
 //!   as a [`ConnectionError`]; every pending request then fails with that reason.
+//!
+//! Senders choose how to meet a full outbound queue: [`Session::send`] and friends wait
+//! for room (right for a connection's own answers), [`Session::try_send`] and
+//! [`Session::try_request`] never wait (right for fan-out to many connections, where
+//! one peer that stops reading must not hold up the others).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::chatter::{
-    encode_frame, ChatterError, FrameCodec, Msg, DEFAULT_MAX_FRAME_SIZE, PING_TYPE, PONG_TYPE,
-};
+use crate::chatter::{ChatterError, DEFAULT_MAX_FRAME_SIZE};
 use crate::message::{EventerMsg, MessageError};
+use task::ConnectionTask;
 
 /// Default time without receiving anything before a Ping is sent (hat's 20 s).
 pub const DEFAULT_PING_DELAY: Duration = Duration::from_secs(20);
 /// Default time to wait for any message after our Ping before closing (hat's 20 s).
 pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Outgoing messages queued for the connection task. Senders wait when it is full, so a
-/// peer that stops reading slows its senders down instead of growing memory.
+/// Outgoing messages queued for the connection task by [`spawn`] (see
+/// [`spawn_with_capacity`]). The queue only fills once the socket and the task's write
+/// buffer are full, i.e. once the peer has left about a megabyte unread; waiting senders
+/// are then slowed down instead of memory growing.
 pub const COMMAND_CAPACITY: usize = 256;
 /// Received messages waiting for the owner (client dispatcher or server request loop).
 /// When it is full the task stops reading the socket until the owner catches up.
 pub const INBOUND_CAPACITY: usize = 64;
-/// Encoded bytes waiting for the socket above which no new message is accepted.
-const WRITE_HIGH_WATER: usize = 1024 * 1024;
-/// How long already-queued frames may take to reach the socket when a connection ends.
-const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
-/// Pending requests whose callers gave up are pruned when the table grows past this.
-const PENDING_PRUNE_THRESHOLD: usize = 1024;
 
 /// Keepalive and framing settings of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +116,13 @@ pub enum ConnectionError {
     /// The server is shutting down.
     #[error("server closed")]
     ServerClosed,
+    /// The peer does not read what we send: its outbound queue was full when a message
+    /// that may not wait (a notification) had to be queued.
+    #[error("slow consumer: outbound queue full with {queued} messages")]
+    SlowConsumer {
+        /// Messages waiting in the outbound queue at that moment.
+        queued: usize,
+    },
     /// The connection task stopped without publishing a reason (it panicked).
     #[error("connection task ended unexpectedly")]
     TaskEnded,
@@ -171,6 +173,22 @@ pub struct Session {
     fail_reason: Arc<Mutex<Option<ConnectionError>>>,
 }
 
+/// Why [`Session::try_send`] or [`Session::try_request`] did not queue a message.
+///
+/// An outcome for the caller to act on, not a connection end: a full queue leaves the
+/// connection open (the caller decides, e.g. [`Session::fail`] with
+/// [`ConnectionError::SlowConsumer`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryQueueError {
+    /// The outbound queue is full.
+    Full {
+        /// Messages waiting in the queue.
+        queued: usize,
+    },
+    /// The connection has ended or is ending.
+    Closed,
+}
+
 /// The response to a request sent with [`Session::request`], not yet received.
 #[derive(Debug)]
 pub struct PendingResponse {
@@ -196,6 +214,8 @@ impl PendingResponse {
 /// The task runs inside `span` (give it the peer address and a connection id). It ends
 /// when the peer closes, on any error, on [`Session::close`] / [`Session::fail`], when
 /// every [`Session`] handle is dropped, or when the returned receiver is dropped.
+///
+/// The outbound queue holds [`COMMAND_CAPACITY`] messages.
 pub fn spawn<T>(
     io: T,
     config: SessionConfig,
@@ -204,27 +224,33 @@ pub fn spawn<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (command_tx, command_rx) = mpsc::channel(COMMAND_CAPACITY);
+    spawn_with_capacity(io, config, COMMAND_CAPACITY, span)
+}
+
+/// [`spawn`] with an outbound queue of `command_capacity` messages (at least 1; 0 is
+/// taken as 1).
+pub fn spawn_with_capacity<T>(
+    io: T,
+    config: SessionConfig,
+    command_capacity: usize,
+    span: tracing::Span,
+) -> (Session, mpsc::Receiver<Inbound>)
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (command_tx, command_rx) = mpsc::channel(command_capacity.max(1));
     let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
     let (closed_tx, closed_rx) = watch::channel(None);
     let cancel = CancellationToken::new();
     let fail_reason = Arc::new(Mutex::new(None));
-    let (reader, writer) = tokio::io::split(io);
-    let task = ConnectionTask {
-        reader: FramedRead::new(reader, FrameCodec::new(config.max_frame_size)),
-        writer,
-        write_buf: BytesMut::new(),
-        commands: command_rx,
-        inbound: inbound_tx,
-        held: None,
-        pending: HashMap::new(),
-        next_id: 1,
-        last_received: Instant::now(),
-        ping_sent: None,
-        cancel: cancel.clone(),
-        fail_reason: fail_reason.clone(),
+    let task = ConnectionTask::new(
+        io,
         config,
-    };
+        command_rx,
+        inbound_tx,
+        cancel.clone(),
+        fail_reason.clone(),
+    );
     tokio::spawn(task.run(closed_tx).instrument(span));
     let session = Session {
         commands: command_tx,
@@ -266,6 +292,23 @@ impl Session {
     ) -> Result<(), Arc<ConnectionError>> {
         self.submit(msg, Conversation::Reply(first), last, None)
             .await
+    }
+
+    /// Queues `msg` like [`Session::send`] but never waits: when the outbound queue is
+    /// full the message is not sent and the connection stays open.
+    pub fn try_send(&self, msg: EventerMsg, last: bool) -> Result<(), TryQueueError> {
+        self.try_submit(msg, last, None)
+    }
+
+    /// Queues a request like [`Session::request`] but never waits: when the outbound
+    /// queue is full the request is not sent and the connection stays open.
+    pub fn try_request(&self, msg: EventerMsg) -> Result<PendingResponse, TryQueueError> {
+        let (tx, rx) = oneshot::channel();
+        self.try_submit(msg, false, Some(tx))?;
+        Ok(PendingResponse {
+            rx,
+            session: self.clone(),
+        })
     }
 
     /// Closes the connection with [`ConnectionError::LocalClose`]. Messages queued
@@ -329,248 +372,32 @@ impl Session {
             Err(_) => Err(self.closed().await),
         }
     }
-}
 
-/// What woke the connection task up.
-enum Step {
-    Cancelled,
-    Written(std::io::Result<usize>),
-    Delivered,
-    OwnerGone,
-    Command(Option<Command>),
-    Frame(Option<Result<Msg, ChatterError>>),
-    Keepalive,
-}
-
-/// State owned by the connection task.
-struct ConnectionTask<T> {
-    reader: FramedRead<tokio::io::ReadHalf<T>, FrameCodec>,
-    writer: tokio::io::WriteHalf<T>,
-    /// Encoded frames not yet accepted by the socket.
-    write_buf: BytesMut,
-    commands: mpsc::Receiver<Command>,
-    inbound: mpsc::Sender<Inbound>,
-    /// A received message waiting for room in `inbound` (reading pauses meanwhile).
-    held: Option<Inbound>,
-    /// Our requests waiting for an answer, by their message id.
-    pending: HashMap<i64, oneshot::Sender<Inbound>>,
-    next_id: i64,
-    last_received: Instant,
-    /// When our unanswered Ping went out.
-    ping_sent: Option<Instant>,
-    cancel: CancellationToken,
-    fail_reason: Arc<Mutex<Option<ConnectionError>>>,
-    config: SessionConfig,
-}
-
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
-    async fn run(mut self, closed: watch::Sender<Published>) {
-        let reason = self.serve().await;
-        self.finish().await;
-        match &reason {
-            ConnectionError::LocalClose | ConnectionError::PeerClosed => {
-                tracing::debug!(reason = %reason, "eventer connection closed");
-            }
-            _ => tracing::warn!(reason = %reason, "eventer connection closed"),
+    fn try_submit(
+        &self,
+        msg: EventerMsg,
+        last: bool,
+        response: Option<oneshot::Sender<Inbound>>,
+    ) -> Result<(), TryQueueError> {
+        if self.cancel.is_cancelled() {
+            return Err(TryQueueError::Closed);
         }
-        // Published before `pending` is dropped, so a failed waiter always finds it.
-        closed.send_replace(Some(Arc::new(reason)));
-    }
-
-    async fn serve(&mut self) -> ConnectionError {
-        loop {
-            let keepalive_at = if self.held.is_some() {
-                // Not reading by our own choice (the owner is slow): silence is ours.
-                None
-            } else {
-                self.keepalive_deadline()
-            };
-            let writable = self.write_buf.len() < WRITE_HIGH_WATER;
-            let step = tokio::select! {
-                biased;
-                () = self.cancel.cancelled() => Step::Cancelled,
-                // Cancel-safe: a dropped `write_buf` future has written nothing.
-                written = self.writer.write_buf(&mut self.write_buf), if !self.write_buf.is_empty() => {
-                    Step::Written(written)
-                }
-                permit = self.inbound.reserve(), if self.held.is_some() => match permit {
-                    Ok(permit) => {
-                        if let Some(inbound) = self.held.take() {
-                            permit.send(inbound);
-                        }
-                        Step::Delivered
-                    }
-                    Err(_) => Step::OwnerGone,
-                },
-                command = self.commands.recv(), if writable => Step::Command(command),
-                // Cancel-safe: FramedRead keeps partial frames in its own buffer.
-                frame = self.reader.next(), if self.held.is_none() => Step::Frame(frame),
-                () = sleep_until_opt(keepalive_at) => Step::Keepalive,
-            };
-            match step {
-                Step::Cancelled => return self.take_fail_reason(),
-                Step::Written(Ok(0)) => {
-                    return ChatterError::Io(std::io::ErrorKind::WriteZero.into()).into()
-                }
-                Step::Written(Ok(_)) => {}
-                Step::Written(Err(err)) => return ChatterError::Io(err).into(),
-                Step::Delivered => {
-                    self.last_received = Instant::now();
-                    self.ping_sent = None;
-                }
-                // The owner is gone: nobody can use this connection any more.
-                Step::OwnerGone => return ConnectionError::LocalClose,
-                Step::Command(Some(command)) => self.enqueue(command),
-                Step::Command(None) => return ConnectionError::LocalClose,
-                Step::Frame(Some(Ok(msg))) => {
-                    if let Err(err) = self.on_frame(msg) {
-                        return err;
-                    }
-                }
-                Step::Frame(Some(Err(err))) => return err.into(),
-                Step::Frame(None) => return ConnectionError::PeerClosed,
-                Step::Keepalive => {
-                    if self.ping_sent.is_some() {
-                        return ConnectionError::PingTimeout(self.config.ping_timeout);
-                    }
-                    tracing::trace!("sending ping");
-                    self.write_frame(PING_TYPE, Bytes::new(), Conversation::New, false);
-                    self.ping_sent = Some(Instant::now());
-                }
-            }
-        }
-    }
-
-    fn keepalive_deadline(&self) -> Option<Instant> {
-        let delay = self.config.ping_delay?;
-        Some(match self.ping_sent {
-            None => self.last_received + delay,
-            Some(sent) => sent + self.config.ping_timeout,
+        let command = Command {
+            msg,
+            conversation: Conversation::New,
+            last,
+            response,
+        };
+        self.commands.try_send(command).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => TryQueueError::Full {
+                queued: self.commands.max_capacity(),
+            },
+            mpsc::error::TrySendError::Closed(_) => TryQueueError::Closed,
         })
     }
-
-    fn take_fail_reason(&self) -> ConnectionError {
-        self.fail_reason
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-            .unwrap_or(ConnectionError::LocalClose)
-    }
-
-    fn on_frame(&mut self, msg: Msg) -> Result<(), ConnectionError> {
-        self.last_received = Instant::now();
-        self.ping_sent = None;
-        tracing::trace!(
-            id = msg.id,
-            first = msg.first,
-            owner = msg.owner,
-            last = msg.last,
-            data_type = %msg.data_type,
-            "received frame"
-        );
-        if msg.data_type == PING_TYPE {
-            self.write_frame(
-                PONG_TYPE,
-                Bytes::new(),
-                Conversation::Reply(msg.first),
-                true,
-            );
-            return Ok(());
-        }
-        if msg.data_type == PONG_TYPE {
-            // Only liveness; already accounted for above.
-            return Ok(());
-        }
-        let decoded = EventerMsg::decode(&msg.data_type, &msg.data)?;
-        tracing::trace!(msg = ?decoded, "received message");
-        let inbound = Inbound {
-            msg: decoded,
-            first: msg.first,
-            owner: msg.owner,
-            last: msg.last,
-        };
-        if !msg.owner {
-            if let Some(waiter) = self.pending.remove(&msg.first) {
-                // A caller that gave up on its request has dropped the receiver; the
-                // answer is simply discarded then.
-                let _ = waiter.send(inbound);
-                return Ok(());
-            }
-        }
-        self.held = Some(inbound);
-        Ok(())
-    }
-
-    fn enqueue(&mut self, command: Command) {
-        let mut data = Vec::new();
-        command.msg.encode(&mut data);
-        tracing::trace!(msg = ?command.msg, last = command.last, "sending message");
-        let id = self.write_frame(
-            command.msg.type_name(),
-            Bytes::from(data),
-            command.conversation,
-            command.last,
-        );
-        if let Some(waiter) = command.response {
-            if self.pending.len() >= PENDING_PRUNE_THRESHOLD {
-                self.pending.retain(|_, waiter| !waiter.is_closed());
-            }
-            self.pending.insert(id, waiter);
-        }
-    }
-
-    /// Encodes one frame into the write buffer with the next message id; returns the id.
-    fn write_frame(
-        &mut self,
-        data_type: &str,
-        data: Bytes,
-        conversation: Conversation,
-        last: bool,
-    ) -> i64 {
-        let id = self.next_id;
-        self.next_id += 1;
-        let (first, owner) = match conversation {
-            Conversation::New => (id, true),
-            Conversation::Reply(first) => (first, false),
-        };
-        let msg = Msg {
-            id,
-            first,
-            owner,
-            token: true,
-            last,
-            data_type: data_type.to_owned(),
-            data,
-        };
-        encode_frame(&msg, &mut self.write_buf);
-        id
-    }
-
-    /// Writes what was queued before the end (bounded in time) and shuts the stream down.
-    async fn finish(&mut self) {
-        self.commands.close();
-        while let Ok(command) = self.commands.try_recv() {
-            self.enqueue(command);
-        }
-        let flush = async {
-            while !self.write_buf.is_empty() {
-                match self.writer.write_buf(&mut self.write_buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {}
-                }
-            }
-            let _ = self.writer.shutdown().await;
-        };
-        let _ = tokio::time::timeout(CLOSE_FLUSH_TIMEOUT, flush).await;
-    }
 }
 
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
-    }
-}
+mod task;
 
 #[cfg(test)]
 #[path = "connection_tests.rs"]

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use gateway_model::{QueryLatestParams, QueryParams, QueryResult, Status};
 use tokio::io::{AsyncWriteExt, DuplexStream};
+use tokio::time::Instant;
 use tokio_util::codec::Framed;
 
 use super::*;

@@ -13,7 +13,18 @@
 //! - register with `last = true` is registered but not answered; an empty register is
 //!   answered `events([])` without calling the handler; a query is always answered;
 //! - anything unexpected or undecodable ends that connection only, with a logged
-//!   reason reported to [`ServerHandler::connection_closed`].
+//!   reason reported to [`ServerHandler::connection_closed`];
+//! - status and event notifications never wait for a client: a client whose outbound
+//!   queue is full when a notification must be queued is closed as a slow consumer
+//!   ([`ConnectionError::SlowConsumer`]), so one client that stops reading cannot hold
+//!   up the others (or the application calling [`Server::notify_events`]).
+//!
+//! Per-connection flow lives in `session`, the application interface in `handler`.
+
+mod handler;
+mod session;
+
+pub use handler::{ConnectionInfo, ServerHandler};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -21,8 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use gateway_model::{Event, QueryParams, QueryResult, RegisterEvent, Status, Subscription};
+use gateway_model::{Event, Status};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::mpsc;
@@ -31,16 +41,23 @@ use tracing::Instrument;
 
 use crate::chatter::DEFAULT_MAX_FRAME_SIZE;
 use crate::connection::{
-    self, ConnectionError, Inbound, PendingResponse, Session, SessionConfig, DEFAULT_PING_DELAY,
-    DEFAULT_PING_TIMEOUT,
+    self, ConnectionError, PendingResponse, Session, SessionConfig, TryQueueError,
+    DEFAULT_PING_DELAY, DEFAULT_PING_TIMEOUT,
 };
-use crate::message::{EventerMsg, InitReq, InitRes, RegisterRes};
+use crate::message::EventerMsg;
 
 /// Default time a new connection gets to send its `MsgInitReq`.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the server waits for a refused client to close before closing itself
 /// (hat's `close_timeout`).
 pub const INIT_ERROR_CLOSE_DELAY: Duration = Duration::from_millis(500);
+/// Default [`ServerConfig::outbound_capacity`]. The queue sits behind the connection
+/// task's write buffer (about 1 MiB) and the kernel's socket buffers, so it only starts
+/// to fill once a client has left more than a megabyte unread. 256 messages then still
+/// absorb a burst of one-notify-per-batch traffic (every device of a gateway reporting
+/// at once) to a client that is merely busy for a moment, while bounding what one
+/// stalled client can pin in memory to 256 batches before it is closed.
+pub const DEFAULT_OUTBOUND_CAPACITY: usize = 256;
 /// Pause after a failed `accept` (for example too many open files) before retrying.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -60,6 +77,10 @@ pub struct ServerConfig {
     pub max_frame_size: usize,
     /// Time a new connection gets to send `MsgInitReq` before it is closed.
     pub init_timeout: Duration,
+    /// Messages each connection may have waiting to be written (at least 1). A client
+    /// whose queue is full when a notification must be queued is closed with
+    /// [`ConnectionError::SlowConsumer`].
+    pub outbound_capacity: usize,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +92,7 @@ impl Default for ServerConfig {
             ping_timeout: DEFAULT_PING_TIMEOUT,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             init_timeout: DEFAULT_INIT_TIMEOUT,
+            outbound_capacity: DEFAULT_OUTBOUND_CAPACITY,
         }
     }
 }
@@ -87,83 +109,6 @@ pub enum ServerError {
         /// The socket error.
         source: std::io::Error,
     },
-}
-
-/// What the server knows about an initialized connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionInfo {
-    /// Unique per server, increasing from 1 in accept order.
-    pub id: u64,
-    /// The client's address.
-    pub peer: SocketAddr,
-    /// `clientName` from the init request.
-    pub client_name: String,
-    /// `clientToken` from the init request.
-    pub client_token: Option<String>,
-    /// The validated subscriptions.
-    pub subscription: Subscription,
-    /// Only events of this server id are notified.
-    pub server_id: Option<i64>,
-    /// Notified by `notify_events(.., persisted = true, ..)` instead of `false`.
-    pub persisted: bool,
-}
-
-/// The application behind a [`Server`]: the embedded event server, or a test double.
-///
-/// Methods get the [`Server`] so that they can notify (for example, `register` notifies
-/// the batch with [`Server::notify_events`] before returning, which puts the notify
-/// ahead of the register response on the wire, as hat does).
-pub trait ServerHandler: Send + Sync + 'static {
-    /// Called during init after hat's token and subscription checks pass, before the
-    /// answer is sent and before the connection can be notified; `Err(text)` refuses
-    /// the client with `MsgInitRes error(text)`.
-    fn connected<'a>(
-        &'a self,
-        server: &'a Server,
-        info: &'a ConnectionInfo,
-    ) -> BoxFuture<'a, Result<(), String>> {
-        let _ = (server, info);
-        Box::pin(async { Ok(()) })
-    }
-
-    /// Called after an initialized connection ended (it no longer gets notifications).
-    fn disconnected<'a>(
-        &'a self,
-        server: &'a Server,
-        info: &'a ConnectionInfo,
-    ) -> BoxFuture<'a, ()> {
-        let _ = (server, info);
-        Box::pin(async {})
-    }
-
-    /// Registers events: `Some(events)` (one per request event, in order) or `None` for
-    /// hat's `failure` answer (not operational). Never called with an empty list.
-    fn register<'a>(
-        &'a self,
-        server: &'a Server,
-        info: &'a ConnectionInfo,
-        events: Vec<RegisterEvent>,
-    ) -> BoxFuture<'a, Option<Vec<Event>>>;
-
-    /// Runs a query. `Err(text)` closes the connection without an answer, as hat does
-    /// when its backend raises (the protocol has no query error message).
-    fn query<'a>(
-        &'a self,
-        server: &'a Server,
-        info: &'a ConnectionInfo,
-        params: QueryParams,
-    ) -> BoxFuture<'a, Result<QueryResult, String>>;
-
-    /// Called once for every connection that ended, initialized or not, with the
-    /// reason (also logged). For metrics and tests; the default does nothing.
-    fn connection_closed(
-        &self,
-        peer: SocketAddr,
-        info: Option<&ConnectionInfo>,
-        reason: &ConnectionError,
-    ) {
-        let _ = (peer, info, reason);
-    }
 }
 
 /// Cheap, cloneable handle to a running Eventer server.
@@ -280,7 +225,9 @@ impl Server {
             ping_timeout: self.shared.config.ping_timeout,
             max_frame_size: self.shared.config.max_frame_size,
         };
-        let (session, inbound) = connection::spawn(io, config, span.clone());
+        let capacity = self.shared.config.outbound_capacity;
+        let (session, inbound) =
+            connection::spawn_with_capacity(io, config, capacity, span.clone());
         let server = self.clone();
         tokio::spawn(
             async move {
@@ -298,9 +245,12 @@ impl Server {
 
     /// Changes the status and notifies every initialized connection (`MsgStatusNotify`,
     /// `last = true`). Setting the current status again sends nothing.
+    ///
+    /// Never waits for a client: one whose outbound queue is full is closed with
+    /// [`ConnectionError::SlowConsumer`].
     pub async fn set_status(&self, status: Status) {
         let _order = self.shared.notify_order.lock().await;
-        let sessions: Vec<Session> = {
+        let targets: Vec<(Arc<ConnectionInfo>, Session)> = {
             let mut state = self.lock_state();
             if state.status == status {
                 return;
@@ -309,12 +259,13 @@ impl Server {
             state
                 .connections
                 .values()
-                .map(|c| c.session.clone())
+                .map(|c| (c.info.clone(), c.session.clone()))
                 .collect()
         };
-        for session in sessions {
+        for (info, session) in targets {
             // A connection that just ended simply drops out.
-            let _ = session.send(EventerMsg::StatusNotify(status), true).await;
+            let queued = session.try_send(EventerMsg::StatusNotify(status), true);
+            let _ = queued_or_closed(&info, &session, queued);
         }
     }
 
@@ -328,15 +279,16 @@ impl Server {
     /// `MsgEventsAck` (a connection that closes meanwhile counts as done). Returns the
     /// number of connections notified.
     ///
-    /// Queuing waits for room in each connection's bounded queue, so a client that
-    /// stops reading slows notifications down for everyone (nothing is dropped) until
-    /// its keepalive closes it.
+    /// Queuing never waits for a client: a connection whose outbound queue
+    /// ([`ServerConfig::outbound_capacity`]) is full is closed with
+    /// [`ConnectionError::SlowConsumer`] (logged at WARN with its peer and client
+    /// name) and not counted, while every other connection is notified at once.
     pub async fn notify_events(&self, events: &[Event], persisted: bool, with_ack: bool) -> usize {
         let mut acks: Vec<PendingResponse> = Vec::new();
         let mut notified = 0;
         {
             let _order = self.shared.notify_order.lock().await;
-            let targets: Vec<(Session, Vec<Event>)> = {
+            let targets: Vec<(Arc<ConnectionInfo>, Session, Vec<Event>)> = {
                 let state = self.lock_state();
                 state
                     .connections
@@ -351,18 +303,20 @@ impl Server {
                             })
                             .cloned()
                             .collect();
-                        (!selected.is_empty()).then(|| (c.session.clone(), selected))
+                        (!selected.is_empty())
+                            .then(|| (c.info.clone(), c.session.clone(), selected))
                     })
                     .collect()
             };
-            for (session, selected) in targets {
+            for (info, session, selected) in targets {
                 let msg = EventerMsg::EventsNotify(selected);
                 if with_ack {
-                    if let Ok(pending) = session.request(msg).await {
+                    let queued = session.try_request(msg);
+                    if let Some(pending) = queued_or_closed(&info, &session, queued) {
                         acks.push(pending);
                         notified += 1;
                     }
-                } else if session.send(msg, true).await.is_ok() {
+                } else if queued_or_closed(&info, &session, session.try_send(msg, true)).is_some() {
                     notified += 1;
                 }
             }
@@ -425,180 +379,28 @@ impl Server {
         }
         tracing::info!("eventer server stopped listening");
     }
+}
 
-    async fn run_connection(
-        &self,
-        id: u64,
-        peer: SocketAddr,
-        session: Session,
-        mut inbound: mpsc::Receiver<Inbound>,
-    ) {
-        let cancel = self.shared.cancel.clone();
-        tracing::debug!("eventer connection accepted");
-        let info = tokio::select! {
-            biased;
-            () = cancel.cancelled() => None,
-            info = self.init_connection(id, peer, &session, &mut inbound) => info,
-        };
-        if let Some(info) = &info {
-            tracing::Span::current()
-                .record("client_name", tracing::field::display(&info.client_name));
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => {}
-                () = self.serve_requests(info, &session, &mut inbound) => {}
-            }
-        }
-        if cancel.is_cancelled() {
-            session.fail(ConnectionError::ServerClosed);
-        }
-        let reason = session.closed().await;
-        self.lock_state().connections.remove(&id);
-        if let Some(info) = &info {
-            self.shared.handler.disconnected(self, info).await;
-        }
-        self.shared
-            .handler
-            .connection_closed(peer, info.as_deref(), &reason);
-    }
-
-    /// Runs the init exchange; `Some` when the connection is initialized and in the
-    /// notification table, `None` when it was refused or ended.
-    async fn init_connection(
-        &self,
-        id: u64,
-        peer: SocketAddr,
-        session: &Session,
-        inbound: &mut mpsc::Receiver<Inbound>,
-    ) -> Option<Arc<ConnectionInfo>> {
-        let timeout = self.shared.config.init_timeout;
-        let first = match tokio::time::timeout(timeout, inbound.recv()).await {
-            Ok(Some(first)) => first,
-            Ok(None) => return None,
-            Err(_) => {
-                session.fail(ConnectionError::InitTimeout(timeout));
-                return None;
-            }
-        };
-        let request = match first.msg {
-            EventerMsg::InitReq(request) => request,
-            other => {
-                session.fail(ConnectionError::UnexpectedMessage {
-                    type_name: other.type_name(),
-                    context: "expected MsgInitReq first",
-                });
-                return None;
-            }
-        };
-        let checked = match self.check_init(id, peer, request) {
-            Ok(info) => match self.shared.handler.connected(self, &info).await {
-                Ok(()) => Ok(Arc::new(info)),
-                Err(text) => Err(text),
-            },
-            Err(text) => Err(text),
-        };
-        match checked {
-            Ok(info) => {
-                let _order = self.shared.notify_order.lock().await;
-                let status = {
-                    let mut state = self.lock_state();
-                    state.connections.insert(
-                        id,
-                        Connected {
-                            info: info.clone(),
-                            session: session.clone(),
-                        },
-                    );
-                    state.status
-                };
-                let answer = EventerMsg::InitRes(InitRes::Success(status));
-                session.reply(first.first, answer, true).await.ok()?;
-                tracing::debug!(client_name = %info.client_name, "eventer client initialized");
-                Some(info)
-            }
-            Err(text) => {
-                tracing::info!(reason = %text, "refusing eventer client");
-                let answer = EventerMsg::InitRes(InitRes::Error(text.clone()));
-                if session.reply(first.first, answer, true).await.is_ok() {
-                    // hat gives the client this long to close on its own.
-                    let _ = tokio::time::timeout(INIT_ERROR_CLOSE_DELAY, session.closed()).await;
-                }
-                session.fail(ConnectionError::InitRejected(text));
-                None
-            }
-        }
-    }
-
-    /// hat's init rules: token, then subscription.
-    fn check_init(
-        &self,
-        id: u64,
-        peer: SocketAddr,
-        request: InitReq,
-    ) -> Result<ConnectionInfo, String> {
-        if let Some(token) = &request.client_token {
-            if self.shared.config.server_token.as_deref() != Some(token.as_str()) {
-                return Err("invalid client token".to_owned());
-            }
-        }
-        let subscription =
-            Subscription::new(request.subscriptions).map_err(|err| err.to_string())?;
-        Ok(ConnectionInfo {
-            id,
-            peer,
-            client_name: request.client_name,
-            client_token: request.client_token,
-            subscription,
-            server_id: request.server_id,
-            persisted: request.persisted,
-        })
-    }
-
-    /// Handles requests one at a time until the connection ends or misbehaves.
-    async fn serve_requests(
-        &self,
-        info: &ConnectionInfo,
-        session: &Session,
-        inbound: &mut mpsc::Receiver<Inbound>,
-    ) {
-        let handler = &self.shared.handler;
-        while let Some(request) = inbound.recv().await {
-            let answer = match request.msg {
-                EventerMsg::RegisterReq(events) => {
-                    let result = if events.is_empty() {
-                        Some(Vec::new())
-                    } else {
-                        handler.register(self, info, events).await
-                    };
-                    if request.last {
-                        continue;
-                    }
-                    EventerMsg::RegisterRes(match result {
-                        Some(events) => RegisterRes::Events(events),
-                        None => RegisterRes::Failure,
-                    })
-                }
-                EventerMsg::QueryReq(params) => match handler.query(self, info, params).await {
-                    Ok(result) => EventerMsg::QueryRes(result),
-                    Err(text) => {
-                        session.fail(ConnectionError::Handler(text));
-                        return;
-                    }
-                },
-                // Acks we wait for are matched by the connection task; this one
-                // belongs to no pending notify, and hat ignores those.
-                EventerMsg::EventsAck => continue,
-                other => {
-                    session.fail(ConnectionError::UnexpectedMessage {
-                        type_name: other.type_name(),
-                        context: "a server accepts only register, query and ack after init",
-                    });
-                    return;
-                }
-            };
-            if session.reply(request.first, answer, true).await.is_err() {
-                return;
-            }
+/// The outcome of queuing a notification without waiting: `Some` when queued, `None`
+/// when the connection has ended or was just closed as a slow consumer (full queue).
+fn queued_or_closed<T>(
+    info: &ConnectionInfo,
+    session: &Session,
+    attempt: Result<T, TryQueueError>,
+) -> Option<T> {
+    match attempt {
+        Ok(queued) => Some(queued),
+        Err(TryQueueError::Closed) => None,
+        Err(TryQueueError::Full { queued }) => {
+            tracing::warn!(
+                conn = info.id,
+                peer = %info.peer,
+                client_name = %info.client_name,
+                queued,
+                "eventer client does not read its notifications: closing it as a slow consumer"
+            );
+            session.fail(ConnectionError::SlowConsumer { queued });
+            None
         }
     }
 }

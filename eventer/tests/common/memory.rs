@@ -73,6 +73,7 @@ pub fn kind(reason: &ConnectionError) -> &'static str {
         ConnectionError::InitRejected(_) => "InitRejected",
         ConnectionError::Handler(_) => "Handler",
         ConnectionError::ServerClosed => "ServerClosed",
+        ConnectionError::SlowConsumer { .. } => "SlowConsumer",
         ConnectionError::TaskEnded => "TaskEnded",
     }
 }
