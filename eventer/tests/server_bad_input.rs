@@ -5,14 +5,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
 use common::memory::{Closed, MemoryHandler};
+use common::raw::{self, RawPeer};
 use common::WAIT;
-use gateway_eventer::chatter::{encode_frame, FrameCodec, Msg, PING_TYPE, PONG_TYPE};
+use gateway_eventer::chatter::{PING_TYPE, PONG_TYPE};
 use gateway_eventer::client::{Client, ClientConfig};
 use gateway_eventer::message::{EventerMsg, InitReq, InitRes};
 use gateway_eventer::model::{
@@ -21,10 +20,7 @@ use gateway_eventer::model::{
 };
 use gateway_eventer::server::{Server, ServerConfig};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::Decoder;
 
 const MAX_FRAME: usize = 64 * 1024;
 
@@ -52,80 +48,23 @@ async fn fixture() -> Fixture {
     }
 }
 
-fn frame(id: i64, data_type: &str, data: Vec<u8>) -> Vec<u8> {
-    let msg = Msg {
-        id,
-        first: id,
-        owner: true,
-        token: true,
-        last: false,
-        data_type: data_type.to_owned(),
-        data: Bytes::from(data),
-    };
-    let mut buf = BytesMut::new();
-    encode_frame(&msg, &mut buf);
-    buf.to_vec()
+/// The init request every raw peer here sends.
+fn init_req() -> EventerMsg {
+    raw::init_req("raw", vec![t("*")])
 }
 
-fn eventer_frame(id: i64, msg: &EventerMsg) -> Vec<u8> {
-    let mut data = Vec::new();
-    msg.encode(&mut data);
-    frame(id, msg.type_name(), data)
-}
-
-fn init_frame() -> Vec<u8> {
-    eventer_frame(
-        1,
-        &EventerMsg::InitReq(InitReq {
-            client_name: "raw".to_owned(),
-            client_token: None,
-            subscriptions: vec![t("*")],
-            server_id: None,
-            persisted: false,
-        }),
-    )
-}
-
-/// Reads one frame from the raw stream (bounded in time).
-async fn read_msg(stream: &mut TcpStream, buf: &mut BytesMut) -> Msg {
-    let mut codec = FrameCodec::default();
-    loop {
-        if let Some(msg) = codec.decode(buf).unwrap() {
-            return msg;
-        }
-        let n = tokio::time::timeout(WAIT, stream.read_buf(buf))
-            .await
-            .expect("no frame from the server")
-            .unwrap();
-        assert!(n > 0, "server closed instead of answering");
+impl Fixture {
+    /// A raw peer connected but not initialized.
+    async fn connect(&self) -> RawPeer {
+        RawPeer::connect(self.server.local_addr().unwrap()).await
     }
-}
 
-/// Connects raw and completes the init exchange.
-async fn initialized(server: &Server) -> (TcpStream, BytesMut) {
-    let mut stream = TcpStream::connect(server.local_addr().unwrap())
-        .await
-        .unwrap();
-    stream.write_all(&init_frame()).await.unwrap();
-    let mut buf = BytesMut::new();
-    let res = read_msg(&mut stream, &mut buf).await;
-    let decoded = EventerMsg::decode(&res.data_type, &res.data).unwrap();
-    assert_eq!(
-        decoded,
-        EventerMsg::InitRes(InitRes::Success(Status::Operational))
-    );
-    (stream, buf)
-}
-
-/// Waits until the server closed the stream (reading and discarding anything else).
-async fn assert_closed_by_server(stream: &mut TcpStream) {
-    let mut sink = [0_u8; 1024];
-    loop {
-        match tokio::time::timeout(WAIT, stream.read(&mut sink)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => return,
-            Ok(Ok(_)) => {}
-            Err(_) => panic!("server did not close the bad connection"),
-        }
+    /// A raw peer that completed the init exchange.
+    async fn initialized(&self) -> RawPeer {
+        let mut peer = self.connect().await;
+        let status = peer.init("raw", vec![t("*")], None, false).await;
+        assert_eq!(status, Status::Operational);
+        peer
     }
 }
 
@@ -164,19 +103,28 @@ async fn assert_still_serving(server: &Server) {
     client.close().await;
 }
 
+/// An initialized peer sends one frame of `data_type` with payload `data`: the
+/// server must close that connection with reason `kind` mentioning `text`.
+async fn assert_bad_frame_after_init(data_type: &str, data: Vec<u8>, kind: &str, text: &str) {
+    let mut fx = fixture().await;
+    let mut peer = fx.initialized().await;
+    peer.send_raw(data_type, data).await;
+    peer.assert_closed_by_server().await;
+    assert_reason(&mut fx, kind, text).await;
+    assert_still_serving(&fx.server).await;
+}
+
 #[tokio::test]
 async fn truncated_chatter_message_in_a_complete_frame() {
     let mut fx = fixture().await;
-    let mut stream = TcpStream::connect(fx.server.local_addr().unwrap())
-        .await
-        .unwrap();
+    let mut peer = fx.connect().await;
     // A valid init frame whose body is cut short, with the prefix fixed to match.
-    let full = init_frame();
+    let full = raw::frame(&raw::eventer_msg(1, 1, true, false, &init_req()));
     let body = &full[2..full.len() - 5];
     let mut bad = vec![0x01, u8::try_from(body.len()).unwrap()];
     bad.extend_from_slice(body);
-    stream.write_all(&bad).await.unwrap();
-    assert_closed_by_server(&mut stream).await;
+    peer.write(&bad).await;
+    peer.assert_closed_by_server().await;
     assert_reason(&mut fx, "Chatter", "invalid chatter message").await;
     assert_still_serving(&fx.server).await;
 }
@@ -184,12 +132,9 @@ async fn truncated_chatter_message_in_a_complete_frame() {
 #[tokio::test]
 async fn oversized_length_is_refused_before_reading_the_body() {
     let mut fx = fixture().await;
-    let (mut stream, _) = initialized(&fx.server).await;
-    stream
-        .write_all(&[0x04, 0x7f, 0xff, 0xff, 0xff])
-        .await
-        .unwrap();
-    assert_closed_by_server(&mut stream).await;
+    let mut peer = fx.initialized().await;
+    peer.write(&[0x04, 0x7f, 0xff, 0xff, 0xff]).await;
+    peer.assert_closed_by_server().await;
     let closed = assert_reason(&mut fx, "Chatter", "exceeds the maximum").await;
     assert_eq!(closed.client_name.as_deref(), Some("raw"));
     assert_still_serving(&fx.server).await;
@@ -198,55 +143,35 @@ async fn oversized_length_is_refused_before_reading_the_body() {
 #[tokio::test]
 async fn zero_length_of_length_is_refused() {
     let mut fx = fixture().await;
-    let mut stream = TcpStream::connect(fx.server.local_addr().unwrap())
-        .await
-        .unwrap();
-    stream.write_all(&[0x00]).await.unwrap();
-    assert_closed_by_server(&mut stream).await;
+    let mut peer = fx.connect().await;
+    peer.write(&[0x00]).await;
+    peer.assert_closed_by_server().await;
     assert_reason(&mut fx, "Chatter", "length").await;
     assert_still_serving(&fx.server).await;
 }
 
 #[tokio::test]
 async fn unknown_message_type_after_init() {
-    let mut fx = fixture().await;
-    let (mut stream, _) = initialized(&fx.server).await;
-    stream
-        .write_all(&frame(2, "Foo.Bar", Vec::new()))
-        .await
-        .unwrap();
-    assert_closed_by_server(&mut stream).await;
-    assert_reason(&mut fx, "Message", "Foo.Bar").await;
-    assert_still_serving(&fx.server).await;
+    assert_bad_frame_after_init("Foo.Bar", Vec::new(), "Message", "Foo.Bar").await;
 }
 
 #[tokio::test]
 async fn invalid_sbs_payload() {
-    let mut fx = fixture().await;
-    let (mut stream, _) = initialized(&fx.server).await;
-    stream
-        .write_all(&frame(2, "HatEventer.MsgQueryReq", vec![0x85]))
-        .await
-        .unwrap();
-    assert_closed_by_server(&mut stream).await;
-    assert_reason(&mut fx, "Message", "HatEventer.MsgQueryReq").await;
-    assert_still_serving(&fx.server).await;
+    let query = "HatEventer.MsgQueryReq";
+    assert_bad_frame_after_init(query, vec![0x85], "Message", query).await;
 }
 
 #[tokio::test]
 async fn invalid_json_payload_text_registers_nothing() {
     let mut fx = fixture().await;
-    let (mut stream, _) = initialized(&fx.server).await;
+    let mut peer = fx.initialized().await;
     let register = EventerMsg::RegisterReq(vec![RegisterEvent {
         event_type: t("bad/json"),
         source_timestamp: None,
         payload: Some(Payload::Json(JsonText::new_unchecked("{bad".to_owned()))),
     }]);
-    stream
-        .write_all(&eventer_frame(2, &register))
-        .await
-        .unwrap();
-    assert_closed_by_server(&mut stream).await;
+    peer.send(&register, false).await;
+    peer.assert_closed_by_server().await;
     assert_reason(&mut fx, "Message", "JSON").await;
     assert!(fx.handler.events().is_empty());
     assert_still_serving(&fx.server).await;
@@ -255,22 +180,16 @@ async fn invalid_json_payload_text_registers_nothing() {
 #[tokio::test]
 async fn peer_that_never_sends_init_times_out_but_gets_pongs() {
     let mut fx = fixture().await;
-    let mut stream = TcpStream::connect(fx.server.local_addr().unwrap())
-        .await
-        .unwrap();
+    let mut peer = fx.connect().await;
     // Keepalive works before init, as in hat.
-    stream
-        .write_all(&frame(1, PING_TYPE, Vec::new()))
-        .await
-        .unwrap();
-    let mut buf = BytesMut::new();
-    let pong = read_msg(&mut stream, &mut buf).await;
+    peer.send_raw(PING_TYPE, Vec::new()).await;
+    let pong = peer.recv_frame().await;
     assert_eq!(pong.data_type, PONG_TYPE);
     assert_eq!(
         (pong.id, pong.first, pong.owner, pong.last),
         (1, 1, false, true)
     );
-    assert_closed_by_server(&mut stream).await;
+    peer.assert_closed_by_server().await;
     let closed = assert_reason(&mut fx, "InitTimeout", "init not completed").await;
     assert_eq!(closed.client_name, None);
     assert_still_serving(&fx.server).await;
@@ -279,13 +198,11 @@ async fn peer_that_never_sends_init_times_out_but_gets_pongs() {
 #[tokio::test]
 async fn peer_that_disappears_mid_frame() {
     let mut fx = fixture().await;
-    let (mut stream, _) = initialized(&fx.server).await;
-    let query = eventer_frame(
-        2,
-        &EventerMsg::QueryReq(QueryParams::Latest(QueryLatestParams::default())),
-    );
-    stream.write_all(&query[..query.len() / 2]).await.unwrap();
-    drop(stream);
+    let mut peer = fx.initialized().await;
+    let query = EventerMsg::QueryReq(QueryParams::Latest(QueryLatestParams::default()));
+    let query = raw::frame(&raw::eventer_msg(2, 2, true, false, &query));
+    peer.write(&query[..query.len() / 2]).await;
+    drop(peer);
     assert_reason(&mut fx, "Chatter", "middle of a frame").await;
     assert_still_serving(&fx.server).await;
 }
@@ -293,19 +210,15 @@ async fn peer_that_disappears_mid_frame() {
 #[tokio::test]
 async fn request_before_init_and_second_init_are_unexpected() {
     let mut fx = fixture().await;
-    let mut stream = TcpStream::connect(fx.server.local_addr().unwrap())
-        .await
-        .unwrap();
+    let mut peer = fx.connect().await;
     let query = EventerMsg::QueryReq(QueryParams::Latest(QueryLatestParams::default()));
-    stream.write_all(&eventer_frame(1, &query)).await.unwrap();
-    assert_closed_by_server(&mut stream).await;
+    peer.send(&query, false).await;
+    peer.assert_closed_by_server().await;
     assert_reason(&mut fx, "UnexpectedMessage", "MsgQueryReq").await;
 
-    let (mut stream, _) = initialized(&fx.server).await;
-    let mut second = init_frame();
-    second[2] = 0x82; // id 2
-    stream.write_all(&second).await.unwrap();
-    assert_closed_by_server(&mut stream).await;
+    let mut peer = fx.initialized().await;
+    peer.send(&init_req(), false).await;
+    peer.assert_closed_by_server().await;
     assert_reason(&mut fx, "UnexpectedMessage", "MsgInitReq").await;
     assert_still_serving(&fx.server).await;
 }
@@ -313,9 +226,7 @@ async fn request_before_init_and_second_init_are_unexpected() {
 #[tokio::test]
 async fn refused_init_is_answered_then_closed_after_grace_period() {
     let mut fx = fixture().await;
-    let mut stream = TcpStream::connect(fx.server.local_addr().unwrap())
-        .await
-        .unwrap();
+    let mut peer = fx.connect().await;
     let init = EventerMsg::InitReq(InitReq {
         client_name: "raw".to_owned(),
         client_token: Some("nope".to_owned()),
@@ -323,17 +234,16 @@ async fn refused_init_is_answered_then_closed_after_grace_period() {
         server_id: None,
         persisted: false,
     });
-    stream.write_all(&eventer_frame(1, &init)).await.unwrap();
-    let mut buf = BytesMut::new();
-    let res = read_msg(&mut stream, &mut buf).await;
+    peer.send(&init, false).await;
+    let (res, body) = peer.recv().await;
     let answered = tokio::time::Instant::now();
     assert_eq!(
-        EventerMsg::decode(&res.data_type, &res.data).unwrap(),
+        body,
         EventerMsg::InitRes(InitRes::Error("invalid client token".to_owned()))
     );
     assert_eq!((res.first, res.owner, res.last), (1, false, true));
     // The client stays: the server closes by itself about 0.5 s later.
-    assert_closed_by_server(&mut stream).await;
+    peer.assert_closed_by_server().await;
     let waited = answered.elapsed();
     assert!(
         waited >= Duration::from_millis(400) && waited < Duration::from_secs(3),
@@ -343,54 +253,18 @@ async fn refused_init_is_answered_then_closed_after_grace_period() {
     assert_still_serving(&fx.server).await;
 }
 
-/// Captures the log output of the tasks of a current-thread test runtime.
-#[derive(Clone, Default)]
-struct LogBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for LogBuf {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuf {
-    type Writer = LogBuf;
-
-    fn make_writer(&'a self) -> LogBuf {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn bad_input_is_logged_with_peer_and_reason() {
-    let logs = LogBuf::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = common::logs::capture();
 
     let mut fx = fixture().await;
-    let (mut stream, _) = initialized(&fx.server).await;
-    let local = stream.local_addr().unwrap();
-    stream
-        .write_all(&frame(2, "Foo.Bar", Vec::new()))
-        .await
-        .unwrap();
-    assert_closed_by_server(&mut stream).await;
+    let mut peer = fx.initialized().await;
+    let local = peer.stream.local_addr().unwrap();
+    peer.send_raw("Foo.Bar", Vec::new()).await;
+    peer.assert_closed_by_server().await;
     assert_reason(&mut fx, "Message", "Foo.Bar").await;
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.contains("eventer connection closed") && l.contains("Foo.Bar"))
-        .unwrap_or_else(|| panic!("no close log line in:\n{text}"));
+    let line = logs.line_with(&["eventer connection closed", "Foo.Bar"]);
     assert!(line.contains("WARN"), "{line}");
     assert!(line.contains(&format!("peer={local}")), "{line}");
     assert!(line.contains("client_name=raw"), "{line}");

@@ -169,22 +169,7 @@ async fn notify_with_ack_waits_for_the_ack() {
     assert_eq!(peer.recv().await.0.first, query);
     assert!(!notify.is_finished());
     // The real ack: owner = false in the notify's conversation.
-    let mut data = Vec::new();
-    EventerMsg::EventsAck.encode(&mut data);
-    let ack = gateway_eventer::chatter::Msg {
-        id: 10,
-        first: msg.id,
-        owner: false,
-        token: true,
-        last: true,
-        data_type: EventerMsg::EventsAck.type_name().to_owned(),
-        data: data.into(),
-    };
-    let mut frame = bytes::BytesMut::new();
-    gateway_eventer::chatter::encode_frame(&ack, &mut frame);
-    tokio::io::AsyncWriteExt::write_all(&mut peer.stream, &frame)
-        .await
-        .unwrap();
+    peer.reply(msg.id, &EventerMsg::EventsAck, true).await;
     assert_eq!(
         tokio::time::timeout(WAIT, notify).await.unwrap().unwrap(),
         1

@@ -2,6 +2,7 @@
 //! hat-event-server process (LMDB backend) on a free loopback port, and temp dirs.
 #![allow(dead_code)]
 
+pub mod logs;
 pub mod memory;
 pub mod python;
 pub mod raw;
