@@ -2,9 +2,10 @@
 //! default of `#[tokio::test]`), so it can assert on levels and span fields.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use tracing::subscriber::DefaultGuard;
+use tracing::subscriber::{DefaultGuard, NoSubscriber};
+use tracing::Dispatch;
 
 /// The captured output; clones share it.
 #[derive(Clone, Default)]
@@ -48,6 +49,13 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuf {
 
 /// Sends DEBUG and above of this thread to a new [`LogBuf`] until the guard drops.
 pub fn capture() -> (LogBuf, DefaultGuard) {
+    // tracing caches each callsite's interest when it is first hit. While exactly one
+    // dispatcher exists it asks only the dispatcher of the thread that hits it, so a
+    // callsite first reached by another test (no subscriber) would be cached as
+    // "never" and vanish from this capture. A second dispatcher kept for the whole
+    // process makes tracing ask every live dispatcher instead.
+    static SECOND_DISPATCHER: OnceLock<Dispatch> = OnceLock::new();
+    SECOND_DISPATCHER.get_or_init(|| Dispatch::new(NoSubscriber::default()));
     let logs = LogBuf::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(logs.clone())
