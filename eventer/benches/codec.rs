@@ -40,11 +40,23 @@ fn event(i: usize) -> Event {
     }
 }
 
+fn frame_of(msg: &EventerMsg, header: &MsgHeader) -> bytes::Bytes {
+    let mut wire = BytesMut::new();
+    msg.encode_frame(header, &mut wire);
+    wire.freeze()
+}
+
+/// Encodes the whole frame into a reused buffer, then decodes it back.
+fn round_trip(msg: &EventerMsg, header: &MsgHeader, codec: &mut FrameCodec, buf: &mut BytesMut) {
+    buf.clear();
+    black_box(msg).encode_frame(header, buf);
+    let frame = codec.decode(buf).unwrap().unwrap();
+    black_box(EventerMsg::from_msg(&frame).unwrap());
+}
+
 fn bench_message(c: &mut Criterion, name: &str, msg: &EventerMsg, events: u64) {
     let header = MsgHeader::new_conversation(7, true);
-    let mut wire = BytesMut::new();
-    msg.encode_frame(&header, &mut wire);
-    let wire = wire.freeze();
+    let wire = frame_of(msg, &header);
 
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(events));
@@ -65,23 +77,35 @@ fn bench_message(c: &mut Criterion, name: &str, msg: &EventerMsg, events: u64) {
         })
     });
     group.bench_function("encode+decode", |b| {
-        b.iter(|| {
-            buf.clear();
-            black_box(msg).encode_frame(&header, &mut buf);
-            let frame = codec.decode(&mut buf).unwrap().unwrap();
-            black_box(EventerMsg::from_msg(&frame).unwrap());
-        })
+        b.iter(|| round_trip(msg, &header, &mut codec, &mut buf))
     });
     group.finish();
 }
 
+fn messages() -> [(&'static str, EventerMsg, u64); 3] {
+    [
+        (
+            "register_req_1",
+            EventerMsg::RegisterReq(vec![register_event(0)]),
+            1,
+        ),
+        (
+            "register_req_1000",
+            EventerMsg::RegisterReq((0..1000).map(register_event).collect()),
+            1000,
+        ),
+        (
+            "events_notify_1000",
+            EventerMsg::EventsNotify((0..1000).map(event).collect()),
+            1000,
+        ),
+    ]
+}
+
 fn codec(c: &mut Criterion) {
-    let one = EventerMsg::RegisterReq(vec![register_event(0)]);
-    bench_message(c, "register_req_1", &one, 1);
-    let thousand = EventerMsg::RegisterReq((0..1000).map(register_event).collect());
-    bench_message(c, "register_req_1000", &thousand, 1000);
-    let notify = EventerMsg::EventsNotify((0..1000).map(event).collect());
-    bench_message(c, "events_notify_1000", &notify, 1000);
+    for (name, msg, events) in messages() {
+        bench_message(c, name, &msg, events);
+    }
 }
 
 criterion_group!(benches, codec);
