@@ -6,8 +6,10 @@ use bytes::{Buf, BytesMut};
 use crate::config::ModbusType;
 use crate::pdu::{response_len, PduError, Request};
 
-/// Longest ADU any framing can carry (RTU: 256 bytes; ASCII: 513 characters).
+/// Longest ASCII ADU: `:`, 2 x (unit + 253-byte PDU + LRC) hex digits, CR LF.
 const MAX_ASCII_FRAME: usize = 513;
+/// Longest RTU ADU: unit + 253-byte PDU + CRC.
+const MAX_RTU_FRAME: usize = 256;
 
 /// A received ADU, PDU still undecoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +145,11 @@ fn decode_rtu(buf: &mut BytesMut) -> Result<Option<Adu>, FrameError> {
         return Ok(None);
     };
     let total = 1 + pdu_len + 2;
+    if total > MAX_RTU_FRAME {
+        // Only an FC24 byte count can claim this much; waiting for it would stall the
+        // connection until the request times out.
+        return Err(PduError::BadLength(buf[1]).into());
+    }
     if buf.len() < total {
         return Ok(None);
     }
@@ -173,19 +180,20 @@ fn decode_ascii(buf: &mut BytesMut) -> Result<Option<Adu>, FrameError> {
         }
         return Ok(None);
     };
+    // Checked here too, not only while waiting for CR LF, so that the result does not
+    // depend on how the bytes arrived.
+    if end + 2 > MAX_ASCII_FRAME {
+        return Err(FrameError::Ascii);
+    }
     let hex = &buf[1..end];
     if hex.len() % 2 != 0 || hex.len() < 6 {
         return Err(FrameError::Ascii);
     }
     let raw = hex
         .chunks_exact(2)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|s| u8::from_str_radix(s, 16).ok())
-                .ok_or(FrameError::Ascii)
-        })
-        .collect::<Result<Vec<u8>, _>>()?;
+        .map(|pair| Some(hex_digit(pair[0])? << 4 | hex_digit(pair[1])?))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or(FrameError::Ascii)?;
     let (&received_lrc, body) = raw.split_last().ok_or(FrameError::Ascii)?;
     if lrc(body) != received_lrc {
         return Err(FrameError::Lrc);
@@ -196,6 +204,11 @@ fn decode_ascii(buf: &mut BytesMut) -> Result<Option<Adu>, FrameError> {
         unit: body[0],
         pdu: body[1..].to_vec(),
     }))
+}
+
+/// Value of one hex digit (either case). Unlike `u8::from_str_radix`, rejects `+`.
+fn hex_digit(c: u8) -> Option<u8> {
+    char::from(c).to_digit(16).map(|d| d as u8)
 }
 
 /// Modbus CRC-16 (reflected polynomial 0xA001, initial value 0xFFFF).
@@ -334,5 +347,44 @@ mod tests {
         assert_eq!(framer.decode(&mut bad), Err(FrameError::Ascii));
         let mut long = BytesMut::from(&[b':'; 600][..]);
         assert_eq!(framer.decode(&mut long), Err(FrameError::Ascii));
+    }
+
+    /// Fuzz finding: `u8::from_str_radix` takes a leading `+`, so `+0` was read as the
+    /// byte 0 and a frame with a non-hex character decoded.
+    #[test]
+    fn ascii_rejects_a_sign_among_the_hex_digits() {
+        let framer = Framer::new(ModbusType::Ascii);
+        let mut good = BytesMut::from(&b":01180006000200010002DC\r\n"[..]);
+        assert!(framer.decode(&mut good).unwrap().is_some());
+        let mut signed = BytesMut::from(&b":0118+006000200010002DC\r\n"[..]);
+        assert_eq!(framer.decode(&mut signed), Err(FrameError::Ascii));
+    }
+
+    /// Fuzz finding: an over-long frame was rejected while its CR LF was outstanding, but
+    /// decoded when it arrived in one piece, so the result depended on the chunking.
+    #[test]
+    fn ascii_rejects_an_over_long_frame_even_when_complete() {
+        let framer = Framer::new(ModbusType::Ascii);
+        let mut raw = vec![1u8, 3, 0];
+        raw.extend([0u8; 300]);
+        raw.push(lrc(&raw));
+        let hex: String = raw.iter().map(|b| format!("{b:02X}")).collect();
+        let mut buf = BytesMut::from(format!(":{hex}\r\n").as_bytes());
+        assert_eq!(framer.decode(&mut buf), Err(FrameError::Ascii));
+    }
+
+    /// An RTU FC24 byte count beyond the longest ADU ends the session at once instead
+    /// of waiting for up to 64 KiB that can never form a valid frame.
+    #[test]
+    fn rtu_rejects_a_fifo_byte_count_beyond_the_longest_adu() {
+        let framer = Framer::new(ModbusType::Rtu);
+        let mut buf = BytesMut::from(&[1u8, 24, 0x01, 0x00][..]);
+        assert_eq!(
+            framer.decode(&mut buf),
+            Err(FrameError::Pdu(PduError::BadLength(24)))
+        );
+        // The longest legal FIFO answer (31 registers) still waits for its bytes.
+        let mut buf = BytesMut::from(&[1u8, 24, 0, 64][..]);
+        assert_eq!(framer.decode(&mut buf), Ok(None));
     }
 }
