@@ -1,0 +1,241 @@
+//! The cost of the plugin boundary: the `sim` device driven through the dynamic
+//! boundary (libsim.so loaded by the real loader: FFI conversions, the plugin's own
+//! runtime, FFI futures) against the same device linked statically (the `sim` rlib,
+//! called directly on the host runtime). Both sides register into the same
+//! counting client, so the difference is the boundary.
+//!
+//! Workloads: `write` (one `system/write` event -> one registration of 2 events) and
+//! `burst` (one `system/burst` event of 1000 -> 2 registrations). At the end a
+//! summary prints the dynamic/static throughput ratio (target: >= 0.90).
+//!
+//! Needs libsim.so of the same profile: `cargo build --release -p gateway-plugin-sim`
+//! (a `cargo bench -p gateway-host` builds it as a dependency).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion, Throughput};
+use futures::future::BoxFuture;
+use gateway_host::device::{
+    ClientError, DeviceClient, DeviceContext, DeviceFactory, DeviceInstance,
+};
+use gateway_host::plugins::{PluginRegistry, PluginSearch};
+use gateway_model::{
+    Event, EventId, EventType, Payload, QueryParams, QueryResult, RegisterEvent, Timestamp,
+};
+use gateway_plugin_api::sdk::{self, Client, ClientBackend, Context, Device as _};
+use serde_json::json;
+
+/// Counts registered events; answers immediately.
+#[derive(Default)]
+struct Counter {
+    events: AtomicU64,
+}
+
+impl DeviceClient for Counter {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
+        self.events
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn register_with_response(
+        &self,
+        _events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn query(&self, _params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        Box::pin(async { Ok(QueryResult::default()) })
+    }
+}
+
+impl ClientBackend for Counter {
+    fn register(
+        &self,
+        events: Vec<RegisterEvent>,
+    ) -> sdk::BoxFuture<'_, Result<(), sdk::ClientError>> {
+        self.events
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        Box::pin(async { Ok(()) })
+    }
+
+    fn register_with_response(
+        &self,
+        _events: Vec<RegisterEvent>,
+    ) -> sdk::BoxFuture<'_, Result<Option<Vec<Event>>, sdk::ClientError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn query(
+        &self,
+        _params: QueryParams,
+    ) -> sdk::BoxFuture<'_, Result<QueryResult, sdk::ClientError>> {
+        Box::pin(async { Ok(QueryResult::default()) })
+    }
+}
+
+/// One way of driving a sim device.
+enum Driven {
+    Dynamic(Box<dyn DeviceInstance>),
+    Static(sim::SimDevice),
+}
+
+impl Driven {
+    async fn process(&self, event: Event) {
+        match self {
+            Self::Dynamic(device) => device.process_event(event).await.unwrap(),
+            Self::Static(device) => device.process_event(event).await.unwrap(),
+        }
+    }
+}
+
+fn prefix() -> EventType {
+    ["gateway", "bench", "sim", "s"].map(String::from).to_vec()
+}
+
+fn event(suffix: &[&str], value: serde_json::Value) -> Event {
+    let mut event_type = prefix();
+    event_type.extend(suffix.iter().map(|s| (*s).to_owned()));
+    Event {
+        id: EventId::default(),
+        event_type,
+        timestamp: Timestamp::now(),
+        source_timestamp: None,
+        payload: Some(Payload::json(value)),
+    }
+}
+
+fn libsim() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    for candidate in [
+        profile_dir.join("libsim.so"),
+        profile_dir.join("deps/libsim.so"),
+    ] {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "libsim.so not found in {}: run `cargo build --release -p gateway-plugin-sim` first",
+        profile_dir.display()
+    );
+}
+
+fn devices(rt: &tokio::runtime::Runtime) -> (Driven, Driven) {
+    let conf = json!({"name": "s", "module": "sim", "points": ["a", "b", "c"]});
+    // The bench reads the library in place; its directory's mode is the builder's.
+    let registry = PluginRegistry::new(PluginSearch::new(Vec::new(), true));
+    let plugin = registry.load_file(&libsim()).unwrap();
+    let dynamic = rt.block_on(async {
+        let context = DeviceContext {
+            prefix: prefix(),
+            client: Arc::new(Counter::default()),
+            span: tracing::Span::none(),
+        };
+        plugin.create(conf.clone(), context).await.unwrap()
+    });
+    let statically = rt.block_on(async {
+        let client = Client::new(Arc::new(Counter::default()), prefix());
+        sim::create(conf, Context::new(client)).await.unwrap()
+    });
+    (Driven::Dynamic(dynamic), Driven::Static(statically))
+}
+
+fn write_event(i: u64) -> Event {
+    event(&["system", "write", "b"], json!({"value": i, "id": i}))
+}
+
+fn burst_event() -> Event {
+    event(&["system", "burst"], json!({"count": 1000, "id": 1}))
+}
+
+async fn run(device: &Driven, iters: u64, make: &dyn Fn(u64) -> Event) -> Duration {
+    let start = Instant::now();
+    for i in 0..iters {
+        device.process(make(i)).await;
+    }
+    start.elapsed()
+}
+
+fn host_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn bench_boundary(c: &mut Criterion) {
+    let rt = host_runtime();
+    let (dynamic, statically) = devices(&rt);
+    let mut group = c.benchmark_group("write");
+    group.throughput(Throughput::Elements(1));
+    for (name, device) in [("dynamic", &dynamic), ("static", &statically)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| rt.block_on(run(device, iters, &write_event)))
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("burst1000");
+    group.throughput(Throughput::Elements(1001));
+    for (name, device) in [("dynamic", &dynamic), ("static", &statically)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| rt.block_on(run(device, iters, &|_| burst_event())))
+        });
+    }
+    group.finish();
+}
+
+/// Best of a few rounds, events per second.
+fn throughput(
+    rt: &tokio::runtime::Runtime,
+    device: &Driven,
+    iters: u64,
+    make: &dyn Fn(u64) -> Event,
+) -> f64 {
+    let best = (0..5)
+        .map(|_| rt.block_on(run(device, iters, make)))
+        .min()
+        .unwrap();
+    iters as f64 / best.as_secs_f64()
+}
+
+fn summary() {
+    let rt = host_runtime();
+    let (dynamic, statically) = devices(&rt);
+    println!("\nboundary summary (best of 5 rounds):");
+    for (name, iters, make) in [
+        (
+            "write (1 event in, 2 registered)",
+            20_000u64,
+            &write_event as &dyn Fn(u64) -> Event,
+        ),
+        ("burst (1 event in, 1001 registered)", 200, &|_| {
+            burst_event()
+        }),
+    ] {
+        let d = throughput(&rt, &dynamic, iters, make);
+        let s = throughput(&rt, &statically, iters, make);
+        println!(
+            "  {name}: dynamic {d:.0} ev/s, static {s:.0} ev/s, dynamic/static = {:.2}",
+            d / s
+        );
+    }
+}
+
+criterion_group!(benches, bench_boundary);
+
+fn main() {
+    benches();
+    criterion::Criterion::default()
+        .configure_from_args()
+        .final_summary();
+    summary();
+}
