@@ -133,7 +133,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Reported(code)) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("gateway-host: {}", error_text(&err));
+            eprintln!("{}", error_text(&err));
             ExitCode::from(err.exit_code())
         }
     }
@@ -141,11 +141,13 @@ pub fn main() -> ExitCode {
 
 fn error_text(err: &CliError) -> String {
     match err {
-        // Several lines: one per configuration error, each starting with the file.
+        // One line per error, each starting with the file (like a compiler's), so
+        // editors and scripts can pick them up; a count first when there are several.
         CliError::Config(errors) if errors.errors().len() > 1 => {
             format!("{} configuration errors:\n{errors}", errors.errors().len())
         }
-        other => other.to_string(),
+        CliError::Config(errors) => errors.to_string(),
+        other => format!("gateway-host: {other}"),
     }
 }
 

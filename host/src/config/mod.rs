@@ -29,6 +29,18 @@ use crate::spec::{
     DeviceSpec, EventServerSpec, GatewaySpec, RestartPolicy, DEFAULT_EVENT_QUEUE_SIZE,
 };
 
+/// Top-level keys of the main schema.
+const TOP_LEVEL_KEYS: [&str; 8] = [
+    "type",
+    "version",
+    "name",
+    "event_server",
+    "devices",
+    "adminer_server",
+    "plugins_dir",
+    "log",
+];
+
 /// Finds the plugin for a device entry's `module`; the error is the reason, shown to the
 /// operator after the entry's pointer.
 pub type PluginResolver<'a> = &'a dyn Fn(&str) -> Result<Arc<dyn DeviceFactory>, String>;
@@ -120,7 +132,9 @@ pub fn validate(
     if !errors.is_empty() {
         // Grouped by place, devices in index order; stable, so one value's reasons
         // keep the order they were found in.
-        errors.sort_by(|a, b| pointer_key(a).cmp(&pointer_key(b)));
+        errors.sort_by_key(pointer_key);
+        // The main schema and a plugin's schema may both report one missing key.
+        errors.dedup();
         return Err(ConfigErrors(errors));
     }
     let main = MainDocument::deserialize(doc).map_err(|err| {
@@ -137,6 +151,13 @@ pub fn validate(
         .into_spec()
         .map_err(|reason| ConfigError::at(file, "/event_server", reason))?;
     let mut warnings = Vec::new();
+    if let Some(map) = doc.as_object() {
+        // hat allows unknown top-level keys, so they are not errors; but a typo such as
+        // `plugin_dir` would otherwise go unnoticed.
+        for key in map.keys().filter(|k| !TOP_LEVEL_KEYS.contains(&k.as_str())) {
+            warnings.push(format!("unknown top-level key {key:?} ignored"));
+        }
+    }
     if doc.get("adminer_server").is_some() {
         warnings.push("adminer_server is not supported yet; ignored".to_owned());
     }

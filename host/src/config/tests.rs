@@ -273,6 +273,16 @@ fn log_section_is_read_and_hat_dict_config_is_ignored_with_a_warning() {
     assert_eq!(config.log, LogConfig::default());
     assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
 
+    value["plugin_dir"] = json!("typo");
+    let config = validate(&raw(value.clone()), &resolver).unwrap();
+    assert!(
+        config
+            .warnings
+            .contains(&r#"unknown top-level key "plugin_dir" ignored"#.to_owned()),
+        "{:?}",
+        config.warnings
+    );
+
     value["log"] = json!({"level": "loud"});
     let lines = error_lines(value);
     assert_eq!(lines.len(), 1);
@@ -302,4 +312,19 @@ fn plugin_dirs_are_relative_to_the_config_file() {
         lines,
         ["gateway.yaml: /plugins_dir: must be a string or an array of strings"]
     );
+}
+
+#[test]
+fn known_top_level_keys_are_the_schema_properties() {
+    let schema = main_schema().unwrap();
+    let mut from_schema: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    from_schema.sort_unstable();
+    let mut known = TOP_LEVEL_KEYS.to_vec();
+    known.sort_unstable();
+    assert_eq!(known, from_schema);
 }

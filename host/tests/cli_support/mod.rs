@@ -141,8 +141,125 @@ pub fn sim_plugin_dir() -> PathBuf {
     let lib = dir.join(sim_library_name());
     assert!(
         lib.is_file(),
-        "{} not found: build the sim plugin first (cargo build --workspace, or cargo build -p sim)",
+        "{} not found: build the sim plugin first (cargo build --workspace, or cargo build -p gateway-plugin-sim)",
         lib.display()
     );
     dir
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A long-running `gateway-host` process whose output is read line by line.
+/// Killed (by its own pid) on drop if still running.
+pub struct Proc {
+    child: std::process::Child,
+    lines: mpsc::Receiver<(Stream, String)>,
+    /// Everything read so far, for failure messages.
+    pub seen: Vec<(Stream, String)>,
+}
+
+impl Proc {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("gateway-host starts");
+        let (tx, lines) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for (stream, reader) in [
+            (
+                Stream::Stdout,
+                Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            ),
+            (Stream::Stderr, Box::new(stderr)),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(reader).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send((stream, line)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (bounded) for a line of `stream` satisfying `pred` and returns it.
+    pub fn expect_line(&mut self, stream: Stream, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok((s, line)) => {
+                    self.seen.push((s, line.clone()));
+                    if s == stream && pred(&line) {
+                        return line;
+                    }
+                }
+                Err(err) => panic!(
+                    "no matching {stream:?} line ({err}); output so far:\n{}",
+                    self.transcript()
+                ),
+            }
+        }
+    }
+
+    pub fn transcript(&self) -> String {
+        self.seen
+            .iter()
+            .map(|(s, l)| format!("{s:?}: {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Sends a signal (`TERM`, `INT`) to this process only.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for the exit status.
+    pub fn wait(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gateway-host did not exit; output:\n{}",
+                self.transcript()
+            );
+            // Bounded poll of the exit status (std has no wait with timeout).
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
