@@ -1,17 +1,18 @@
 //! Polling benchmark: 10 remote devices x 1000 holding registers every 100 ms
 //! (100,000 points/s) over one Modbus TCP connection on loopback.
 //!
-//! The slave is this binary re-executed as a child process (a minimal Rust Modbus TCP
-//! slave), so `getrusage(RUSAGE_SELF)` counts only the master. Two runs: `static`
-//! (values never change: polling cost only) and `changing` (every register changes on
-//! every read: every point also produces a CHANGE event).
+//! The slave is this binary re-executed as a child process (`support/slave.rs`, a
+//! minimal Rust Modbus TCP slave), so `getrusage(RUSAGE_SELF)` counts only the master.
+//! Two runs: `static` (values never change: polling cost only) and `changing` (every
+//! register changes on every read: every point also produces a CHANGE event).
 //!
 //! `cargo bench -p modbus_master --bench poll`; `MODBUS_BENCH_SECS` sets the measured
 //! window per run (default 10 s).
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, Write};
-use std::process::{Command, Stdio};
+#[path = "support/slave.rs"]
+mod slave;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,16 +21,14 @@ use futures::future::BoxFuture;
 use gateway_model::{Event, EventType, RegisterEvent};
 use modbus_master::{EventSink, MasterDevice, SinkError};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const REMOTE_DEVICES: u8 = 10;
 const POINTS: u16 = 1000;
 const INTERVAL: f64 = 0.1;
-const SLAVE_ENV: &str = "MODBUS_BENCH_SLAVE";
 
 fn main() {
-    if let Ok(mode) = std::env::var(SLAVE_ENV) {
-        return run_slave(mode == "changing");
+    if let Ok(mode) = std::env::var(slave::SLAVE_ENV) {
+        return slave::run_slave(mode == "changing");
     }
     let secs: u64 = std::env::var("MODBUS_BENCH_SECS")
         .ok()
@@ -73,20 +72,9 @@ fn cpu_seconds() -> f64 {
 }
 
 fn run_master(mode: &str, window: Duration) {
-    let mut slave = Command::new(std::env::current_exe().unwrap())
-        .env(SLAVE_ENV, mode)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(slave.stdout.take().unwrap()).lines();
-    let port: u16 = lines.next().unwrap().unwrap().parse().unwrap();
-    let mut stdin = slave.stdin.take().unwrap();
-    let mut ask = move || -> u64 {
-        writeln!(stdin, "count").unwrap();
-        stdin.flush().unwrap();
-        lines.next().unwrap().unwrap().parse().unwrap()
-    };
+    let mut slave = slave::Slave::spawn(mode == "changing");
+    let port = slave.port;
+    let mut ask = move || slave.served();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -154,8 +142,7 @@ fn run_master(mode: &str, window: Duration) {
     );
     runtime.block_on(device.close());
     drop(runtime);
-    let _ = slave.kill();
-    let _ = slave.wait();
+    drop(ask);
 
     let points = (points1 - points0) as f64;
     let cpu = cpu1 - cpu0;
@@ -166,56 +153,4 @@ fn run_master(mode: &str, window: Duration) {
         cpu / points * 100_000.0,
         cpu / elapsed.as_secs_f64() * 100.0
     );
-}
-
-/// Minimal Modbus TCP slave: answers FC03 for any unit with 0..=65535 registers.
-fn run_slave(changing: bool) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("{}", listener.local_addr().unwrap().port());
-        let served = Arc::new(AtomicU64::new(0));
-        let counter = served.clone();
-        // Answers "count" lines on stdin with the number of registers served so far.
-        std::thread::spawn(move || {
-            for line in std::io::stdin().lock().lines() {
-                if line.is_err() {
-                    break;
-                }
-                println!("{}", counter.load(Ordering::Relaxed));
-            }
-            std::process::exit(0);
-        });
-        loop {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            socket.set_nodelay(true).unwrap();
-            let served = served.clone();
-            tokio::spawn(async move {
-                let mut generation: u16 = 0;
-                let mut request = [0u8; 12];
-                let mut response = Vec::with_capacity(260);
-                while socket.read_exact(&mut request).await.is_ok() {
-                    let address = u16::from_be_bytes([request[8], request[9]]);
-                    let quantity = u16::from_be_bytes([request[10], request[11]]);
-                    if changing {
-                        generation = generation.wrapping_add(1);
-                    }
-                    response.clear();
-                    response.extend_from_slice(&request[0..4]);
-                    response.extend_from_slice(&(3 + 2 * quantity).to_be_bytes());
-                    response.extend_from_slice(&[request[6], 3, (2 * quantity) as u8]);
-                    for a in address..address + quantity {
-                        response.extend_from_slice(&a.wrapping_add(generation).to_be_bytes());
-                    }
-                    if socket.write_all(&response).await.is_err() {
-                        return;
-                    }
-                    served.fetch_add(u64::from(quantity), Ordering::Relaxed);
-                }
-            });
-        }
-    });
 }
