@@ -23,6 +23,10 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+/// How long b13 watches for an engine that must not start while in standby (an
+/// engine registers its run(false) within milliseconds of connecting).
+const STANDBY_QUIET: Duration = Duration::from_millis(300);
+
 fn lenient() -> EmbeddedConfig {
     EmbeddedConfig {
         refuse_registers_unless_operational: false,
@@ -107,6 +111,17 @@ async fn b13_require_operational_waits_for_operational() {
         }
     };
     tokio::time::timeout(WAIT, connected).await.unwrap();
+    // Standby: no engine, so no run(false) and no query. Nothing can be awaited for
+    // "nothing happens"; a bounded wait for the first run(false) must time out.
+    let early = tokio::time::timeout(
+        STANDBY_QUIET,
+        h.observer.wait_for("a running event in standby", |e| {
+            !running_values(e, "D").is_empty()
+        }),
+    )
+    .await;
+    assert!(early.is_err(), "the engine started while in standby");
+    assert_eq!(engine_queries(&h.server), 0, "queried while in standby");
     h.server.set_status(Status::Operational).await;
     h.observer.wait_running("D", &[false, true]).await;
     // An engine started in standby would have registered a second run(false) and
@@ -266,8 +281,12 @@ async fn b28_enable_notification_before_query_result_wins() {
             gate: gate.clone(),
         });
         let mut engine = Engine::start(&spec, client, CancellationToken::new());
-        // The notification arrives while the start-up query is held back.
-        let event = server
+        // The notification arrives while the start-up query is held back. It is
+        // made on another server so that the query still answers `stored`: had it
+        // been stored here, the query result would equal the notification and a
+        // query result overriding it would go unnoticed.
+        let elsewhere = EmbeddedServer::new(EmbeddedConfig::default());
+        let event = elsewhere
             .register(vec![en("D", json!(notified))])
             .await
             .unwrap();
@@ -287,6 +306,50 @@ async fn b28_enable_notification_before_query_result_wins() {
         }
         engine.close().await;
     }
+}
+
+/// Behaviour 31 at the engine itself: through the runner the subscription
+/// `gateway/G/?/?/system/*` already keeps other gateways' events away, which would
+/// hide a routing bug; here a mixed batch is handed to `Engine::route` directly.
+#[tokio::test]
+async fn b31_engine_routes_only_the_exact_device_prefix() {
+    let server = EmbeddedServer::new(EmbeddedConfig::default());
+    server.register(vec![en("D", json!(true))]).await.unwrap();
+    let factory = TestFactory::new();
+    factory.control.skip_probe.store(true, Ordering::SeqCst);
+    let spec = gateway(vec![device(&factory, "D")]);
+    let (conn, _rx, _) = server
+        .connect("gateway/G", engine::subscriptions(G))
+        .await
+        .unwrap();
+    let mut engine = Engine::start(&spec, Arc::new(conn), CancellationToken::new());
+    let running = async {
+        while engine.states()[0].1 != ProxyState::Running {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(WAIT, running).await.unwrap();
+    // Stored elsewhere: only the routing is under test, not the subscription.
+    let elsewhere = EmbeddedServer::new(EmbeddedConfig::default());
+    let batch = elsewhere
+        .register(vec![
+            ev(event_type_from_str("gateway/G2/T/D/system/abc"), json!(1)),
+            ev(event_type_from_str("gateway/G/T2/D/system/abc"), json!(2)),
+            ev(event_type_from_str("gateway/G/T/D2/system/abc"), json!(3)),
+            ev(event_type_from_str("other/G/T/D/system/abc"), json!(4)),
+            ev(ty("D", "system/mine"), json!(5)),
+        ])
+        .await
+        .unwrap();
+    engine.route(batch);
+    factory
+        .control
+        .wait_for("mine", |c| {
+            c.iter().any(|c| matches!(c, Call::Process { event, .. } if event.event_type == ty("D", "system/mine")))
+        })
+        .await;
+    assert_eq!(factory.control.processed_names("D"), vec!["mine"]);
+    engine.close().await;
 }
 
 /// A connection on which every register fails (the server is gone).
@@ -451,6 +514,45 @@ async fn remote_mode_retries_refused_and_lost_connections_forever() {
         .wait_running("D", &[false, true, false, true, false])
         .await;
     listener.close().await;
+}
+
+#[tokio::test]
+async fn remote_mode_reconnect_backs_off_doubling_from_half_a_second() {
+    // Every connection is accepted and dropped at once: each handshake fails.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let factory = TestFactory::new();
+    let (shutdown, task) = spawn_remote(vec![device(&factory, "D")], port);
+    let mut attempts = Vec::new();
+    let accept = async {
+        while attempts.len() < 4 {
+            let (stream, _) = listener.accept().await.unwrap();
+            attempts.push(tokio::time::Instant::now());
+            drop(stream);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), accept)
+        .await
+        .expect("4 connection attempts");
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    // 0.5 s doubling: 0.5, 1, 2 s. Lower bounds are what the backoff guarantees (the
+    // 0.9 factor absorbs accept wake-up jitter); upper bounds are generous.
+    let initial = runner::RECONNECT_INITIAL_BACKOFF;
+    for (i, gap) in gaps.iter().enumerate() {
+        let expected = initial * 2u32.pow(i as u32);
+        assert!(
+            *gap >= expected.mul_f64(0.9) && *gap < expected + Duration::from_millis(1500),
+            "retry {i} after {gap:?}, expected about {expected:?}; all gaps: {gaps:?}"
+        );
+    }
+    assert!(!task.is_finished(), "the runner gave up");
+    assert!(factory.control.calls().is_empty());
+    shutdown.cancel();
+    tokio::time::timeout(WAIT, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]

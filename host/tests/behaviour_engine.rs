@@ -196,8 +196,13 @@ async fn b24_enable_false_closes_then_registers_running_false() {
     h.observer.wait_running("D", &[false, true]).await;
     h.register(vec![en("D", json!(false))]).await;
     h.observer.wait_running("D", &[false, true, false]).await;
-    // `Closed` is recorded when close completes, so it precedes run(false).
     assert_eq!(h.control.closes("D"), 1);
+    // When close completed, the server still had run(true): run(false) came after it.
+    assert_eq!(
+        h.control.running_at_closes("D"),
+        vec![Some(true)],
+        "run(false) registered only after close completed"
+    );
     h.stop().await;
 }
 
@@ -573,6 +578,9 @@ async fn b36_engine_destruction_closes_all_and_registers_running_false() {
     assert_eq!(observer.running("D2"), vec![false, true, false]);
     assert_eq!(control.closes("D"), 1);
     assert_eq!(control.closes("D2"), 1);
+    // Each close completed while the server still had run(true).
+    assert_eq!(control.running_at_closes("D"), vec![Some(true)]);
+    assert_eq!(control.running_at_closes("D2"), vec![Some(true)]);
 }
 
 #[tokio::test]
@@ -599,11 +607,24 @@ async fn b37_create_failure_is_isolated_and_needs_false_then_true() {
     h.register(vec![en("D", json!(false)), en("D", json!(true))])
         .await;
     h.observer.wait_running("D", &[false, true]).await;
+    // Sync: inputs are applied in order, so once the recovered instance processed
+    // this event, everything registered before it has had its effect.
+    h.register(vec![ev(ty("D", "system/sync"), json!(1))]).await;
+    h.control
+        .wait_for("D sync", |c| count(c, |c| processed(c, "D", "sync")) == 1)
+        .await;
+    h.observer.drain();
+    assert_eq!(
+        h.observer.running("D"),
+        vec![false, true],
+        "no run(true) for the failed create or for enable=true alone"
+    );
     assert_eq!(
         h.control.creates("D").len(),
         2,
         "no retry on enable=true alone"
     );
+    assert_eq!(h.control.closes("D"), 0);
     h.assert_running();
     h.stop().await;
 }
@@ -624,7 +645,17 @@ async fn b38_self_closed_device_is_not_recreated_until_false_then_true() {
     h.observer
         .wait_running("D", &[false, true, false, true])
         .await;
+    // Sync through the new instance, then check nothing else happened: no
+    // automatic re-creation, nothing on enable=true alone.
+    h.register(vec![ev(ty("D", "system/sync"), json!(1))]).await;
+    h.control
+        .wait_for("D sync", |c| count(c, |c| processed(c, "D", "sync")) == 1)
+        .await;
+    h.observer.drain();
+    assert_eq!(h.observer.running("D"), vec![false, true, false, true]);
     assert_eq!(h.control.creates("D").len(), 2);
+    let by = by_instance(&h.control.processed("D"));
+    assert_eq!(by[&2], vec!["sync"], "the second instance is the live one");
     h.stop().await;
 }
 
@@ -643,6 +674,7 @@ async fn b39_process_event_error_or_panic_fails_the_device() {
         .await;
         h.observer.wait_running("D", &[false, true, false]).await;
         assert_eq!(h.control.closes("D"), 1);
+        h.register(vec![en("D", json!(true))]).await;
         h.register(vec![en("D", json!(false)), en("D", json!(true))])
             .await;
         h.observer
@@ -656,6 +688,13 @@ async fn b39_process_event_error_or_panic_fails_the_device() {
             })
             .await;
         assert_eq!(h.control.processed_names("D"), vec![name, "recovered"]);
+        h.observer.drain();
+        assert_eq!(h.observer.running("D"), vec![false, true, false, true]);
+        assert_eq!(
+            h.control.creates("D").len(),
+            2,
+            "no re-create on enable=true alone"
+        );
         h.assert_running();
         h.stop().await;
     }

@@ -78,7 +78,14 @@ pub enum Call {
         event: Event,
     },
     /// `close` completed.
-    Closed { instance: u64, device: String },
+    Closed {
+        instance: u64,
+        device: String,
+        /// Latest `running` value in the server when `close` completed (`None` when
+        /// probing is off or the connection is gone): `Some(true)` proves that
+        /// `run(false)` was registered only after the close.
+        running_at_close: Option<bool>,
+    },
 }
 
 /// Knobs and the call log of the test device type.
@@ -165,6 +172,21 @@ impl Control {
         self.processed(device)
             .into_iter()
             .map(|(_, e)| e.event_type.last().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    /// `running_at_close` of every completed close of `device`, in order.
+    pub fn running_at_closes(&self, device: &str) -> Vec<Option<bool>> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::Closed {
+                    device: d,
+                    running_at_close,
+                    ..
+                } if d == device => Some(running_at_close),
+                _ => None,
+            })
             .collect()
     }
 
@@ -338,9 +360,19 @@ impl DeviceInstance for TestInstance {
                     );
             self.closed.cancel();
             if first {
+                let running_at_close = if self.control.skip_probe.load(Ordering::SeqCst) {
+                    None
+                } else {
+                    let mut running_type = self.prefix.clone();
+                    running_type.extend(["gateway".to_owned(), "running".to_owned()]);
+                    latest_value(self.client.as_ref(), running_type)
+                        .await
+                        .and_then(|v| v.as_bool())
+                };
                 self.control.push(Call::Closed {
                     instance: self.id,
                     device: self.device.clone(),
+                    running_at_close,
                 });
             }
             if self.control.panic_close.load(Ordering::SeqCst) {
