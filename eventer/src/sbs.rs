@@ -47,6 +47,7 @@ pub enum SbsError {
 }
 
 /// Number of bytes hat's minimal Integer encoding of `v` takes (1..=10).
+#[inline]
 pub fn integer_len(v: i64) -> usize {
     // Bits needed in two's complement, sign bit included; each byte carries 7.
     let significant = if v < 0 {
@@ -80,11 +81,13 @@ pub trait Writer {
     fn put_raw(&mut self, bytes: &[u8]);
 
     /// Appends one raw byte.
+    #[inline]
     fn put_byte(&mut self, byte: u8) {
         self.put_raw(&[byte]);
     }
 
     /// Integer (hat's varint, minimal form).
+    #[inline]
     fn put_integer(&mut self, v: i64) {
         if (-64..64).contains(&v) {
             // One group: the low 7 bits with the last-byte marker.
@@ -134,20 +137,24 @@ pub trait Writer {
 }
 
 impl Writer for Vec<u8> {
+    #[inline]
     fn put_raw(&mut self, bytes: &[u8]) {
         self.extend_from_slice(bytes);
     }
 
+    #[inline]
     fn put_byte(&mut self, byte: u8) {
         self.push(byte);
     }
 }
 
 impl Writer for BytesMut {
+    #[inline]
     fn put_raw(&mut self, bytes: &[u8]) {
         self.put_slice(bytes);
     }
 
+    #[inline]
     fn put_byte(&mut self, byte: u8) {
         self.put_u8(byte);
     }
@@ -158,14 +165,17 @@ impl Writer for BytesMut {
 pub struct SizeCounter(pub usize);
 
 impl Writer for SizeCounter {
+    #[inline]
     fn put_raw(&mut self, bytes: &[u8]) {
         self.0 += bytes.len();
     }
 
+    #[inline]
     fn put_byte(&mut self, _byte: u8) {
         self.0 += 1;
     }
 
+    #[inline]
     fn put_integer(&mut self, v: i64) {
         self.0 += integer_len(v);
     }
@@ -203,6 +213,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Takes the next `n` raw bytes.
+    #[inline]
     pub fn raw(&mut self, n: usize) -> Result<&'a [u8], SbsError> {
         if n > self.remaining() {
             return Err(SbsError::UnexpectedEnd);
@@ -212,6 +223,7 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8, SbsError> {
         let b = *self.buf.get(self.pos).ok_or(SbsError::UnexpectedEnd)?;
         self.pos += 1;
@@ -220,6 +232,7 @@ impl<'a> Reader<'a> {
 
     /// Integer. Rejects encodings longer than 10 bytes or outside i64; accepts
     /// non-minimal encodings like hat does.
+    #[inline]
     pub fn integer(&mut self) -> Result<i64, SbsError> {
         let first = self.byte()?;
         // Sign-extend the first 7-bit group (bit 6 is the sign of the whole number).
@@ -242,6 +255,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Boolean: any non-zero byte is true (as both Python decoders do).
+    #[inline]
     pub fn boolean(&mut self) -> Result<bool, SbsError> {
         Ok(self.byte()? != 0)
     }
@@ -256,6 +270,7 @@ impl<'a> Reader<'a> {
 
     /// A count (Array, Bytes, String) whose items take at least `min_item_len` bytes
     /// each; checked against the remaining input.
+    #[inline]
     pub fn count(&mut self, min_item_len: usize) -> Result<usize, SbsError> {
         let n = self.integer()?;
         let count = usize::try_from(n).map_err(|_| SbsError::InvalidLength(n))?;
@@ -269,29 +284,34 @@ impl<'a> Reader<'a> {
     ///
     /// Returns `(count, capacity)`. Each element must take at least `min_item_len`
     /// bytes (1 for every element type of the Eventer schemas).
+    #[inline]
     pub fn array(&mut self, min_item_len: usize) -> Result<(usize, usize), SbsError> {
         let count = self.count(min_item_len.max(1))?;
         Ok((count, count.min(MAX_PREALLOC_ELEMENTS)))
     }
 
     /// Bytes, borrowed from the input.
+    #[inline]
     pub fn bytes(&mut self) -> Result<&'a [u8], SbsError> {
         let n = self.count(1)?;
         self.raw(n)
     }
 
     /// String, borrowed from the input; invalid UTF-8 is an error.
+    #[inline]
     pub fn str(&mut self) -> Result<&'a str, SbsError> {
         let raw = self.bytes()?;
         std::str::from_utf8(raw).map_err(|_| SbsError::InvalidUtf8)
     }
 
     /// String, owned.
+    #[inline]
     pub fn string(&mut self) -> Result<String, SbsError> {
         self.str().map(str::to_owned)
     }
 
     /// Choice index of a type with `entries` entries (`type_name` for errors).
+    #[inline]
     pub fn choice(&mut self, entries: u8, type_name: &'static str) -> Result<u8, SbsError> {
         let index = self.integer()?;
         match u8::try_from(index) {
@@ -301,6 +321,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Optional tag: true when a value follows.
+    #[inline]
     pub fn optional(&mut self, type_name: &'static str) -> Result<bool, SbsError> {
         Ok(self.choice(2, type_name)? == 1)
     }
