@@ -94,13 +94,23 @@ async fn enable_and_wait(port: u16, gateway: Gateway, device: &str) -> anyhow::R
             json!(true),
         )])
         .await?;
-    loop {
-        let events = next_events(&mut rx).await?;
-        if events.iter().any(|e| is_json(e, &json!(true))) {
-            client.close().await;
-            return Ok(());
-        }
+    // Already running (an earlier scenario enabled it) gives no new event: ask first.
+    let latest = client
+        .query(gateway_model::QueryParams::Latest(
+            gateway_model::QueryLatestParams {
+                event_types: Some(vec![running]),
+            },
+        ))
+        .await?;
+    if !latest.events.iter().any(|e| is_json(e, &json!(true))) {
+        while !next_events(&mut rx)
+            .await?
+            .iter()
+            .any(|e| is_json(e, &json!(true)))
+        {}
     }
+    client.close().await;
+    Ok(())
 }
 
 /// Result of one throughput or floor run.

@@ -1,0 +1,72 @@
+//! The benchmark harness in smoke mode (tiny sizes), so it cannot rot: every scenario
+//! runs end to end against the real hat-event server and the real hat-gateway, and
+//! every figure of the JSON report is present and plausible.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn venv() -> PathBuf {
+    let venv = std::env::var_os("GATEWAY_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
+    assert!(
+        venv.join("bin/hat-gateway").exists(),
+        "no test venv at {}: run scripts/test-env.sh",
+        venv.display()
+    );
+    venv
+}
+
+#[test]
+fn smoke_run_reports_every_scenario() {
+    let bench = PathBuf::from(env!("CARGO_BIN_EXE_gateway-bench"));
+    let bin_dir = bench.parent().unwrap();
+    assert!(
+        bin_dir.join("gateway-host").exists() && bin_dir.join("libsim.so").exists(),
+        "build gateway-host and the sim plugin first (cargo build --workspace)"
+    );
+    let out = std::env::temp_dir().join(format!("bench-smoke-{}.json", std::process::id()));
+    let status = Command::new(&bench)
+        .arg("--smoke")
+        .arg("--venv")
+        .arg(venv())
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gateway-bench --smoke failed: {status}");
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(doc["smoke"], true);
+    let throughput = &doc["throughput"];
+    for key in [
+        "a_host_embedded",
+        "b_host_hat_event",
+        "c_hat_gateway_hat_event",
+        "d_hat_gateway_host_embedded",
+        "floor_embedded",
+        "floor_hat_event",
+    ] {
+        // Every data event of the burst was counted, and a rate came out of it.
+        assert_eq!(
+            throughput[key]["events"], 2000,
+            "{key}: {}",
+            throughput[key]
+        );
+        assert!(
+            throughput[key]["events_per_s"].as_f64().unwrap() > 0.0,
+            "{key}"
+        );
+    }
+    for key in ["host_embedded", "hat_gateway_hat_event"] {
+        let rt = &doc["round_trip"][key];
+        assert_eq!(rt["count"], 50);
+        assert!(rt["p50_ms"].as_f64().unwrap() <= rt["max_ms"].as_f64().unwrap());
+    }
+    let scale = &doc["scale"][0];
+    assert_eq!(scale["devices"], 20);
+    for key in ["host_embedded", "host_hat_event", "hat_gateway_hat_event"] {
+        assert!(scale[key]["peak_rss_mib"].as_f64().unwrap() > 0.0, "{key}");
+    }
+}
