@@ -360,7 +360,8 @@ mod tests {
         assert_eq!(framer.decode(&mut signed), Err(FrameError::Ascii));
     }
 
-    /// Fuzz finding: an over-long frame was rejected while its CR LF was outstanding, but
+    /// Found in review (the fuzz target checks this property): an over-long frame was
+    /// rejected while its CR LF was outstanding, but
     /// decoded when it arrived in one piece, so the result depended on the chunking.
     #[test]
     fn ascii_rejects_an_over_long_frame_even_when_complete() {
