@@ -299,7 +299,7 @@ impl Server {
                             .iter()
                             .filter(|e| {
                                 c.info.subscription.matches(&e.event_type)
-                                    && c.info.server_id.map_or(true, |id| id == e.id.server)
+                                    && c.info.server_id.is_none_or(|id| id == e.id.server)
                             })
                             .cloned()
                             .collect();

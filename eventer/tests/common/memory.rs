@@ -131,7 +131,7 @@ impl ServerHandler for MemoryHandler {
             let state = self.state.lock().unwrap();
             let mut newest: Vec<Event> = Vec::new();
             for event in state.events.iter().rev() {
-                let wanted = latest.event_types.as_ref().map_or(true, |types| {
+                let wanted = latest.event_types.as_ref().is_none_or(|types| {
                     types
                         .iter()
                         .any(|q| query_type_matches(q, &event.event_type))

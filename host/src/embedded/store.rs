@@ -100,7 +100,7 @@ impl EventStore {
                     return true;
                 }
                 // With a bound set, events without that timestamp are excluded.
-                value.is_some_and(|v| from.map_or(true, |f| v >= f) && to.map_or(true, |t| v <= t))
+                value.is_some_and(|v| from.is_none_or(|f| v >= f) && to.is_none_or(|t| v <= t))
             };
         let mut events: Vec<&Event> = self
             .events

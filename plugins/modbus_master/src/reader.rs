@@ -99,7 +99,7 @@ async fn poll(shared: &Shared, index: usize, conn: &ConnectionHandle, status: &m
             let due: Vec<usize> = (0..groups.len())
                 .filter(|&g| {
                     last_start[g]
-                        .map_or(true, |t| now.duration_since(t) >= secs(groups[g].interval))
+                        .is_none_or(|t| now.duration_since(t) >= secs(groups[g].interval))
                 })
                 .collect();
             if due.is_empty() {
