@@ -256,6 +256,17 @@ impl EmbeddedServer {
             if stored.is_empty() {
                 return Some(stored);
             }
+            // Operators watch data flow with `log.filter: gateway_host::embedded=debug`;
+            // disabled, this costs one level check per request.
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                for event in &stored {
+                    tracing::debug!(
+                        event_type = %event.event_type.join("/"),
+                        payload = %PayloadText(event.payload.as_ref()),
+                        "event registered"
+                    );
+                }
+            }
             state.local.retain(|sub| {
                 let matching: Vec<Event> = stored
                     .iter()
@@ -417,4 +428,19 @@ impl DeviceClient for LocalConnection {
 /// `true` as a JSON payload (what `enable_devices` registers).
 pub(crate) fn json_true() -> Option<Payload> {
     Some(Payload::json(serde_json::Value::Bool(true)))
+}
+
+/// A payload as one log field: JSON text as is, binary as its type and size.
+struct PayloadText<'a>(Option<&'a gateway_model::Payload>);
+
+impl std::fmt::Display for PayloadText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            None => f.write_str("none"),
+            Some(gateway_model::Payload::Json(text)) => f.write_str(text.as_str()),
+            Some(gateway_model::Payload::Binary { type_name, data }) => {
+                write!(f, "binary {type_name:?} ({} bytes)", data.len())
+            }
+        }
+    }
 }
