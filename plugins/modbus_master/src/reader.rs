@@ -98,8 +98,7 @@ async fn poll(shared: &Shared, index: usize, conn: &ConnectionHandle, status: &m
             let now = Instant::now();
             let due: Vec<usize> = (0..groups.len())
                 .filter(|&g| {
-                    last_start[g]
-                        .is_none_or(|t| now.duration_since(t) >= secs(groups[g].interval))
+                    last_start[g].is_none_or(|t| now.duration_since(t) >= secs(groups[g].interval))
                 })
                 .collect();
             if due.is_empty() {
