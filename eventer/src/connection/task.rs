@@ -14,7 +14,9 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::{Command, ConnectionError, Conversation, Inbound, Published, SessionConfig};
-use crate::chatter::{encode_frame, ChatterError, FrameCodec, Msg, PING_TYPE, PONG_TYPE};
+use crate::chatter::{
+    encode_frame, ChatterError, FrameCodec, Msg, MsgHeader, PING_TYPE, PONG_TYPE,
+};
 use crate::message::EventerMsg;
 
 /// Encoded bytes waiting for the socket above which no new message is accepted.
@@ -224,15 +226,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
     }
 
     fn enqueue(&mut self, command: Command) {
-        let mut data = Vec::new();
-        command.msg.encode(&mut data);
         tracing::trace!(msg = ?command.msg, last = command.last, "sending message");
-        let id = self.write_frame(
-            command.msg.type_name(),
-            Bytes::from(data),
-            command.conversation,
-            command.last,
-        );
+        let header = self.next_header(command.conversation, command.last);
+        let id = header.id;
+        // One pass straight into the write buffer: no intermediate payload copy.
+        command.msg.encode_frame(&header, &mut self.write_buf);
         if let Some(waiter) = command.response {
             if self.pending.len() >= PENDING_PRUNE_THRESHOLD {
                 self.pending.retain(|_, waiter| !waiter.is_closed());
@@ -249,23 +247,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
         conversation: Conversation,
         last: bool,
     ) -> i64 {
+        let header = self.next_header(conversation, last);
+        let msg = Msg::new(header, data_type, data);
+        encode_frame(&msg, &mut self.write_buf);
+        header.id
+    }
+
+    /// Takes the next message id and builds the header of a message in `conversation`.
+    fn next_header(&mut self, conversation: Conversation, last: bool) -> MsgHeader {
         let id = self.next_id;
         self.next_id += 1;
-        let (first, owner) = match conversation {
-            Conversation::New => (id, true),
-            Conversation::Reply(first) => (first, false),
-        };
-        let msg = Msg {
-            id,
-            first,
-            owner,
-            token: true,
-            last,
-            data_type: data_type.to_owned(),
-            data,
-        };
-        encode_frame(&msg, &mut self.write_buf);
-        id
+        match conversation {
+            Conversation::New => MsgHeader::new_conversation(id, last),
+            Conversation::Reply(first) => MsgHeader::reply(id, first, last),
+        }
     }
 
     /// Writes what was queued before the end (bounded in time; only with `flush`) and
