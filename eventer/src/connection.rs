@@ -123,6 +123,12 @@ pub enum ConnectionError {
         /// Messages waiting in the outbound queue at that moment.
         queued: usize,
     },
+    /// The peer keeps sending (Pings) but does not read what we send.
+    #[error("peer does not read: {bytes} bytes unsent")]
+    UnreadOutput {
+        /// Bytes waiting to be written at that moment.
+        bytes: usize,
+    },
     /// The connection task stopped without publishing a reason (it panicked).
     #[error("connection task ended unexpectedly")]
     TaskEnded,

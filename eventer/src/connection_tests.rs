@@ -359,3 +359,30 @@ async fn slow_owner_pauses_reading_without_losing_messages() {
         assert_eq!(got.first, i);
     }
 }
+
+#[tokio::test]
+async fn ping_flood_without_reading_is_bounded() {
+    let (ours, theirs) = tokio::io::duplex(1024);
+    let (session, _inbound) = spawn(ours, quiet(), tracing::Span::none());
+    let mut peer = Framed::new(theirs, FrameCodec::default());
+    // Never read the Pongs; each one is 22 bytes, so the limit is reached well within
+    // this many Pings.
+    let most = 2 * task::WRITE_HARD_LIMIT / 22;
+    let mut id = 0i64;
+    while (id as usize) < most && !session.is_closed() {
+        for _ in 0..1000 {
+            id += 1;
+            if peer.feed(&ping(id)).await.is_err() {
+                break;
+            }
+        }
+        if peer.flush().await.is_err() {
+            break;
+        }
+    }
+    let reason = tokio::time::timeout(WAIT, session.closed()).await.unwrap();
+    assert!(
+        matches!(*reason, ConnectionError::UnreadOutput { bytes } if bytes >= task::WRITE_HARD_LIMIT),
+        "{reason:?}"
+    );
+}

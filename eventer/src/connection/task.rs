@@ -21,6 +21,9 @@ use crate::message::EventerMsg;
 
 /// Encoded bytes waiting for the socket above which no new message is accepted.
 const WRITE_HIGH_WATER: usize = 1024 * 1024;
+/// Unsent bytes past which a peer that keeps sending Pings but never reads is dropped:
+/// Pongs are written outside the bounded command queue, so this bounds them.
+pub(super) const WRITE_HARD_LIMIT: usize = 16 * WRITE_HIGH_WATER;
 /// How long already-queued frames may take to reach the socket when a connection ends.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pending requests whose callers gave up are pruned when the table grows past this.
@@ -193,6 +196,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
             "received frame"
         );
         if msg.data_type == PING_TYPE {
+            if self.write_buf.len() >= WRITE_HARD_LIMIT {
+                return Err(ConnectionError::UnreadOutput {
+                    bytes: self.write_buf.len(),
+                });
+            }
             self.write_frame(
                 PONG_TYPE,
                 Bytes::new(),

@@ -74,6 +74,7 @@ pub fn kind(reason: &ConnectionError) -> &'static str {
         ConnectionError::Handler(_) => "Handler",
         ConnectionError::ServerClosed => "ServerClosed",
         ConnectionError::SlowConsumer { .. } => "SlowConsumer",
+        ConnectionError::UnreadOutput { .. } => "UnreadOutput",
         ConnectionError::TaskEnded => "TaskEnded",
     }
 }
