@@ -1,8 +1,10 @@
 //! The cost of the plugin boundary: the `sim` device driven through the dynamic
 //! boundary (libsim.so loaded by the real loader: FFI conversions, the plugin's own
-//! runtime, FFI futures) against the same device linked statically (the `sim` rlib,
-//! called directly on the host runtime). Both sides register into the same
-//! counting client, so the difference is the boundary.
+//! runtime entered around each poll, FFI futures, JSON checks of what the plugin
+//! registers) against the same device linked statically (the `sim` rlib). Both are
+//! driven as a host `DeviceInstance` on the same host runtime and register through
+//! the SDK `Client` into the same host `DeviceClient` (a counter), so the only
+//! difference is the boundary.
 //!
 //! Workloads: `write` (one `system/write` event -> one registration of 2 events) and
 //! `burst` (one `system/burst` event of 1000 -> 2 registrations). At the end a
@@ -21,7 +23,7 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, Criterion, Throughput};
 use futures::future::BoxFuture;
 use gateway_host::device::{
-    ClientError, DeviceClient, DeviceContext, DeviceFactory, DeviceInstance,
+    ClientError, DeviceClient, DeviceContext, DeviceError, DeviceFactory, DeviceInstance,
 };
 use gateway_host::plugins::{PluginRegistry, PluginSearch};
 use gateway_model::{
@@ -30,7 +32,8 @@ use gateway_model::{
 use gateway_plugin_api::sdk::{self, Client, ClientBackend, Context, Device as _};
 use serde_json::json;
 
-/// Counts registered events; answers immediately.
+/// Counts registered events; answers immediately. The host-side client of both
+/// sides.
 #[derive(Default)]
 struct Counter {
     events: AtomicU64,
@@ -55,44 +58,70 @@ impl DeviceClient for Counter {
     }
 }
 
-impl ClientBackend for Counter {
+/// The statically linked device's client: the SDK's client over the same host
+/// [`DeviceClient`] the dynamic side's adapter calls.
+struct HostBackend(Arc<dyn DeviceClient>);
+
+fn sdk_error(err: ClientError) -> sdk::ClientError {
+    match err {
+        ClientError::ConnectionClosed => sdk::ClientError::ConnectionClosed,
+        ClientError::RegisterFailed => sdk::ClientError::RegisterFailed,
+    }
+}
+
+impl ClientBackend for HostBackend {
     fn register(
         &self,
         events: Vec<RegisterEvent>,
     ) -> sdk::BoxFuture<'_, Result<(), sdk::ClientError>> {
-        self.events
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        Box::pin(async { Ok(()) })
+        let call = self.0.register(events);
+        Box::pin(async move { call.await.map_err(sdk_error) })
     }
 
     fn register_with_response(
         &self,
-        _events: Vec<RegisterEvent>,
+        events: Vec<RegisterEvent>,
     ) -> sdk::BoxFuture<'_, Result<Option<Vec<Event>>, sdk::ClientError>> {
-        Box::pin(async { Ok(None) })
+        let call = self.0.register_with_response(events);
+        Box::pin(async move { call.await.map_err(sdk_error) })
     }
 
     fn query(
         &self,
-        _params: QueryParams,
+        params: QueryParams,
     ) -> sdk::BoxFuture<'_, Result<QueryResult, sdk::ClientError>> {
-        Box::pin(async { Ok(QueryResult::default()) })
+        let call = self.0.query(params);
+        Box::pin(async move { call.await.map_err(sdk_error) })
     }
 }
 
-/// One way of driving a sim device.
-enum Driven {
-    Dynamic(Box<dyn DeviceInstance>),
-    Static(sim::SimDevice),
+/// The statically linked device as a host [`DeviceInstance`], like the dynamic one.
+struct StaticSim(sim::SimDevice);
+
+impl DeviceInstance for StaticSim {
+    fn process_event(&self, event: Event) -> BoxFuture<'_, Result<(), DeviceError>> {
+        Box::pin(async move {
+            self.0
+                .process_event(event)
+                .await
+                .map_err(|err| DeviceError::Failed(err.to_string()))
+        })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.0.close())
+    }
+
+    fn closed(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::pending())
+    }
 }
 
-impl Driven {
-    async fn process(&self, event: Event) {
-        match self {
-            Self::Dynamic(device) => device.process_event(event).await.unwrap(),
-            Self::Static(device) => device.process_event(event).await.unwrap(),
-        }
-    }
+/// A sim device as the engine drives it: dynamic (libsim.so) or static (rlib).
+type Driven = Box<dyn DeviceInstance>;
+
+async fn process(device: &Driven, event: Event) {
+    device.process_event(event).await.unwrap();
 }
 
 fn prefix() -> EventType {
@@ -133,19 +162,18 @@ fn devices(rt: &tokio::runtime::Runtime) -> (Driven, Driven) {
     // The bench reads the library in place; its directory's mode is the builder's.
     let registry = PluginRegistry::new(PluginSearch::new(Vec::new(), true));
     let plugin = registry.load_file(&libsim()).unwrap();
-    let dynamic = rt.block_on(async {
-        let context = DeviceContext {
-            prefix: prefix(),
-            client: Arc::new(Counter::default()),
-            span: tracing::Span::none(),
-        };
-        plugin.create(conf.clone(), context).await.unwrap()
-    });
+    let context = || DeviceContext {
+        prefix: prefix(),
+        client: Arc::new(Counter::default()),
+        span: tracing::Span::none(),
+    };
+    let dynamic = rt.block_on(plugin.create(conf.clone(), context())).unwrap();
     let statically = rt.block_on(async {
-        let client = Client::new(Arc::new(Counter::default()), prefix());
+        let context = context();
+        let client = Client::new(Arc::new(HostBackend(context.client)), context.prefix);
         sim::create(conf, Context::new(client)).await.unwrap()
     });
-    (Driven::Dynamic(dynamic), Driven::Static(statically))
+    (dynamic, Box::new(StaticSim(statically)))
 }
 
 fn write_event(i: u64) -> Event {
@@ -159,7 +187,7 @@ fn burst_event() -> Event {
 async fn run(device: &Driven, iters: u64, make: &dyn Fn(u64) -> Event) -> Duration {
     let start = Instant::now();
     for i in 0..iters {
-        device.process(make(i)).await;
+        process(device, make(i)).await;
     }
     start.elapsed()
 }

@@ -312,6 +312,96 @@ async fn the_host_survives_every_plugin_failure() {
         .unwrap();
 }
 
+/// `process_event` is polled on the host's thread with the plugin runtime entered:
+/// a plugin timer, and a task the plugin spawns, must still complete (the plugin
+/// runtime's own threads drive its timers and wake the host's task).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_timers_and_spawns_inside_process_event_work() {
+    let dir = PluginDir::new();
+    dir.add_library("gateway_fixture_faulty", None);
+    let plugin = registry(&dir).resolve("gateway_fixture_faulty").unwrap();
+    let (client, mut calls) = RecordingClient::new();
+    let device = create(&plugin, json!({}), client, "f").await.unwrap();
+    let prefix = prefix("fixture_faulty", "f");
+    for ms in [0, 30] {
+        tokio::time::timeout(
+            TIMEOUT,
+            device.process_event(event(&prefix, &["system", "sleep"], json!({"ms": ms}))),
+        )
+        .await
+        .expect("a plugin timer inside process_event never fired")
+        .unwrap();
+        assert_eq!(
+            next_register(&mut calls).await,
+            vec![("gateway/slept".to_owned(), json!({"ms": ms}))]
+        );
+    }
+    // Also from a current-thread host runtime: nothing on the host side drives the
+    // plugin's timers.
+    let device = Arc::new(device);
+    let inner = device.clone();
+    let prefix_inner = prefix.clone();
+    let outcome = tokio::task::spawn_blocking(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            tokio::time::timeout(
+                TIMEOUT,
+                inner.process_event(event(
+                    &prefix_inner,
+                    &["system", "sleep"],
+                    json!({"ms": 10}),
+                )),
+            )
+            .await
+        })
+    })
+    .await
+    .unwrap();
+    outcome.expect("timed out").unwrap();
+    assert_eq!(
+        next_register(&mut calls).await,
+        vec![("gateway/slept".to_owned(), json!({"ms": 10}))]
+    );
+    device.close().await;
+}
+
+/// JSON text a plugin registers is checked by the host: invalid text never reaches
+/// the client, and the plugin gets the reason (the fixture fails with it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_json_from_a_plugin_is_refused() {
+    let dir = PluginDir::new();
+    dir.add_library("gateway_fixture_faulty", None);
+    let plugin = registry(&dir).resolve("gateway_fixture_faulty").unwrap();
+    let (client, mut calls) = RecordingClient::new();
+    let device = create(&plugin, json!({}), client, "f").await.unwrap();
+    let prefix = prefix("fixture_faulty", "f");
+    let err = device
+        .process_event(event(&prefix, &["system", "bad_json"], json!(null)))
+        .await
+        .unwrap_err();
+    match &err {
+        DeviceError::Failed(message) => assert!(
+            message.contains("event 0 of the registration refused")
+                && message.contains("invalid JSON"),
+            "{message}"
+        ),
+        other => panic!("expected a device error, got {other:?}"),
+    }
+    // Nothing was registered; the next good event is the first call the client sees.
+    device
+        .process_event(event(&prefix, &["system", "x"], json!("ok")))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_register(&mut calls).await,
+        vec![("gateway/echo".to_owned(), json!("ok"))]
+    );
+    device.close().await;
+}
+
 fn load_error(dir: &PluginDir, file_name: &str) -> PluginError {
     registry(dir)
         .load_file(&dir.path.join(file_name))

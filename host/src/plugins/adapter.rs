@@ -123,7 +123,8 @@ struct PluginDevice {
 
 impl DeviceInstance for PluginDevice {
     fn process_event(&self, event: Event) -> BoxFuture<'_, Result<(), DeviceError>> {
-        let future = self.device.process_event(FfiEvent::from(&event));
+        // By value: the event's buffers move into the FFI mirror.
+        let future = self.device.process_event(FfiEvent::from(event));
         Box::pin(async move {
             await_plugin(future)
                 .await?
@@ -155,9 +156,11 @@ struct HostClientAdapter {
     client: Arc<dyn DeviceClient>,
     /// The device's span: plugin log records are emitted inside it.
     span: tracing::Span,
-    /// The host runtime `create` was called on. The plugin polls client futures on
-    /// its own threads; entering this runtime on each poll lets the host's client
-    /// use timers and I/O without a thread hop.
+    /// The host runtime `create` was called on. Client futures are polled on the
+    /// host's threads when a call comes from `process_event` (the SDK polls it in
+    /// place), but on the plugin's own threads when it comes from `create` or a
+    /// background task; entering this runtime on each poll lets the host's client
+    /// use timers and I/O in both cases without a thread hop.
     runtime: Option<tokio::runtime::Handle>,
 }
 
@@ -197,9 +200,34 @@ fn ffi_client_error(err: ClientError) -> FfiClientError {
     }
 }
 
+/// Converts what a plugin asks to register, validating JSON payload text: the SDK
+/// only builds it from `JsonText`, but a plugin is third-party code (raw ABI,
+/// `JsonText::new_unchecked`) and invalid text must never reach the event server.
+/// Parsing a small payload costs well under a microsecond (the boundary benchmark
+/// includes it); a bad event reaching the server would end the host's session with
+/// it or be stored and break every other subscriber. The whole call is refused, so a
+/// registration is never half done, and the plugin gets the reason.
+fn checked_events(events: RVec<FfiRegisterEvent>) -> Result<Vec<RegisterEvent>, FfiClientError> {
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(index, event)| {
+            event.into_register_event().map_err(|err| {
+                tracing::warn!(index, error = %err, "plugin registration refused");
+                FfiClientError::Other(
+                    format!("event {index} of the registration refused: {err}").into(),
+                )
+            })
+        })
+        .collect()
+}
+
 impl HostClient for HostClientAdapter {
     fn register(&self, events: RVec<FfiRegisterEvent>) -> FfiFuture<RResult<(), FfiClientError>> {
-        let events: Vec<RegisterEvent> = events.iter().map(RegisterEvent::from).collect();
+        let events = match checked_events(events) {
+            Ok(events) => events,
+            Err(err) => return std::future::ready(RResult::RErr(err)).into_ffi(),
+        };
         let client = self.client.clone();
         self.host_future(async move {
             client
@@ -214,13 +242,16 @@ impl HostClient for HostClientAdapter {
         &self,
         events: RVec<FfiRegisterEvent>,
     ) -> FfiFuture<RResult<ROption<RVec<FfiEvent>>, FfiClientError>> {
-        let events: Vec<RegisterEvent> = events.iter().map(RegisterEvent::from).collect();
+        let events = match checked_events(events) {
+            Ok(events) => events,
+            Err(err) => return std::future::ready(RResult::RErr(err)).into_ffi(),
+        };
         let client = self.client.clone();
         self.host_future(async move {
             match client.register_with_response(events).await {
                 Ok(stored) => RResult::ROk(
                     stored
-                        .map(|events| events.iter().map(FfiEvent::from).collect())
+                        .map(|events| events.into_iter().map(FfiEvent::from).collect())
                         .into(),
                 ),
                 Err(err) => RResult::RErr(ffi_client_error(err)),
@@ -229,11 +260,11 @@ impl HostClient for HostClientAdapter {
     }
 
     fn query(&self, params: FfiQueryParams) -> FfiFuture<RResult<FfiQueryResult, FfiClientError>> {
-        let params = QueryParams::from(&params);
+        let params = QueryParams::from(params);
         let client = self.client.clone();
         self.host_future(async move {
             match client.query(params).await {
-                Ok(result) => RResult::ROk(FfiQueryResult::from(&result)),
+                Ok(result) => RResult::ROk(FfiQueryResult::from(result)),
                 Err(err) => RResult::RErr(ffi_client_error(err)),
             }
         })

@@ -1,13 +1,17 @@
 //! FFI-safe mirrors of the hat-event data model and their conversions.
 //!
 //! Payloads cross as JSON text or bytes, exactly as on the wire; every other field is
-//! a plain abi_stable value. The conversions are infallible in both directions.
+//! a plain abi_stable value. Conversions take their input by value so buffers move
+//! instead of being cloned (model -> FFI also has by-reference forms). FFI -> model
+//! conversions of types that carry payloads either validate the JSON text
+//! (`into_*`, for what the host receives from a plugin) or trust it
+//! (`into_*_unchecked`, for what a plugin receives from the host).
 
 use abi_stable::std_types::{ROption, RString, RVec};
 use abi_stable::StableAbi;
 use gateway_model::{
-    Event, EventId, EventType, JsonText, Order, OrderBy, Payload, QueryLatestParams, QueryParams,
-    QueryResult, QueryServerParams, QueryTimeseriesParams, RegisterEvent, Timestamp,
+    Event, EventId, EventType, InvalidJson, JsonText, Order, OrderBy, Payload, QueryLatestParams,
+    QueryParams, QueryResult, QueryServerParams, QueryTimeseriesParams, RegisterEvent, Timestamp,
 };
 
 /// An event type: its segments.
@@ -131,29 +135,34 @@ pub struct FfiQueryResult {
     pub more_follows: bool,
 }
 
-fn ffi_type(event_type: &[String]) -> FfiEventType {
+fn ffi_type(event_type: EventType) -> FfiEventType {
+    // `RString::from(String)` keeps the string's buffer.
+    event_type.into_iter().map(RString::from).collect()
+}
+
+fn ffi_type_ref(event_type: &[String]) -> FfiEventType {
     event_type
         .iter()
         .map(|s| RString::from(s.as_str()))
         .collect()
 }
 
-fn model_type(event_type: &FfiEventType) -> EventType {
-    event_type.iter().map(|s| s.as_str().to_owned()).collect()
+fn model_type(event_type: FfiEventType) -> EventType {
+    // Keeps the buffer when it was allocated on this side of the boundary; otherwise
+    // one copy into this side's allocator (never a copy and a clone).
+    event_type.into_iter().map(RString::into_string).collect()
 }
 
-fn ffi_types(types: &Option<Vec<EventType>>) -> ROption<RVec<FfiEventType>> {
+fn ffi_types(types: Option<Vec<EventType>>) -> ROption<RVec<FfiEventType>> {
     types
-        .as_ref()
-        .map(|types| types.iter().map(|t| ffi_type(t)).collect())
+        .map(|types| types.into_iter().map(ffi_type).collect())
         .into()
 }
 
-fn model_types(types: &ROption<RVec<FfiEventType>>) -> Option<Vec<EventType>> {
+fn model_types(types: ROption<RVec<FfiEventType>>) -> Option<Vec<EventType>> {
     types
-        .as_ref()
         .into_option()
-        .map(|types| types.iter().map(model_type).collect())
+        .map(|types| types.into_iter().map(model_type).collect())
 }
 
 impl From<Timestamp> for FfiTimestamp {
@@ -188,6 +197,21 @@ impl From<FfiEventId> for EventId {
     }
 }
 
+// Model -> FFI. The model side's JSON text is a `JsonText`, valid by construction, so
+// nothing is checked; by value the buffers move across instead of being copied.
+
+impl From<Payload> for FfiPayload {
+    fn from(payload: Payload) -> Self {
+        match payload {
+            Payload::Binary { type_name, data } => Self::Binary {
+                type_name: type_name.into(),
+                data: data.into(),
+            },
+            Payload::Json(text) => Self::Json(text.into_string().into()),
+        }
+    }
+}
+
 impl From<&Payload> for FfiPayload {
     fn from(payload: &Payload) -> Self {
         match payload {
@@ -200,16 +224,14 @@ impl From<&Payload> for FfiPayload {
     }
 }
 
-impl From<&FfiPayload> for Payload {
-    fn from(payload: &FfiPayload) -> Self {
-        match payload {
-            FfiPayload::Binary { type_name, data } => Self::Binary {
-                type_name: type_name.as_str().to_owned(),
-                data: data.to_vec(),
-            },
-            // Both sides only ever build this variant from validated JSON text
-            // (`JsonText`), so the text is not parsed again here.
-            FfiPayload::Json(text) => Self::Json(JsonText::new_unchecked(text.as_str().to_owned())),
+impl From<Event> for FfiEvent {
+    fn from(event: Event) -> Self {
+        Self {
+            id: event.id.into(),
+            event_type: ffi_type(event.event_type),
+            timestamp: event.timestamp.into(),
+            source_timestamp: event.source_timestamp.map(FfiTimestamp::from).into(),
+            payload: event.payload.map(FfiPayload::from).into(),
         }
     }
 }
@@ -218,7 +240,7 @@ impl From<&Event> for FfiEvent {
     fn from(event: &Event) -> Self {
         Self {
             id: event.id.into(),
-            event_type: ffi_type(&event.event_type),
+            event_type: ffi_type_ref(&event.event_type),
             timestamp: event.timestamp.into(),
             source_timestamp: event.source_timestamp.map(FfiTimestamp::from).into(),
             payload: event.payload.as_ref().map(FfiPayload::from).into(),
@@ -226,14 +248,12 @@ impl From<&Event> for FfiEvent {
     }
 }
 
-impl From<&FfiEvent> for Event {
-    fn from(event: &FfiEvent) -> Self {
+impl From<RegisterEvent> for FfiRegisterEvent {
+    fn from(event: RegisterEvent) -> Self {
         Self {
-            id: event.id.into(),
-            event_type: model_type(&event.event_type),
-            timestamp: event.timestamp.into(),
-            source_timestamp: event.source_timestamp.map(Timestamp::from).into_option(),
-            payload: event.payload.as_ref().map(Payload::from).into_option(),
+            event_type: ffi_type(event.event_type),
+            source_timestamp: event.source_timestamp.map(FfiTimestamp::from).into(),
+            payload: event.payload.map(FfiPayload::from).into(),
         }
     }
 }
@@ -241,31 +261,158 @@ impl From<&FfiEvent> for Event {
 impl From<&RegisterEvent> for FfiRegisterEvent {
     fn from(event: &RegisterEvent) -> Self {
         Self {
-            event_type: ffi_type(&event.event_type),
+            event_type: ffi_type_ref(&event.event_type),
             source_timestamp: event.source_timestamp.map(FfiTimestamp::from).into(),
             payload: event.payload.as_ref().map(FfiPayload::from).into(),
         }
     }
 }
 
-impl From<&FfiRegisterEvent> for RegisterEvent {
-    fn from(event: &FfiRegisterEvent) -> Self {
+impl From<QueryResult> for FfiQueryResult {
+    fn from(result: QueryResult) -> Self {
         Self {
-            event_type: model_type(&event.event_type),
-            source_timestamp: event.source_timestamp.map(Timestamp::from).into_option(),
-            payload: event.payload.as_ref().map(Payload::from).into_option(),
+            events: result.events.into_iter().map(FfiEvent::from).collect(),
+            more_follows: result.more_follows,
         }
     }
 }
 
-impl From<&QueryParams> for FfiQueryParams {
-    fn from(params: &QueryParams) -> Self {
+impl From<&QueryResult> for FfiQueryResult {
+    fn from(result: &QueryResult) -> Self {
+        Self {
+            events: result.events.iter().map(FfiEvent::from).collect(),
+            more_follows: result.more_follows,
+        }
+    }
+}
+
+// FFI -> model. JSON text that crossed the boundary is only as good as the side that
+// built it, so each conversion comes in two forms:
+// - `into_*` validates the text: for what the host receives from a plugin (a plugin
+//   is third-party code and may hand over any bytes, e.g. through the raw ABI or
+//   `JsonText::new_unchecked`; invalid text must never reach the event server);
+// - `into_*_unchecked` trusts it: for what a plugin receives from the host, which
+//   only builds JSON payloads from `JsonText` (validated when it entered the host).
+
+impl FfiPayload {
+    /// Into the model, validating JSON text (for a payload from an untrusted side).
+    pub fn into_payload(self) -> Result<Payload, InvalidJson> {
+        match self {
+            Self::Json(text) => Ok(Payload::Json(JsonText::new(text.into_string())?)),
+            binary => Ok(binary.into_payload_unchecked()),
+        }
+    }
+
+    /// Into the model without validating JSON text: only for a payload the other
+    /// side built from a [`JsonText`] and that side is trusted (the host).
+    pub fn into_payload_unchecked(self) -> Payload {
+        match self {
+            Self::Binary { type_name, data } => Payload::Binary {
+                type_name: type_name.into_string(),
+                data: data.into_vec(),
+            },
+            Self::Json(text) => Payload::Json(JsonText::new_unchecked(text.into_string())),
+        }
+    }
+}
+
+impl FfiEvent {
+    /// Into the model, validating a JSON payload.
+    pub fn into_event(self) -> Result<Event, InvalidJson> {
+        let payload = self
+            .payload
+            .into_option()
+            .map(FfiPayload::into_payload)
+            .transpose()?;
+        Ok(Event {
+            id: self.id.into(),
+            event_type: model_type(self.event_type),
+            timestamp: self.timestamp.into(),
+            source_timestamp: self.source_timestamp.map(Timestamp::from).into_option(),
+            payload,
+        })
+    }
+
+    /// Into the model without validating a JSON payload (see
+    /// [`FfiPayload::into_payload_unchecked`]).
+    pub fn into_event_unchecked(self) -> Event {
+        Event {
+            id: self.id.into(),
+            event_type: model_type(self.event_type),
+            timestamp: self.timestamp.into(),
+            source_timestamp: self.source_timestamp.map(Timestamp::from).into_option(),
+            payload: self
+                .payload
+                .into_option()
+                .map(FfiPayload::into_payload_unchecked),
+        }
+    }
+}
+
+impl FfiRegisterEvent {
+    /// Into the model, validating a JSON payload.
+    pub fn into_register_event(self) -> Result<RegisterEvent, InvalidJson> {
+        let payload = self
+            .payload
+            .into_option()
+            .map(FfiPayload::into_payload)
+            .transpose()?;
+        Ok(RegisterEvent {
+            event_type: model_type(self.event_type),
+            source_timestamp: self.source_timestamp.map(Timestamp::from).into_option(),
+            payload,
+        })
+    }
+
+    /// Into the model without validating a JSON payload (see
+    /// [`FfiPayload::into_payload_unchecked`]).
+    pub fn into_register_event_unchecked(self) -> RegisterEvent {
+        RegisterEvent {
+            event_type: model_type(self.event_type),
+            source_timestamp: self.source_timestamp.map(Timestamp::from).into_option(),
+            payload: self
+                .payload
+                .into_option()
+                .map(FfiPayload::into_payload_unchecked),
+        }
+    }
+}
+
+impl FfiQueryResult {
+    /// Into the model, validating JSON payloads.
+    pub fn into_query_result(self) -> Result<QueryResult, InvalidJson> {
+        Ok(QueryResult {
+            events: self
+                .events
+                .into_iter()
+                .map(FfiEvent::into_event)
+                .collect::<Result<_, _>>()?,
+            more_follows: self.more_follows,
+        })
+    }
+
+    /// Into the model without validating JSON payloads (see
+    /// [`FfiPayload::into_payload_unchecked`]).
+    pub fn into_query_result_unchecked(self) -> QueryResult {
+        QueryResult {
+            events: self
+                .events
+                .into_iter()
+                .map(FfiEvent::into_event_unchecked)
+                .collect(),
+            more_follows: self.more_follows,
+        }
+    }
+}
+
+impl From<QueryParams> for FfiQueryParams {
+    fn from(params: QueryParams) -> Self {
         match params {
             QueryParams::Latest(p) => Self::Latest {
-                event_types: ffi_types(&p.event_types),
+                event_types: ffi_types(p.event_types),
             },
             QueryParams::Timeseries(p) => Self::Timeseries {
-                event_types: ffi_types(&p.event_types),
+                event_types: ffi_types(p.event_types),
                 t_from: p.t_from.map(FfiTimestamp::from).into(),
                 t_to: p.t_to.map(FfiTimestamp::from).into(),
                 source_t_from: p.source_t_from.map(FfiTimestamp::from).into(),
@@ -285,8 +432,8 @@ impl From<&QueryParams> for FfiQueryParams {
     }
 }
 
-impl From<&FfiQueryParams> for QueryParams {
-    fn from(params: &FfiQueryParams) -> Self {
+impl From<FfiQueryParams> for QueryParams {
+    fn from(params: FfiQueryParams) -> Self {
         match params {
             FfiQueryParams::Latest { event_types } => Self::Latest(QueryLatestParams {
                 event_types: model_types(event_types),
@@ -307,12 +454,12 @@ impl From<&FfiQueryParams> for QueryParams {
                 t_to: t_to.map(Timestamp::from).into_option(),
                 source_t_from: source_t_from.map(Timestamp::from).into_option(),
                 source_t_to: source_t_to.map(Timestamp::from).into_option(),
-                order: if *ascending {
+                order: if ascending {
                     Order::Ascending
                 } else {
                     Order::Descending
                 },
-                order_by: if *by_source_timestamp {
+                order_by: if by_source_timestamp {
                     OrderBy::SourceTimestamp
                 } else {
                     OrderBy::Timestamp
@@ -326,29 +473,11 @@ impl From<&FfiQueryParams> for QueryParams {
                 max_results,
                 last_event_id,
             } => Self::Server(QueryServerParams {
-                server_id: *server_id,
-                persisted: *persisted,
+                server_id,
+                persisted,
                 max_results: max_results.into_option(),
                 last_event_id: last_event_id.map(EventId::from).into_option(),
             }),
-        }
-    }
-}
-
-impl From<&QueryResult> for FfiQueryResult {
-    fn from(result: &QueryResult) -> Self {
-        Self {
-            events: result.events.iter().map(FfiEvent::from).collect(),
-            more_follows: result.more_follows,
-        }
-    }
-}
-
-impl From<&FfiQueryResult> for QueryResult {
-    fn from(result: &FfiQueryResult) -> Self {
-        Self {
-            events: result.events.iter().map(Event::from).collect(),
-            more_follows: result.more_follows,
         }
     }
 }
@@ -377,19 +506,62 @@ mod tests {
     #[test]
     fn event_round_trips() {
         let event = sample_event();
-        assert_eq!(Event::from(&FfiEvent::from(&event)), event);
+        assert_eq!(FfiEvent::from(&event), FfiEvent::from(event.clone()));
+        assert_eq!(FfiEvent::from(event.clone()).into_event().unwrap(), event);
         let json = Event {
             payload: Some(Payload::json(serde_json::json!({"value": 1}))),
             source_timestamp: None,
             ..event
         };
-        assert_eq!(Event::from(&FfiEvent::from(&json)), json);
+        assert_eq!(FfiEvent::from(json.clone()).into_event().unwrap(), json);
+        assert_eq!(FfiEvent::from(json.clone()).into_event_unchecked(), json);
     }
 
     #[test]
     fn register_event_round_trips() {
         let event = RegisterEvent::json(vec!["x".into()], serde_json::json!([1, "a"]));
-        assert_eq!(RegisterEvent::from(&FfiRegisterEvent::from(&event)), event);
+        assert_eq!(
+            FfiRegisterEvent::from(&event),
+            FfiRegisterEvent::from(event.clone())
+        );
+        assert_eq!(
+            FfiRegisterEvent::from(event.clone())
+                .into_register_event()
+                .unwrap(),
+            event
+        );
+        assert_eq!(
+            FfiRegisterEvent::from(event.clone()).into_register_event_unchecked(),
+            event
+        );
+    }
+
+    #[test]
+    fn invalid_json_text_is_refused_by_the_checked_conversions() {
+        let bad = || FfiPayload::Json("{\"value\": ".into());
+        assert!(bad().into_payload().is_err());
+        let register = FfiRegisterEvent {
+            event_type: vec![RString::from("x")].into(),
+            source_timestamp: ROption::RNone,
+            payload: ROption::RSome(bad()),
+        };
+        assert!(register.into_register_event().is_err());
+        let event = FfiEvent {
+            payload: ROption::RSome(bad()),
+            ..FfiEvent::from(sample_event())
+        };
+        assert!(event.clone().into_event().is_err());
+        let result = FfiQueryResult {
+            events: vec![event].into(),
+            more_follows: false,
+        };
+        assert!(result.into_query_result().is_err());
+        // Binary payloads carry no text to check.
+        let binary = FfiPayload::Binary {
+            type_name: "t".into(),
+            data: vec![0xff].into(),
+        };
+        assert!(binary.into_payload().is_ok());
     }
 
     #[test]
@@ -418,7 +590,10 @@ mod tests {
             }),
         ];
         for params in all {
-            assert_eq!(QueryParams::from(&FfiQueryParams::from(&params)), params);
+            assert_eq!(
+                QueryParams::from(FfiQueryParams::from(params.clone())),
+                params
+            );
         }
     }
 
@@ -428,6 +603,19 @@ mod tests {
             events: vec![sample_event()],
             more_follows: true,
         };
-        assert_eq!(QueryResult::from(&FfiQueryResult::from(&result)), result);
+        assert_eq!(
+            FfiQueryResult::from(&result),
+            FfiQueryResult::from(result.clone())
+        );
+        assert_eq!(
+            FfiQueryResult::from(result.clone())
+                .into_query_result()
+                .unwrap(),
+            result
+        );
+        assert_eq!(
+            FfiQueryResult::from(result.clone()).into_query_result_unchecked(),
+            result
+        );
     }
 }

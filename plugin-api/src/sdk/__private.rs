@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use super::client::{BoxFuture, Client, ClientBackend, ClientError};
 use super::device::{panic_message, Context, Device, Error, Lifecycle};
 use super::log::{self, DeviceLog, LogSink};
-use super::runtime::spawn_ffi;
+use super::runtime::{in_place_ffi, spawn_ffi};
 use crate::abi::{
     FfiClientError, FfiError, FfiEvent, FfiEventType, FfiLogLevel, FfiQueryParams,
     FfiRegisterEvent, HostClientBox, HostLogFn, PluginDevice, PluginDeviceBox, PluginDevice_TO,
@@ -84,8 +84,9 @@ struct ExportedDevice<D> {
 impl<D: Device> PluginDevice for ExportedDevice<D> {
     fn process_event(&self, event: FfiEvent) -> FfiFuture<RResult<(), FfiError>> {
         let device = self.device.clone();
-        let event = Event::from(&event);
-        spawn_ffi(Some(self.log.clone()), false, async move {
+        // The host builds JSON payloads only from validated `JsonText`.
+        let event = event.into_event_unchecked();
+        in_place_ffi(Some(self.log.clone()), false, async move {
             device
                 .process_event(event)
                 .await
@@ -98,7 +99,7 @@ impl<D: Device> PluginDevice for ExportedDevice<D> {
         let closed = self.closed.clone();
         self.lifecycle.start_closing();
         // Detached: the close runs to its end even if the host stops waiting.
-        let done = spawn_ffi(Some(self.log.clone()), true, async move {
+        let done = in_place_ffi(Some(self.log.clone()), true, async move {
             closed.get_or_init(|| device.close()).await;
             Ok(())
         });
@@ -112,7 +113,7 @@ impl<D: Device> PluginDevice for ExportedDevice<D> {
 
     fn closed(&self) -> FfiFuture<()> {
         let lifecycle = self.lifecycle.clone();
-        let done = spawn_ffi(None, false, async move {
+        let done = in_place_ffi(None, false, async move {
             lifecycle.wait_closing().await;
             Ok(())
         });
@@ -140,7 +141,7 @@ impl ClientBackend for HostClientBackend {
     fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         let call = self
             .host
-            .register(events.iter().map(FfiRegisterEvent::from).collect());
+            .register(events.into_iter().map(FfiRegisterEvent::from).collect());
         Box::pin(async move { call.await.into_result().map_err(client_error) })
     }
 
@@ -150,20 +151,24 @@ impl ClientBackend for HostClientBackend {
     ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
         let call = self
             .host
-            .register_with_response(events.iter().map(FfiRegisterEvent::from).collect());
+            .register_with_response(events.into_iter().map(FfiRegisterEvent::from).collect());
         Box::pin(async move {
             let stored = call.await.into_result().map_err(client_error)?;
-            Ok(stored
-                .into_option()
-                .map(|events| events.iter().map(Event::from).collect()))
+            // The host builds JSON payloads only from validated `JsonText`.
+            Ok(stored.into_option().map(|events| {
+                events
+                    .into_iter()
+                    .map(FfiEvent::into_event_unchecked)
+                    .collect()
+            }))
         })
     }
 
     fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
-        let call = self.host.query(FfiQueryParams::from(&params));
+        let call = self.host.query(FfiQueryParams::from(params));
         Box::pin(async move {
             let result = call.await.into_result().map_err(client_error)?;
-            Ok(QueryResult::from(&result))
+            Ok(result.into_query_result_unchecked())
         })
     }
 }

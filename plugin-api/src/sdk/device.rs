@@ -69,8 +69,9 @@ impl From<serde_json::Error> for Error {
 
 /// A device instance, written in ordinary async Rust.
 ///
-/// The host calls `process_event` one event at a time and `close` once; the SDK runs
-/// both on the plugin's own runtime and turns panics into errors.
+/// The host calls `process_event` one event at a time and `close` once; the SDK polls
+/// both with the plugin's own runtime entered (on the host's thread: do not block it)
+/// and turns panics into errors.
 pub trait Device: Send + Sync + 'static {
     /// Processes one event addressed to this device. An error fails the device.
     fn process_event(&self, event: Event) -> impl Future<Output = Result<(), Error>> + Send;

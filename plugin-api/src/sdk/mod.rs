@@ -2,9 +2,11 @@
 //! [`export_plugin!`](crate::export_plugin).
 //!
 //! What the SDK does for a plugin library (design.md section 4):
-//! - owns the library's tokio runtime, built lazily on the first `create`; every
-//!   exported async entry point spawns its body there and hands the host a future
-//!   that only awaits the join handle;
+//! - owns the library's tokio runtime, built lazily on the first `create`. `create`
+//!   is spawned there; the per-call entry points (`process_event`, `close`) are
+//!   polled in place on the host's thread with this runtime entered, so tokio
+//!   timers, sockets and `tokio::spawn` inside them use the plugin's runtime without
+//!   a thread hop per call (the reasoning is in `runtime.rs`);
 //! - catches every panic at the boundary and returns it as an error;
 //! - installs a panic hook and a tracing subscriber that forward to the host's log,
 //!   so plugin log lines appear inside the device's span in the host's output.
