@@ -232,3 +232,62 @@ where
     }
     .into_ffi()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A host-like executor: a current-thread runtime with no timers of its own, so
+    /// only the plugin runtime can fire the body's timer.
+    fn host() -> Runtime {
+        Builder::new_current_thread().build().unwrap()
+    }
+
+    #[test]
+    fn a_body_using_plugin_timers_and_spawn_completes_when_polled_elsewhere() {
+        let call = in_place_ffi(None, false, async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let spawned = tokio::spawn(async { 7 });
+            spawned.await.map_err(|_| FfiError::failed("join"))
+        });
+        assert_eq!(host().block_on(call).into_result(), Ok(7));
+    }
+
+    #[test]
+    fn a_panicking_body_becomes_a_panicked_error() {
+        let call = in_place_ffi::<(), _>(None, false, async {
+            tokio::task::yield_now().await;
+            panic!("boom");
+        });
+        assert_eq!(
+            host().block_on(call).into_result(),
+            Err(FfiError::panicked("boom"))
+        );
+    }
+
+    #[test]
+    fn a_dropped_body_is_cancelled_unless_detached() {
+        for detach in [false, true] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let call = in_place_ffi(None, detach, async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let _ = tx.send(());
+                Ok(())
+            });
+            let host = host();
+            // Polled once (pending on the timer), then dropped.
+            let timed_out = host.block_on(async {
+                tokio::select! {
+                    biased;
+                    _ = call => false,
+                    () = std::future::ready(()) => true,
+                }
+            });
+            assert!(timed_out);
+            let finished = rx.recv_timeout(Duration::from_secs(5)).is_ok();
+            assert_eq!(finished, detach, "detach = {detach}");
+        }
+    }
+}
