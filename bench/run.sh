@@ -8,5 +8,5 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 scripts/test-env.sh
 export GATEWAY_TEST_VENV=${GATEWAY_TEST_VENV:-$root/.venv}
-cargo build --release -p gateway-host -p sim -p gateway-bench
+cargo build --release -p gateway-host -p gateway-plugin-sim -p gateway-bench
 exec target/release/gateway-bench --out bench/results.json "$@"
