@@ -6,18 +6,6 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn venv() -> PathBuf {
-    let venv = std::env::var_os("GATEWAY_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv"));
-    assert!(
-        venv.join("bin/hat-gateway").exists(),
-        "no test venv at {}: run scripts/test-env.sh",
-        venv.display()
-    );
-    venv
-}
-
 #[test]
 fn smoke_run_reports_every_scenario() {
     let bench = PathBuf::from(env!("CARGO_BIN_EXE_gateway-bench"));
@@ -30,7 +18,10 @@ fn smoke_run_reports_every_scenario() {
     let status = Command::new(&bench)
         .arg("--smoke")
         .arg("--venv")
-        .arg(venv())
+        .arg(gateway_test_support::venv_with(&[
+            "bin/hat-event-server",
+            "bin/hat-gateway",
+        ]))
         .arg("--out")
         .arg(&out)
         .status()

@@ -36,7 +36,7 @@ fn error_lines(out: &Output, file: &std::path::Path) -> Vec<String> {
 fn check_accepts_a_valid_config_with_plugins_and_connects_nowhere() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let path = dir.write(
         "gateway.yaml",
         &format!(
@@ -62,7 +62,7 @@ fn example_config_is_valid() {
 
 #[test]
 fn yaml_json_toml_are_equivalent() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let yaml = dir.write(
         "g.yaml",
         "name: gw\nevent_server: {embedded: {enable_devices: true}}\n\
@@ -119,7 +119,7 @@ fn yaml_json_toml_are_equivalent() {
 
 #[test]
 fn invalid_gateway_and_device_names_exit_2() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     for (name, device) in [("", "ok"), ("gw/1", "?"), ("*", "a*b"), ("g?", "")] {
         let path = dir.write(
             "g.json",
@@ -150,7 +150,7 @@ fn invalid_gateway_and_device_names_exit_2() {
 
 #[test]
 fn monitor_component_is_refused_as_not_supported() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let path = dir.write(
         "g.yaml",
         "name: gw\ndevices: []\nevent_server:\n  monitor_component:\n    host: 127.0.0.1\n    \
@@ -173,7 +173,7 @@ fn monitor_component_is_refused_as_not_supported() {
 
 #[test]
 fn every_error_is_reported_not_just_the_first() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let path = dir.write(
         "g.yaml",
         "name: gw\nevent_server: {eventer_server: {host: h, port: 0}}\n\
@@ -205,7 +205,7 @@ fn every_error_is_reported_not_just_the_first() {
 
 #[test]
 fn syntax_errors_name_the_file() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let path = dir.write("g.yaml", "name: [unclosed\n");
     let out = check(&path);
     out.assert_exit(2);

@@ -52,7 +52,7 @@ fn type_of(event: &Value) -> String {
 #[test]
 fn daemon_and_events_register_query_watch() {
     let plugins = sim_plugin_dir();
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let conf = dir.write("gateway.yaml", &config());
     let mut daemon = Proc::spawn(
         gateway_host()

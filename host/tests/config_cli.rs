@@ -21,7 +21,7 @@ fn config_with(port: u16, body: &str) -> String {
 /// Runs the daemon on `yaml` and asserts exit 2 with `pointer` in an error line naming
 /// the file, and that nothing connected to the event server.
 fn assert_daemon_refuses(yaml: &str, pointer: &str, listener: &std::net::TcpListener) -> Output {
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let path = dir.write("gateway.yaml", yaml);
     let out = run(gateway_host().arg("--conf").arg(&path), None);
     out.assert_exit(2);
@@ -117,7 +117,7 @@ fn b04_unknown_plugin_exits_2() {
 #[test]
 fn b04_plugin_file_that_is_not_a_library_exits_2() {
     let (listener, port) = event_server();
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let junk = dir.write("libjunk.so", "this is not a shared library");
     let yaml = config_with(
         port,
@@ -133,7 +133,7 @@ fn b04_plugin_file_that_is_not_a_library_exits_2() {
 fn b05_device_failing_its_plugin_schema_exits_2() {
     let plugins = sim_plugin_dir();
     let (listener, port) = event_server();
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let path = dir.write(
         "gateway.yaml",
         &config_with(
@@ -163,7 +163,7 @@ fn b05_device_failing_its_plugin_schema_exits_2() {
 fn b06_duplicate_type_and_name_exits_2() {
     let plugins = sim_plugin_dir();
     let (listener, port) = event_server();
-    let dir = TempDir::new();
+    let dir = TempDir::new("host-cli");
     let path = dir.write(
         "gateway.yaml",
         &config_with(
@@ -218,7 +218,7 @@ fn b08_conf_dash_reads_stdin() {
 
 #[test]
 fn b08_default_path_search_under_xdg_config_home() {
-    let home = TempDir::new();
+    let home = TempDir::new("host-cli");
     let hat = home.path().join("hat");
     std::fs::create_dir_all(&hat).unwrap();
     let check = || {

@@ -29,12 +29,15 @@
 mod slave;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gateway_eventer::client::{Client, ClientConfig, Notification};
 use gateway_model::{EventType, RegisterEvent};
+use gateway_test_support::hat::lmdb_config;
+use gateway_test_support::process::Proc;
+use gateway_test_support::{free_port, venv_with};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -87,42 +90,6 @@ struct Env {
     bin_dir: PathBuf,
     venv: PathBuf,
     work_dir: PathBuf,
-}
-
-/// A child process killed on drop.
-struct Proc {
-    label: String,
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(label: &str, command: &mut Command, log: &Path) -> Self {
-        let out = std::fs::File::create(log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {label}: {e}"));
-        Self {
-            label: label.to_owned(),
-            child,
-        }
-    }
-
-    fn check_alive(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!("{} exited early with {status}", self.label);
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// (pid, ppid, user + system seconds) of every process.
@@ -184,11 +151,6 @@ fn peak_rss_mib(pid: u32) -> f64 {
         / 1024.0
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 /// Connects a client, retrying until the server listens or `proc` dies.
 async fn connect(
     port: u16,
@@ -243,22 +205,7 @@ impl Env {
     }
 
     fn hat_event_server(&self, port: u16) -> Proc {
-        let conf = json!({
-            "name": "event",
-            "server_id": 1,
-            "backend": {
-                "module": "hat.event.backends.lmdb",
-                "db_path": self.work_dir.join("event.db"),
-                "identifier": null,
-                "flush_period": 1,
-                "cleanup_period": 60,
-                "conditions": [],
-                "latest": {"subscriptions": [["*"]]},
-                "timeseries": [{"order_by": "TIMESTAMP", "subscriptions": [["*"]]}]
-            },
-            "modules": [],
-            "eventer_server": {"host": "127.0.0.1", "port": port}
-        });
+        let conf = lmdb_config(&self.work_dir.join("event.db"), port, 1.0);
         let _ = std::fs::remove_file(self.work_dir.join("event.db"));
         let path = self.write("event.json", &conf);
         Proc::spawn(
@@ -412,8 +359,8 @@ async fn measure(env: &Env, kind: Gateway, slave: &mut slave::Slave, window: Dur
     enable_and_wait(kind, port, &mut gateway).await;
     tokio::time::sleep(WARM_UP).await;
     gateway.check_alive();
-    let gw_pid = gateway.child.id();
-    let server_pid = server.as_ref().map(|s| s.child.id());
+    let gw_pid = gateway.pid();
+    let server_pid = server.as_ref().map(|s| s.pid());
     let (points0, cpu0, scpu0, t0) = (
         slave.served(),
         tree_cpu(gw_pid),
@@ -442,7 +389,6 @@ async fn measure(env: &Env, kind: Gateway, slave: &mut slave::Slave, window: Dur
 }
 
 fn environment() -> Env {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let bin_dir = std::env::var_os("GATEWAY_BIN_DIR").map_or_else(
         || {
             // target/release/deps/side_by_side-<hash> -> target/release
@@ -451,8 +397,6 @@ fn environment() -> Env {
         },
         PathBuf::from,
     );
-    let venv = std::env::var_os("GATEWAY_TEST_VENV")
-        .map_or_else(|| workspace.join(".venv"), PathBuf::from);
     for needed in [
         bin_dir.join("gateway-host"),
         bin_dir.join("libmodbus_master.so"),
@@ -464,13 +408,7 @@ fn environment() -> Env {
             needed.display()
         );
     }
-    for needed in ["bin/hat-gateway", "bin/hat-event-server"] {
-        assert!(
-            venv.join(needed).exists(),
-            "{} is missing: run scripts/test-env.sh",
-            venv.join(needed).display()
-        );
-    }
+    let venv = venv_with(&["bin/hat-gateway", "bin/hat-event-server"]);
     let work_dir = std::env::temp_dir().join(format!("modbus-side-by-side-{}", std::process::id()));
     std::fs::create_dir_all(&work_dir).unwrap();
     Env {

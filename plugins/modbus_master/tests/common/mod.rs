@@ -28,16 +28,7 @@ pub fn prefix() -> EventType {
 
 /// The Python of the test venv; fails with instructions if it is missing.
 pub fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("GATEWAY_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "test venv missing at {}: run scripts/test-env.sh first",
-        venv.display()
-    );
-    python
+    gateway_test_support::venv_with(&["bin/python"]).join("bin/python")
 }
 
 /// A pymodbus slave process (`tests/py/slave.py`), killed on drop.
