@@ -11,21 +11,11 @@ use serde_json::json;
 
 const SHORT: Duration = Duration::from_millis(700);
 
-fn counter_conf(port: u16) -> serde_json::Value {
-    conf(
-        port,
-        json!([remote(
-            1,
-            json!([point("counter", "HOLDING_REGISTER", json!(0.2), 20, 0, 16)])
-        )]),
-    )
-}
-
 #[tokio::test]
 async fn b01_enable_query_comes_before_the_first_status() {
     let slave = Slave::tcp().await;
     let (device, mut events) = start(&conf(slave.port, json!([])), &[]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
+    events.expect_status(&["CONNECTING"]).await;
     let log = events.recorder.log();
     match &log[0] {
         Record::Query(types) => {
@@ -43,11 +33,10 @@ async fn b01_enable_query_comes_before_the_first_status() {
 async fn b02_reachable_slave_without_remote_devices_connects_and_stays_quiet() {
     let slave = Slave::tcp().await;
     let (device, mut events) = start(&conf(slave.port, json!([])), &[]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("CONNECTED")).await;
+    events.expect_status(&["CONNECTING", "CONNECTED"]).await;
     assert_eq!(events.quiet_for(SHORT).await, vec![]);
     device.close().await;
-    events.expect("gateway/status", json!("DISCONNECTED")).await;
+    events.expect_status(&["DISCONNECTED"]).await;
 }
 
 #[tokio::test]
@@ -55,13 +44,12 @@ async fn b03_dropped_connection_reconnects_at_once_over_a_new_connection() {
     let mut slave = Slave::tcp().await;
     // connect_delay is 30 s: a reconnect that waited for it would miss the wait.
     let (device, mut events) = start(&conf(slave.port, json!([])), &[]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("CONNECTED")).await;
+    events.expect_status(&["CONNECTING", "CONNECTED"]).await;
     slave.line(|l| l == "CONNECT").await;
     slave.command("drop").await;
-    events.expect("gateway/status", json!("DISCONNECTED")).await;
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("CONNECTED")).await;
+    events
+        .expect_status(&["DISCONNECTED", "CONNECTING", "CONNECTED"])
+        .await;
     slave.line(|l| l == "CONNECT").await;
     device.close().await;
 }
@@ -96,7 +84,7 @@ async fn b04_unreachable_port_retries_every_connect_delay() {
 #[tokio::test]
 async fn b05_close_disables_readers_then_disconnects_and_closes_the_socket() {
     let mut slave = Slave::tcp().await;
-    let (device, mut events) = start(&counter_conf(slave.port), &[1]);
+    let (device, mut events) = start(&one_holding(slave.port, "counter", 20), &[1]);
     events.until("gateway/remote_device/1/read/counter").await;
     device.close().await;
     let rest: Vec<_> = events
@@ -118,18 +106,11 @@ async fn b05_close_disables_readers_then_disconnects_and_closes_the_socket() {
 #[tokio::test]
 async fn b06_configured_but_not_enabled_remote_device_is_disabled_and_not_read() {
     let mut slave = Slave::tcp().await;
-    let (device, mut events) = start(&counter_conf(slave.port), &[]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("CONNECTED")).await;
-    events
-        .expect("gateway/remote_device/1/status", json!("DISABLED"))
-        .await;
+    let (device, mut events) = start(&one_holding(slave.port, "counter", 20), &[]);
+    events.expect_status(&["CONNECTING", "CONNECTED"]).await;
+    events.expect_remote_status(&["DISABLED"]).await;
     assert_eq!(events.quiet_for(SHORT).await, vec![]);
-    let lines = slave.command("get 0 1").await;
-    assert!(
-        lines.iter().all(|l| req(l).is_none()),
-        "requests sent: {lines:?}"
-    );
+    slave.assert_no_requests("requests sent").await;
     device.close().await;
 }
 
@@ -147,17 +128,11 @@ async fn b07_remote_device_without_pollable_points_connects_directly() {
     events.until("gateway/remote_device/1/status").await;
     let enable = |on: bool| system_event("system/remote_device/1/enable", json!(on));
     device.process_event(enable(true)).await;
-    events
-        .expect("gateway/remote_device/1/status", json!("CONNECTED"))
-        .await;
+    events.expect_remote_status(&["CONNECTED"]).await;
     device.process_event(enable(false)).await;
-    events
-        .expect("gateway/remote_device/1/status", json!("DISABLED"))
-        .await;
+    events.expect_remote_status(&["DISABLED"]).await;
     device.process_event(enable(true)).await;
-    events
-        .expect("gateway/remote_device/1/status", json!("CONNECTED"))
-        .await;
+    events.expect_remote_status(&["CONNECTED"]).await;
     device.close().await;
 }
 
@@ -172,13 +147,9 @@ async fn b08_enabled_at_start_reads_and_reports_interrogate() {
         )]),
     );
     let (device, mut events) = start(&c, &[1]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("CONNECTED")).await;
+    events.expect_status(&["CONNECTING", "CONNECTED"]).await;
     events
-        .expect("gateway/remote_device/1/status", json!("CONNECTING"))
-        .await;
-    events
-        .expect("gateway/remote_device/1/status", json!("CONNECTED"))
+        .expect_remote_status(&["CONNECTING", "CONNECTED"])
         .await;
     events
         .expect(
@@ -339,11 +310,7 @@ async fn b13_one_request_per_adjacent_group() {
         names,
         ["a", "c", "b", "gap", "other_interval", "other_type"]
     );
-    assert!(slave
-        .command("get 0 1")
-        .await
-        .iter()
-        .all(|l| req(l).is_none()));
+    slave.assert_no_requests("requests sent").await;
     device.close().await;
 }
 

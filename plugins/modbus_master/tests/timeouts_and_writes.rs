@@ -9,19 +9,42 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use gateway_model::Payload;
+use modbus_master::MasterDevice;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SHORT: Duration = Duration::from_millis(700);
 
+/// Remote device 1 polling holding register 10 as `x`.
 fn one_point(port: u16) -> Value {
-    conf(
-        port,
-        json!([remote(
-            1,
-            json!([point("x", "HOLDING_REGISTER", json!(0.2), 10, 0, 16)])
-        )]),
-    )
+    one_holding(port, "x", 10)
+}
+
+/// Writes `value` to remote device 1's point `name` and expects a successful response.
+async fn write_and_expect(
+    device: &MasterDevice,
+    events: &mut Events,
+    name: &str,
+    request_id: Value,
+    value: Value,
+) {
+    device
+        .process_event(write(name, request_id.clone(), value))
+        .await;
+    events.expect_write(name, request_id, "SUCCESS").await;
+}
+
+/// Remote device 1 reconnects and reads `x` again by interrogation.
+async fn expect_reconnect_and_interrogate(events: &mut Events) {
+    events
+        .expect_remote_status(&["CONNECTING", "CONNECTED"])
+        .await;
+    events
+        .expect(
+            "gateway/remote_device/1/read/x",
+            json!({"result": "SUCCESS", "value": 0x1234, "cause": "INTERROGATE"}),
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -68,18 +91,7 @@ async fn b18_after_timeout_recovery_values_are_interrogated_again() {
         )
     );
     slave.command("unmute").await;
-    events
-        .expect("gateway/remote_device/1/status", json!("CONNECTING"))
-        .await;
-    events
-        .expect("gateway/remote_device/1/status", json!("CONNECTED"))
-        .await;
-    events
-        .expect(
-            "gateway/remote_device/1/read/x",
-            json!({"result": "SUCCESS", "value": 0x1234, "cause": "INTERROGATE"}),
-        )
-        .await;
+    expect_reconnect_and_interrogate(&mut events).await;
     device.close().await;
 }
 
@@ -93,13 +105,9 @@ async fn b19_retry_count_is_immediate_plus_one_times_delayed_plus_one() {
     c["connection"]["request_retry_delay"] = json!(0.3);
     c["remote_devices"][0]["timeout_poll_delay"] = json!(30);
     let (device, mut events) = start(&c, &[1]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("CONNECTED")).await;
+    events.expect_status(&["CONNECTING", "CONNECTED"]).await;
     events
-        .expect("gateway/remote_device/1/status", json!("CONNECTING"))
-        .await;
-    events
-        .expect("gateway/remote_device/1/status", json!("DISCONNECTED"))
+        .expect_remote_status(&["CONNECTING", "DISCONNECTED"])
         .await;
     let frames = listener.frames();
     assert_eq!(frames.len(), 6, "attempts before the timeout result");
@@ -154,31 +162,14 @@ async fn b21_disable_stops_polling_and_enable_starts_a_fresh_reader() {
     device
         .process_event(system_event("system/remote_device/1/enable", json!(false)))
         .await;
-    events
-        .expect("gateway/remote_device/1/status", json!("DISABLED"))
-        .await;
+    events.expect_remote_status(&["DISABLED"]).await;
     slave.drain();
     assert_eq!(events.quiet_for(SHORT).await, vec![]);
-    let lines = slave.command("get 0 1").await;
-    assert!(
-        lines.iter().all(|l| req(l).is_none()),
-        "polled while disabled: {lines:?}"
-    );
+    slave.assert_no_requests("polled while disabled").await;
     device
         .process_event(system_event("system/remote_device/1/enable", json!(true)))
         .await;
-    events
-        .expect("gateway/remote_device/1/status", json!("CONNECTING"))
-        .await;
-    events
-        .expect("gateway/remote_device/1/status", json!("CONNECTED"))
-        .await;
-    events
-        .expect(
-            "gateway/remote_device/1/read/x",
-            json!({"result": "SUCCESS", "value": 0x1234, "cause": "INTERROGATE"}),
-        )
-        .await;
+    expect_reconnect_and_interrogate(&mut events).await;
     device.close().await;
 }
 
@@ -191,11 +182,7 @@ async fn b22_enable_of_an_unconfigured_id_does_nothing() {
         .process_event(system_event("system/remote_device/7/enable", json!(true)))
         .await;
     assert_eq!(events.quiet_for(SHORT).await, vec![]);
-    assert!(slave
-        .command("get 0 1")
-        .await
-        .iter()
-        .all(|l| req(l).is_none()));
+    slave.assert_no_requests("polled an unconfigured id").await;
     device.close().await;
 }
 
@@ -205,8 +192,7 @@ async fn b23_enable_while_disconnected_starts_the_reader_once_connected() {
     let mut c = one_point(port);
     c["connection"]["connect_delay"] = json!(0.2);
     let (device, mut events) = start(&c, &[]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("DISCONNECTED")).await;
+    events.expect_status(&["CONNECTING", "DISCONNECTED"]).await;
     device
         .process_event(system_event("system/remote_device/1/enable", json!(true)))
         .await;
@@ -235,13 +221,6 @@ async fn b23_enable_while_disconnected_starts_the_reader_once_connected() {
         ]
     );
     device.close().await;
-}
-
-fn write(name: &str, request_id: Value, value: Value) -> gateway_model::Event {
-    system_event(
-        &format!("system/remote_device/1/write/{name}"),
-        json!({"request_id": request_id, "value": value}),
-    )
 }
 
 #[tokio::test]
@@ -284,21 +263,17 @@ async fn b24_b25_write_vectors_reach_slave_memory_while_disabled() {
         ));
     }
     let (device, mut events) = start(&conf(slave.port, json!([remote(1, json!(data))])), &[]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("CONNECTED")).await;
-    events
-        .expect("gateway/remote_device/1/status", json!("DISABLED"))
-        .await;
+    events.expect_status(&["CONNECTING", "CONNECTED"]).await;
+    events.expect_remote_status(&["DISABLED"]).await;
     for (i, (start, _, _, value, memory)) in holding.iter().enumerate() {
-        device
-            .process_event(write(&format!("h{i}"), json!(i), json!(value)))
-            .await;
-        events
-            .expect(
-                &format!("gateway/remote_device/1/write/h{i}"),
-                json!({"request_id": i, "result": "SUCCESS"}),
-            )
-            .await;
+        write_and_expect(
+            &device,
+            &mut events,
+            &format!("h{i}"),
+            json!(i),
+            json!(value),
+        )
+        .await;
         assert_eq!(
             &slave.holding(*start, memory.len() as u16).await,
             memory,
@@ -306,15 +281,14 @@ async fn b24_b25_write_vectors_reach_slave_memory_while_disabled() {
         );
     }
     for (i, (start, _, _, value, memory)) in coils.iter().enumerate() {
-        device
-            .process_event(write(&format!("c{i}"), json!(i), json!(value)))
-            .await;
-        events
-            .expect(
-                &format!("gateway/remote_device/1/write/c{i}"),
-                json!({"request_id": i, "result": "SUCCESS"}),
-            )
-            .await;
+        write_and_expect(
+            &device,
+            &mut events,
+            &format!("c{i}"),
+            json!(i),
+            json!(value),
+        )
+        .await;
         assert_eq!(
             &slave.coils(*start, memory.len() as u16).await,
             memory,
@@ -337,10 +311,7 @@ async fn b26_rejected_write_reports_the_exception_and_oversize_values_are_refuse
         .process_event(write("outside", json!("r1"), json!(1)))
         .await;
     events
-        .expect(
-            "gateway/remote_device/1/write/outside",
-            json!({"request_id": "r1", "result": "INVALID_DATA_ADDRESS"}),
-        )
+        .expect_write("outside", json!("r1"), "INVALID_DATA_ADDRESS")
         .await;
     slave.drain();
     for (id, value) in [
@@ -352,10 +323,7 @@ async fn b26_rejected_write_reports_the_exception_and_oversize_values_are_refuse
             .process_event(write("narrow", json!(id), value))
             .await;
         events
-            .expect(
-                "gateway/remote_device/1/write/narrow",
-                json!({"request_id": id, "result": "INVALID_DATA_VALUE"}),
-            )
+            .expect_write("narrow", json!(id), "INVALID_DATA_VALUE")
             .await;
     }
     // Refused values never reach the wire and leave memory untouched.
@@ -381,12 +349,7 @@ async fn b27_write_to_a_silent_slave_times_out_after_all_attempts() {
     let (device, mut events) = start(&c, &[]);
     events.until("gateway/remote_device/1/status").await;
     device.process_event(write("x", json!(9), json!(5))).await;
-    events
-        .expect(
-            "gateway/remote_device/1/write/x",
-            json!({"request_id": 9, "result": "TIMEOUT"}),
-        )
-        .await;
+    events.expect_write("x", json!(9), "TIMEOUT").await;
     let frames = listener.frames();
     assert_eq!(frames.len(), 4);
     assert!(frames.iter().all(|(_, f)| f[7] == 6), "FC06 writes");
@@ -419,12 +382,7 @@ async fn b28_writes_to_unknown_or_read_only_points_get_no_response() {
         .process_event(write("ok", json!("last"), json!(1)))
         .await;
     // The only response is the one for the valid write, which was sent last.
-    events
-        .expect(
-            "gateway/remote_device/1/write/ok",
-            json!({"request_id": "last", "result": "SUCCESS"}),
-        )
-        .await;
+    events.expect_write("ok", json!("last"), "SUCCESS").await;
     assert_eq!(events.quiet_for(Duration::from_millis(300)).await, vec![]);
     device.close().await;
 }
@@ -434,8 +392,7 @@ async fn b29_write_while_disconnected_is_dropped() {
     let mut c = one_point(closed_port());
     c["connection"]["connect_delay"] = json!(0.2);
     let (device, mut events) = start(&c, &[]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("DISCONNECTED")).await;
+    events.expect_status(&["CONNECTING", "DISCONNECTED"]).await;
     device.process_event(write("x", json!(1), json!(1))).await;
     let seen = events.quiet_for(SHORT).await;
     assert!(seen.iter().all(|(t, _)| t == "gateway/status"), "{seen:?}");
@@ -486,12 +443,7 @@ async fn b31_malformed_events_are_ignored_and_the_device_keeps_working() {
     device
         .process_event(write("x", json!("valid"), json!(2)))
         .await;
-    events
-        .expect(
-            "gateway/remote_device/1/write/x",
-            json!({"request_id": "valid", "result": "SUCCESS"}),
-        )
-        .await;
+    events.expect_write("x", json!("valid"), "SUCCESS").await;
     device.close().await;
 }
 
@@ -550,19 +502,9 @@ async fn b32_late_response_to_a_timed_out_attempt_is_discarded() {
     c["connection"]["request_timeout"] = json!(0.1);
     c["remote_devices"][0]["timeout_poll_delay"] = json!(0.4);
     let (device, mut events) = start(&c, &[1]);
-    events.expect("gateway/status", json!("CONNECTING")).await;
-    events.expect("gateway/status", json!("CONNECTED")).await;
+    events.expect_status(&["CONNECTING", "CONNECTED"]).await;
     events
-        .expect("gateway/remote_device/1/status", json!("CONNECTING"))
-        .await;
-    events
-        .expect("gateway/remote_device/1/status", json!("DISCONNECTED"))
-        .await;
-    events
-        .expect("gateway/remote_device/1/status", json!("CONNECTING"))
-        .await;
-    events
-        .expect("gateway/remote_device/1/status", json!("CONNECTED"))
+        .expect_remote_status(&["CONNECTING", "DISCONNECTED", "CONNECTING", "CONNECTED"])
         .await;
     let read = events.until("gateway/remote_device/1/read/x").await;
     assert_eq!(

@@ -127,6 +127,13 @@ impl Slave {
         }
     }
 
+    /// Asserts that no request reached the slave since its output was last read
+    /// (`what` says why none was expected).
+    pub async fn assert_no_requests(&mut self, what: &str) {
+        let lines = self.command("get 0 1").await;
+        assert!(lines.iter().all(|l| req(l).is_none()), "{what}: {lines:?}");
+    }
+
     /// Holding registers `address..address+count`.
     pub async fn holding(&mut self, address: u16, count: u16) -> Vec<u16> {
         let lines = self.command(&format!("get {address} {count}")).await;
@@ -277,6 +284,30 @@ impl Events {
         assert_eq!(self.next().await, (event_type.to_owned(), payload));
     }
 
+    /// Asserts the next events are `gateway/status` with these values, in order.
+    pub async fn expect_status(&mut self, statuses: &[&str]) {
+        for status in statuses {
+            self.expect("gateway/status", json!(status)).await;
+        }
+    }
+
+    /// Asserts the next events are remote device 1's status with these values, in order.
+    pub async fn expect_remote_status(&mut self, statuses: &[&str]) {
+        for status in statuses {
+            self.expect("gateway/remote_device/1/status", json!(status))
+                .await;
+        }
+    }
+
+    /// Asserts the next event is remote device 1's response to a write of `name`.
+    pub async fn expect_write(&mut self, name: &str, request_id: Value, result: &str) {
+        self.expect(
+            &format!("gateway/remote_device/1/write/{name}"),
+            json!({"request_id": request_id, "result": result}),
+        )
+        .await;
+    }
+
     /// Skips events until one of type `event_type` arrives; returns its payload.
     pub async fn until(&mut self, event_type: &str) -> Value {
         loop {
@@ -336,6 +367,26 @@ pub fn conf(port: u16, remote_devices: Value) -> Value {
         },
         "remote_devices": remote_devices
     })
+}
+
+/// A configuration with remote device 1 polling one 16-bit holding register `name` at
+/// `address` every 0.2 s.
+pub fn one_holding(port: u16, name: &str, address: u16) -> Value {
+    conf(
+        port,
+        json!([remote(
+            1,
+            json!([point(name, "HOLDING_REGISTER", json!(0.2), address, 0, 16)])
+        )]),
+    )
+}
+
+/// A write request event for remote device 1's point `name`.
+pub fn write(name: &str, request_id: Value, value: Value) -> Event {
+    system_event(
+        &format!("system/remote_device/1/write/{name}"),
+        json!({"request_id": request_id, "value": value}),
+    )
 }
 
 /// A data point entry.
