@@ -35,6 +35,15 @@ fn lenient() -> EmbeddedConfig {
 }
 
 /// `event/1/eventer/<client name>`: the client name is one segment.
+/// Device D enabled at start, `require_operational`, a lenient server in `status`.
+fn require_operational(status: Status) -> Setup {
+    let mut setup = Setup::new(&["D"]).preset(vec![en("D", json!(true))]);
+    setup.status = status;
+    setup.config = lenient();
+    setup.require_operational = true;
+    setup
+}
+
 fn connection_event_type() -> Vec<String> {
     ["event", "1", "eventer", "gateway/G"]
         .map(String::from)
@@ -89,10 +98,7 @@ async fn b12_engine_starts_in_standby_without_require_operational() {
 
 #[tokio::test]
 async fn b13_require_operational_waits_for_operational() {
-    let mut setup = Setup::new(&["D"]).preset(vec![en("D", json!(true))]);
-    setup.status = Status::Standby;
-    setup.config = lenient();
-    setup.require_operational = true;
+    let setup = require_operational(Status::Standby);
     setup
         .factory
         .control
@@ -100,17 +106,7 @@ async fn b13_require_operational_waits_for_operational() {
         .store(true, Ordering::SeqCst);
     let mut h = setup.start().await;
     // Wait until the gateway is connected (in standby).
-    let server = h.server.clone();
-    let connected = async {
-        while !server
-            .connections()
-            .iter()
-            .any(|c| c.client_name == "gateway/G")
-        {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(WAIT, connected).await.unwrap();
+    h.wait_gateway_connected().await;
     // Standby: no engine, so no run(false) and no query. Nothing can be awaited for
     // "nothing happens"; a bounded wait for the first run(false) must time out.
     let early = tokio::time::timeout(
@@ -133,9 +129,7 @@ async fn b13_require_operational_waits_for_operational() {
 
 #[tokio::test]
 async fn b14_leaving_operational_stops_devices_and_returning_restarts_engine() {
-    let mut setup = Setup::new(&["D"]).preset(vec![en("D", json!(true))]);
-    setup.config = lenient();
-    setup.require_operational = true;
+    let setup = require_operational(Status::Operational);
     setup
         .factory
         .control
@@ -159,22 +153,9 @@ async fn b14_leaving_operational_stops_devices_and_returning_restarts_engine() {
 
 #[tokio::test]
 async fn b15_events_without_engine_are_not_delivered_later() {
-    let mut setup = Setup::new(&["D"]).preset(vec![en("D", json!(true))]);
-    setup.status = Status::Standby;
-    setup.config = lenient();
-    setup.require_operational = true;
+    let setup = require_operational(Status::Standby);
     let mut h = setup.start().await;
-    let server = h.server.clone();
-    let connected = async {
-        while !server
-            .connections()
-            .iter()
-            .any(|c| c.client_name == "gateway/G")
-        {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(WAIT, connected).await.unwrap();
+    h.wait_gateway_connected().await;
     h.register(vec![ev(ty("D", "system/early"), json!(1))])
         .await;
     h.server.set_status(Status::Operational).await;
@@ -395,16 +376,7 @@ async fn b42_failing_running_registration_breaks_nothing() {
 async fn b07_no_devices_registers_and_queries_nothing() {
     let mut h = Setup::new(&[]).start().await;
     let server = h.server.clone();
-    let connected = async {
-        while !server
-            .connections()
-            .iter()
-            .any(|c| c.client_name == "gateway/G")
-        {
-            tokio::task::yield_now().await;
-        }
-    };
-    tokio::time::timeout(WAIT, connected).await.unwrap();
+    h.wait_gateway_connected().await;
     let observer = {
         h.observer.drain();
         std::mem::take(&mut h.observer.events)

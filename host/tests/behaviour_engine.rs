@@ -19,18 +19,9 @@ fn is_create(c: &Call, device: &str) -> bool {
     matches!(c, Call::Create { device: d, .. } if d == device)
 }
 
-fn processed(c: &Call, device: &str, name: &str) -> bool {
-    matches!(c, Call::Process { device: d, event, .. }
-        if d == device && event.event_type.last().map(String::as_str) == Some(name))
-}
-
 #[tokio::test]
 async fn b18_running_false_first_before_query_and_create() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let h = Harness::running("D").await;
     let creates = h.control.creates("D");
     assert_eq!(creates.len(), 1);
     let Call::Create {
@@ -83,11 +74,7 @@ async fn b19_one_latest_query_with_every_enable_type_once() {
 
 #[tokio::test]
 async fn b20_enable_true_at_start_creates_once() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let h = Harness::running("D").await;
     let creates = h.control.creates("D");
     assert_eq!(creates.len(), 1);
     let Call::Create {
@@ -171,16 +158,10 @@ async fn b22_non_true_enable_payloads_mean_disabled() {
 
 #[tokio::test]
 async fn b23_enable_true_while_running_does_nothing() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let mut h = Harness::running("D").await;
     h.register(vec![en("D", json!(true))]).await;
     h.register(vec![ev(ty("D", "system/abc"), json!(1))]).await;
-    h.control
-        .wait_for("abc", |c| count(c, |c| processed(c, "D", "abc")) == 1)
-        .await;
+    h.control.wait_processed("D", "abc", 1).await;
     h.observer.drain();
     assert_eq!(h.observer.running("D"), vec![false, true]);
     assert_eq!(h.control.creates("D").len(), 1);
@@ -189,11 +170,7 @@ async fn b23_enable_true_while_running_does_nothing() {
 
 #[tokio::test]
 async fn b24_enable_false_closes_then_registers_running_false() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let mut h = Harness::running("D").await;
     h.register(vec![en("D", json!(false))]).await;
     h.observer.wait_running("D", &[false, true, false]).await;
     assert_eq!(h.control.closes("D"), 1);
@@ -223,11 +200,7 @@ async fn b25_enable_false_while_disabled_does_nothing() {
 
 #[tokio::test]
 async fn b26_false_then_true_creates_a_new_instance() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let mut h = Harness::running("D").await;
     h.register(vec![en("D", json!(false))]).await;
     h.observer.wait_running("D", &[false, true, false]).await;
     h.register(vec![en("D", json!(true))]).await;
@@ -250,11 +223,7 @@ async fn b26_false_then_true_creates_a_new_instance() {
 
 #[tokio::test]
 async fn b27_false_true_in_one_batch_restarts() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let mut h = Harness::running("D").await;
     h.register(vec![en("D", json!(false)), en("D", json!(true))])
         .await;
     h.observer
@@ -267,36 +236,24 @@ async fn b27_false_true_in_one_batch_restarts() {
 
 #[tokio::test]
 async fn b29_enable_events_never_reach_process_event() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let h = Harness::running("D").await;
     h.register(vec![
         en("D", json!(true)),
         ev(ty("D", "system/abc"), json!(1)),
     ])
     .await;
-    h.control
-        .wait_for("abc", |c| count(c, |c| processed(c, "D", "abc")) == 1)
-        .await;
+    h.control.wait_processed("D", "abc", 1).await;
     assert_eq!(h.control.processed_names("D"), vec!["abc"]);
     h.stop().await;
 }
 
 #[tokio::test]
 async fn b30_event_passed_unchanged() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let mut h = Harness::running("D").await;
     let mut abc = ev(ty("D", "system/abc"), json!(123));
     abc.source_timestamp = Some(gateway_model::Timestamp::new(1_700_000_000, 5));
     h.register(vec![abc]).await;
-    h.control
-        .wait_for("abc", |c| count(c, |c| processed(c, "D", "abc")) == 1)
-        .await;
+    h.control.wait_processed("D", "abc", 1).await;
     h.observer
         .wait_for("abc notified", |e| {
             e.iter().any(|e| e.event_type == ty("D", "system/abc"))
@@ -317,11 +274,7 @@ async fn b30_event_passed_unchanged() {
 
 #[tokio::test]
 async fn b31_only_own_prefix_is_delivered() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let h = Harness::running("D").await;
     h.register(vec![
         ev(event_type_from_str("gateway/G/T/D2/system/abc"), json!(1)),
         ev(event_type_from_str("gateway/G2/T/D/system/abc"), json!(2)),
@@ -329,9 +282,7 @@ async fn b31_only_own_prefix_is_delivered() {
         ev(ty("D", "system/mine"), json!(4)),
     ])
     .await;
-    h.control
-        .wait_for("mine", |c| count(c, |c| processed(c, "D", "mine")) == 1)
-        .await;
+    h.control.wait_processed("D", "mine", 1).await;
     assert_eq!(h.control.processed_names("D"), vec!["mine"]);
     h.stop().await;
 }
@@ -357,9 +308,7 @@ async fn b32_events_while_disabled_or_failed_are_never_delivered() {
         .await;
     h.register(vec![ev(ty("D", "system/after"), json!(1))])
         .await;
-    h.control
-        .wait_for("after", |c| count(c, |c| processed(c, "D", "after")) == 1)
-        .await;
+    h.control.wait_processed("D", "after", 1).await;
     assert_eq!(h.control.processed_names("D"), vec!["fail", "after"]);
     h.stop().await;
 }
@@ -367,8 +316,7 @@ async fn b32_events_while_disabled_or_failed_are_never_delivered() {
 #[tokio::test]
 async fn b32_events_during_create_are_buffered_and_delivered_after_running() {
     let mut h = Setup::new(&["D"]).start().await;
-    let gate = Arc::new(Semaphore::new(0));
-    *h.control.create_gate.lock().unwrap() = Some(gate.clone());
+    let gate = h.control.gate_create();
     h.observer.wait_running("D", &[false]).await;
     h.register(vec![
         en("D", json!(true)),
@@ -393,8 +341,7 @@ async fn b32_events_during_create_are_buffered_and_delivered_after_running() {
 #[tokio::test]
 async fn b32_buffered_events_are_dropped_when_create_fails() {
     let mut h = Setup::new(&["D"]).start().await;
-    let gate = Arc::new(Semaphore::new(0));
-    *h.control.create_gate.lock().unwrap() = Some(gate.clone());
+    let gate = h.control.gate_create();
     h.control.fail_create.store(true, Ordering::SeqCst);
     h.observer.wait_running("D", &[false]).await;
     h.register(vec![
@@ -418,28 +365,17 @@ async fn b32_buffered_events_are_dropped_when_create_fails() {
     h.observer.wait_running("D", &[false, true]).await;
     h.register(vec![ev(ty("D", "system/later"), json!(1))])
         .await;
-    h.control
-        .wait_for("later", |c| count(c, |c| processed(c, "D", "later")) == 1)
-        .await;
+    h.control.wait_processed("D", "later", 1).await;
     assert_eq!(h.control.processed_names("D"), vec!["later"]);
     h.stop().await;
 }
 
 #[tokio::test]
 async fn b33_nothing_after_disable_reaches_old_instance() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    let gate = Arc::new(Semaphore::new(0));
-    *h.control.process_gate.lock().unwrap() = Some(gate.clone());
-    h.observer.wait_running("D", &[false, true]).await;
+    let mut h = Harness::running("D").await;
+    let gate = h.control.gate_process();
     h.register(vec![ev(ty("D", "system/e1"), json!(1))]).await;
-    h.control
-        .wait_for("e1 in flight", |c| {
-            count(c, |c| processed(c, "D", "e1")) == 1
-        })
-        .await;
+    h.control.wait_processed("D", "e1", 1).await;
     h.register(vec![
         ev(ty("D", "system/e2"), json!(2)),
         en("D", json!(false)),
@@ -453,9 +389,7 @@ async fn b33_nothing_after_disable_reaches_old_instance() {
         .wait_running("D", &[false, true, false, true])
         .await;
     h.register(vec![ev(ty("D", "system/e4"), json!(4))]).await;
-    h.control
-        .wait_for("e4", |c| count(c, |c| processed(c, "D", "e4")) == 1)
-        .await;
+    h.control.wait_processed("D", "e4", 1).await;
     let by = by_instance(&h.control.processed("D"));
     assert_eq!(by[&1], vec!["e1"], "old instance got nothing after e1");
     assert_eq!(by[&2], vec!["e4"]);
@@ -464,13 +398,8 @@ async fn b33_nothing_after_disable_reaches_old_instance() {
 
 #[tokio::test]
 async fn b34_slow_device_gets_all_1024_events_in_order_one_at_a_time() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    let gate = Arc::new(Semaphore::new(0));
-    *h.control.process_gate.lock().unwrap() = Some(gate.clone());
-    h.observer.wait_running("D", &[false, true]).await;
+    let h = Harness::running("D").await;
+    let gate = h.control.gate_process();
     let events: Vec<_> = (0..1024)
         .map(|i| ev(ty("D", &format!("system/e{i}")), json!(i)))
         .collect();
@@ -525,9 +454,7 @@ async fn b34_full_queue_fails_only_that_device() {
     *h.control.process_gate.lock().unwrap() = None;
     gate.add_permits(100);
     h.register(vec![ev(ty("D2", "system/ok"), json!(1))]).await;
-    h.control
-        .wait_for("D2 ok", |c| count(c, |c| processed(c, "D2", "ok")) == 1)
-        .await;
+    h.control.wait_processed("D2", "ok", 1).await;
     assert_eq!(h.observer.running("D2"), vec![false, true]);
     h.stop().await;
 }
@@ -555,11 +482,7 @@ async fn b35_two_devices_of_one_plugin_are_independent() {
     h.observer.wait_running("D", &[false, true, false]).await;
     h.register(vec![ev(ty("D2", "system/still"), json!(1))])
         .await;
-    h.control
-        .wait_for("D2 still", |c| {
-            count(c, |c| processed(c, "D2", "still")) == 1
-        })
-        .await;
+    h.control.wait_processed("D2", "still", 1).await;
     assert_eq!(h.observer.running("D2"), vec![false, true]);
     h.stop().await;
 }
@@ -601,18 +524,14 @@ async fn b37_create_failure_is_isolated_and_needs_false_then_true() {
     h.register(vec![en("D", json!(true))]).await;
     // D2 still works; the second true above was applied before this event's batch.
     h.register(vec![ev(ty("D2", "system/x"), json!(1))]).await;
-    h.control
-        .wait_for("D2 x", |c| count(c, |c| processed(c, "D2", "x")) == 1)
-        .await;
+    h.control.wait_processed("D2", "x", 1).await;
     h.register(vec![en("D", json!(false)), en("D", json!(true))])
         .await;
     h.observer.wait_running("D", &[false, true]).await;
     // Sync: inputs are applied in order, so once the recovered instance processed
     // this event, everything registered before it has had its effect.
     h.register(vec![ev(ty("D", "system/sync"), json!(1))]).await;
-    h.control
-        .wait_for("D sync", |c| count(c, |c| processed(c, "D", "sync")) == 1)
-        .await;
+    h.control.wait_processed("D", "sync", 1).await;
     h.observer.drain();
     assert_eq!(
         h.observer.running("D"),
@@ -631,11 +550,7 @@ async fn b37_create_failure_is_isolated_and_needs_false_then_true() {
 
 #[tokio::test]
 async fn b38_self_closed_device_is_not_recreated_until_false_then_true() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let mut h = Harness::running("D").await;
     h.register(vec![ev(ty("D", "system/selfclose"), json!(1))])
         .await;
     h.observer.wait_running("D", &[false, true, false]).await;
@@ -648,9 +563,7 @@ async fn b38_self_closed_device_is_not_recreated_until_false_then_true() {
     // Sync through the new instance, then check nothing else happened: no
     // automatic re-creation, nothing on enable=true alone.
     h.register(vec![ev(ty("D", "system/sync"), json!(1))]).await;
-    h.control
-        .wait_for("D sync", |c| count(c, |c| processed(c, "D", "sync")) == 1)
-        .await;
+    h.control.wait_processed("D", "sync", 1).await;
     h.observer.drain();
     assert_eq!(h.observer.running("D"), vec![false, true, false, true]);
     assert_eq!(h.control.creates("D").len(), 2);
@@ -682,11 +595,7 @@ async fn b39_process_event_error_or_panic_fails_the_device() {
             .await;
         h.register(vec![ev(ty("D", "system/recovered"), json!(1))])
             .await;
-        h.control
-            .wait_for("recovered", |c| {
-                count(c, |c| processed(c, "D", "recovered")) == 1
-            })
-            .await;
+        h.control.wait_processed("D", "recovered", 1).await;
         assert_eq!(h.control.processed_names("D"), vec![name, "recovered"]);
         h.observer.drain();
         assert_eq!(h.observer.running("D"), vec![false, true, false, true]);
@@ -724,11 +633,7 @@ async fn b40_panics_in_every_entry_point_leave_the_gateway_running() {
     h.observer.wait_running("D", &[false, true, false]).await;
     h.register(vec![ev(ty("D2", "system/alive"), json!(1))])
         .await;
-    h.control
-        .wait_for("D2 alive", |c| {
-            count(c, |c| processed(c, "D2", "alive")) == 1
-        })
-        .await;
+    h.control.wait_processed("D2", "alive", 1).await;
     h.assert_running();
     h.control.panic_close.store(false, Ordering::SeqCst);
     h.stop().await;
@@ -756,9 +661,7 @@ async fn b41_disable_during_create_never_registers_running_true() {
         ev(ty("D2", "system/sync"), json!(1)),
     ])
     .await;
-    h.control
-        .wait_for("sync", |c| count(c, |c| processed(c, "D2", "sync")) == 1)
-        .await;
+    h.control.wait_processed("D2", "sync", 1).await;
     gate.add_permits(1);
     h.control
         .wait_for("D closed", |c| {
@@ -834,11 +737,7 @@ async fn restart_on_failure_recreates_a_failed_device() {
 
 #[tokio::test]
 async fn devices_use_the_connection_to_register() {
-    let mut h = Setup::new(&["D"])
-        .preset(vec![en("D", json!(true))])
-        .start()
-        .await;
-    h.observer.wait_running("D", &[false, true]).await;
+    let mut h = Harness::running("D").await;
     h.register(vec![ev(ty("D", "system/register"), json!(1))])
         .await;
     h.observer

@@ -144,6 +144,31 @@ impl Control {
         }
     }
 
+    /// Makes every `create` wait for a permit of the returned semaphore.
+    pub fn gate_create(&self) -> Arc<Semaphore> {
+        let gate = Arc::new(Semaphore::new(0));
+        *self.create_gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    /// Makes every `process_event` wait for a permit of the returned semaphore.
+    pub fn gate_process(&self) -> Arc<Semaphore> {
+        let gate = Arc::new(Semaphore::new(0));
+        *self.process_gate.lock().unwrap() = Some(gate.clone());
+        gate
+    }
+
+    /// Waits until `device` has processed `n` events whose type ends in `name`.
+    pub async fn wait_processed(&self, device: &str, name: &str, n: usize) -> Vec<Call> {
+        self.wait_for(name, |calls| {
+            count(calls, |c| {
+                matches!(c, Call::Process { device: d, event, .. }
+                    if d == device && event.event_type.last().map(String::as_str) == Some(name))
+            }) == n
+        })
+        .await
+    }
+
     /// Creates of `device`.
     pub fn creates(&self, device: &str) -> Vec<Call> {
         self.calls()
@@ -565,6 +590,31 @@ impl Setup {
 }
 
 impl Harness {
+    /// A harness whose one device `device` is enabled before the start and running.
+    pub async fn running(device: &str) -> Harness {
+        let mut h = Setup::new(&[device])
+            .preset(vec![en(device, json!(true))])
+            .start()
+            .await;
+        h.observer.wait_running(device, &[false, true]).await;
+        h
+    }
+
+    /// Waits until the gateway (client `gateway/G`) is connected to the server.
+    pub async fn wait_gateway_connected(&self) {
+        let connected = async {
+            while !self
+                .server
+                .connections()
+                .iter()
+                .any(|c| c.client_name == "gateway/G")
+            {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(WAIT, connected).await.unwrap();
+    }
+
     /// Registers events as another component would.
     pub async fn register(&self, events: Vec<RegisterEvent>) {
         self.server.register(events).await.expect("registered");
