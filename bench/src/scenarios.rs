@@ -151,6 +151,23 @@ async fn count_until_done(rx: &mut mpsc::Receiver<Notification>) -> anyhow::Resu
     }
 }
 
+/// The client that counts a burst: subscribed to the data and the burst-done events
+/// under `prefix`.
+async fn burst_subscriber(
+    server_port: u16,
+    prefix: &EventType,
+) -> anyhow::Result<(Client, mpsc::Receiver<Notification>)> {
+    connect(
+        server_port,
+        "bench/subscriber",
+        vec![
+            with(prefix, &["gateway", "data", "*"]),
+            with(prefix, &["gateway", "burst"]),
+        ],
+    )
+    .await
+}
+
 /// A `sim` device's burst of `count` events, counted by a separate subscriber.
 /// `server_port` is the event server; `gateway` is the gateway process to charge CPU to.
 pub async fn burst(
@@ -161,15 +178,7 @@ pub async fn burst(
 ) -> anyhow::Result<Throughput> {
     let prefix = kind.prefix("s1");
     enable_and_wait(server_port, kind, "s1").await?;
-    let (_sub, mut rx) = connect(
-        server_port,
-        "bench/subscriber",
-        vec![
-            with(&prefix, &["gateway", "data", "*"]),
-            with(&prefix, &["gateway", "burst"]),
-        ],
-    )
-    .await?;
+    let (_sub, mut rx) = burst_subscriber(server_port, &prefix).await?;
     let (ctl, _ctl_rx) = connect(server_port, "bench/control", vec![]).await?;
     let cpu0 = gateway.cpu_seconds()?;
     let t0 = Instant::now();
@@ -191,15 +200,7 @@ pub async fn burst(
 /// The floor: the same events registered straight into the server by one client.
 pub async fn floor(server_port: u16, count: u64) -> anyhow::Result<Throughput> {
     let prefix = Gateway::Host.prefix("floor");
-    let (_sub, mut rx) = connect(
-        server_port,
-        "bench/subscriber",
-        vec![
-            with(&prefix, &["gateway", "data", "*"]),
-            with(&prefix, &["gateway", "burst"]),
-        ],
-    )
-    .await?;
+    let (_sub, mut rx) = burst_subscriber(server_port, &prefix).await?;
     let (ctl, _ctl_rx) = connect(server_port, "bench/floor", vec![]).await?;
     let points = ["p0", "p1", "p2", "p3"];
     let data_types: Vec<EventType> = points

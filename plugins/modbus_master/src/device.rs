@@ -184,38 +184,30 @@ async fn run(
             _ = cancel.cancelled() => break,
             attempt = tokio::time::timeout(secs(conn_conf.connect_timeout), transport::open(&conn_conf.transport)) => attempt,
         };
-        let (stream, silent_interval) = match attempt {
-            Ok(Ok(opened)) => opened,
+        let opened = match attempt {
+            Ok(Ok(opened)) => Some(opened),
             Ok(Err(err)) => {
                 tracing::info!(error = %err, "connecting failed");
-                status.set(&shared, "DISCONNECTED").await;
-                if wait_offline(
-                    &mut commands,
-                    &mut enabled,
-                    &cancel,
-                    secs(conn_conf.connect_delay),
-                )
-                .await
-                {
-                    continue;
-                }
-                break;
+                None
             }
             Err(_elapsed) => {
                 tracing::info!("connecting timed out");
-                status.set(&shared, "DISCONNECTED").await;
-                if wait_offline(
-                    &mut commands,
-                    &mut enabled,
-                    &cancel,
-                    secs(conn_conf.connect_delay),
-                )
-                .await
-                {
-                    continue;
-                }
-                break;
+                None
             }
+        };
+        let Some((stream, silent_interval)) = opened else {
+            status.set(&shared, "DISCONNECTED").await;
+            if wait_offline(
+                &mut commands,
+                &mut enabled,
+                &cancel,
+                secs(conn_conf.connect_delay),
+            )
+            .await
+            {
+                continue;
+            }
+            break;
         };
         status.set(&shared, "CONNECTED").await;
         let timing = RequestTiming {
