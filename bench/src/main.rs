@@ -99,6 +99,7 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
         .gateway_host("a", None, port, &dev(Gateway::Host), false)
         .await?;
     let a = scenarios::burst(port, Gateway::Host, &gw, n).await?;
+    println!("  (a) {:.0} events/s", a.rate());
     let rt_host = scenarios::round_trip(port, Gateway::Host, args.writes).await?;
     drop(gw);
     // Floor of the embedded server: gateway-host with no devices.
@@ -107,9 +108,11 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
         .gateway_host("floor-embedded", None, port, &[], false)
         .await?;
     let floor_embedded = scenarios::floor(port, n).await?;
+    println!("  floor_embedded {:.0} events/s", floor_embedded.rate());
     // (d) hat-gateway on gateway-host's embedded server.
     let hat = tools.hat_gateway("d", port, &dev(Gateway::Hat))?;
     let d = scenarios::burst(port, Gateway::Hat, &hat, n).await?;
+    println!("  (d) {:.0} events/s", d.rate());
     drop(hat);
     drop(server);
 
@@ -117,6 +120,7 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
     let port = free_port()?;
     let server = tools.hat_event_server("floor-hat", port).await?;
     let floor_hat = scenarios::floor(port, n).await?;
+    println!("  floor_hat {:.0} events/s", floor_hat.rate());
     drop(server);
     let port = free_port()?;
     let server = tools.hat_event_server("b", port).await?;
@@ -124,12 +128,14 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
         .gateway_host("b", Some(port), 0, &dev(Gateway::Host), false)
         .await?;
     let b = scenarios::burst(port, Gateway::Host, &gw, n).await?;
+    println!("  (b) {:.0} events/s", b.rate());
     drop(gw);
     drop(server);
     let port = free_port()?;
     let server = tools.hat_event_server("c", port).await?;
     let hat = tools.hat_gateway("c", port, &dev(Gateway::Hat))?;
     let c = scenarios::burst(port, Gateway::Hat, &hat, n).await?;
+    println!("  (c) {:.0} events/s", c.rate());
     let rt_hat = scenarios::round_trip(port, Gateway::Hat, args.writes).await?;
     drop(hat);
     drop(server);

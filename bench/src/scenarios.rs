@@ -387,22 +387,34 @@ pub async fn scale_embedded(tools: &Tools, count: usize) -> anyhow::Result<Scale
     // is read with a latest query after subscribing, so nothing is missed.
     let running = with(&Gateway::Host.prefix("?"), &["gateway", "running"]);
     let (client, mut rx) = connect(port, "bench/subscriber", vec![running.clone()]).await?;
-    let latest = client
-        .query(gateway_model::QueryParams::Latest(
-            gateway_model::QueryLatestParams {
-                event_types: Some(vec![running]),
-            },
-        ))
-        .await?;
+    // The query's answer queues behind the notifications on the connection, so they
+    // are drained while it runs (a client that stops reading is dropped by the server).
+    let mut query = tokio::spawn(async move {
+        client
+            .query(gateway_model::QueryParams::Latest(
+                gateway_model::QueryLatestParams {
+                    event_types: Some(vec![running]),
+                },
+            ))
+            .await
+    });
     let mut pending: HashSet<String> = names.iter().cloned().collect();
-    for event in &latest.events {
-        if is_json(event, &json!(true)) {
+    let mark_running = |events: &[Event], pending: &mut HashSet<String>| {
+        for event in events.iter().filter(|e| is_json(e, &json!(true))) {
             let n = event.event_type.len();
             pending.remove(&event.event_type[n - 3]);
         }
+    };
+    let mut answered = false;
+    while !answered || !pending.is_empty() {
+        tokio::select! {
+            result = &mut query, if !answered => {
+                mark_running(&result??.events, &mut pending);
+                answered = true;
+            }
+            events = next_events(&mut rx) => mark_running(&events?, &mut pending),
+        }
     }
-    let pending: Vec<String> = pending.into_iter().collect();
-    wait_all_running(&mut rx, &pending).await?;
     Ok(Scale {
         devices: count,
         seconds: t0.elapsed().as_secs_f64(),
