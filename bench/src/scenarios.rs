@@ -389,8 +389,10 @@ pub async fn scale_embedded(tools: &Tools, count: usize) -> anyhow::Result<Scale
     let (client, mut rx) = connect(port, "bench/subscriber", vec![running.clone()]).await?;
     // The query's answer queues behind the notifications on the connection, so they
     // are drained while it runs (a client that stops reading is dropped by the server).
+    // The task gets a clone: dropping the last clone would close the connection.
+    let query_client = client.clone();
     let mut query = tokio::spawn(async move {
-        client
+        query_client
             .query(gateway_model::QueryParams::Latest(
                 gateway_model::QueryLatestParams {
                     event_types: Some(vec![running]),
