@@ -241,22 +241,23 @@ impl Client {
             persisted: config.persisted,
         });
         let exchange = async {
-            let pending = session.request(request).await?;
-            tokio::select! {
-                // Biased: a message that arrived before the init response was read
-                // first, and the protocol forbids it.
-                biased;
-                early = inbound.recv() => Err(match early {
-                    Some(early) => {
-                        session.fail(ConnectionError::UnexpectedMessage {
-                            type_name: early.msg.type_name(),
-                            context: "expected MsgInitRes first",
-                        });
-                        session.closed().await
-                    }
-                    None => session.closed().await,
-                }),
-                response = pending.response() => response,
+            // No response waiter: the init response then arrives through `inbound` like
+            // every other message, in arrival order, so "the first application message
+            // must be the init response" is checked exactly, even when a notification
+            // follows it in the same read.
+            session.send(request, false).await?;
+            match inbound.recv().await {
+                Some(first) if !first.owner && matches!(first.msg, EventerMsg::InitRes(_)) => {
+                    Ok(first)
+                }
+                Some(early) => {
+                    session.fail(ConnectionError::UnexpectedMessage {
+                        type_name: early.msg.type_name(),
+                        context: "expected MsgInitRes first",
+                    });
+                    Err(session.closed().await)
+                }
+                None => Err(session.closed().await),
             }
         };
         let response = match tokio::time::timeout(timeout, exchange).await {

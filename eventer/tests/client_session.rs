@@ -366,3 +366,35 @@ async fn init_error_is_typed() {
         other => panic!("expected InitError, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn notification_right_after_the_init_response_is_delivered() {
+    let (io, mut server) = duplex_pair();
+    let script = async {
+        let (frame, _) = server.recv().await;
+        // Both frames in one write, so they reach the client in the same read: the
+        // init response first, then a notification (a busy server does exactly this).
+        let init = EventerMsg::InitRes(InitRes::Success(Status::Operational));
+        let notify = EventerMsg::EventsNotify(vec![event("a", 1)]);
+        server
+            .framed
+            .feed(&msg(1, frame.id, false, true, &init))
+            .await
+            .unwrap();
+        server
+            .framed
+            .feed(&msg(2, 2, true, true, &notify))
+            .await
+            .unwrap();
+        server.framed.flush().await.unwrap();
+    };
+    let ((), connected) = tokio::join!(
+        script,
+        Client::connect_stream(io, "duplex", quiet("test/right-after"))
+    );
+    let (_client, mut rx) = connected.expect("init must succeed");
+    match tokio::time::timeout(WAIT, rx.recv()).await.unwrap() {
+        Some(Notification::Events(events)) => assert_eq!(events, vec![event("a", 1)]),
+        other => panic!("expected the notification, got {other:?}"),
+    }
+}
