@@ -209,7 +209,7 @@ impl Engine {
             {
                 ProxyInput::Enable(is_enabled(event.payload.as_ref()))
             } else {
-                ProxyInput::Event(event)
+                ProxyInput::Event(Box::new(event))
             };
             proxy.send(input);
         }
