@@ -24,6 +24,7 @@
 //! [`Session::try_request`] never wait (right for fan-out to many connections, where
 //! one peer that stops reading must not hold up the others).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -49,6 +50,10 @@ pub const COMMAND_CAPACITY: usize = 256;
 /// Received messages waiting for the owner (client dispatcher or server request loop).
 /// When it is full the task stops reading the socket until the owner catches up.
 pub const INBOUND_CAPACITY: usize = 64;
+/// While the outbound queue is full but the connection task still takes commands, a
+/// [`Session::try_send`] waits this long before checking again whether the peer has
+/// stopped reading.
+const FULL_QUEUE_RECHECK: Duration = Duration::from_millis(10);
 
 /// Keepalive and framing settings of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,6 +182,9 @@ pub struct Session {
     closed: watch::Receiver<Published>,
     cancel: CancellationToken,
     fail_reason: Arc<Mutex<Option<ConnectionError>>>,
+    /// Set by the connection task while it refuses commands because the socket does not
+    /// take its bytes (the write buffer is above its high-water mark).
+    write_blocked: Arc<AtomicBool>,
 }
 
 /// Why [`Session::try_send`] or [`Session::try_request`] did not queue a message.
@@ -249,6 +257,7 @@ where
     let (closed_tx, closed_rx) = watch::channel(None);
     let cancel = CancellationToken::new();
     let fail_reason = Arc::new(Mutex::new(None));
+    let write_blocked = Arc::new(AtomicBool::new(false));
     let task = ConnectionTask::new(
         io,
         config,
@@ -256,6 +265,7 @@ where
         inbound_tx,
         cancel.clone(),
         fail_reason.clone(),
+        write_blocked.clone(),
     );
     tokio::spawn(task.run(closed_tx).instrument(span));
     let session = Session {
@@ -263,6 +273,7 @@ where
         closed: closed_rx,
         cancel,
         fail_reason,
+        write_blocked,
     };
     (session, inbound_rx)
 }
@@ -300,17 +311,20 @@ impl Session {
             .await
     }
 
-    /// Queues `msg` like [`Session::send`] but never waits: when the outbound queue is
-    /// full the message is not sent and the connection stays open.
-    pub fn try_send(&self, msg: EventerMsg, last: bool) -> Result<(), TryQueueError> {
-        self.try_submit(msg, last, None)
+    /// Queues `msg` like [`Session::send`] but never waits for a peer that does not
+    /// read: when the outbound queue is full while the socket refuses our bytes, the
+    /// message is not sent ([`TryQueueError::Full`]) and the connection stays open.
+    /// A queue that is full only because the connection task has not run yet is
+    /// waited for.
+    pub async fn try_send(&self, msg: EventerMsg, last: bool) -> Result<(), TryQueueError> {
+        self.try_submit(msg, last, None).await
     }
 
-    /// Queues a request like [`Session::request`] but never waits: when the outbound
-    /// queue is full the request is not sent and the connection stays open.
-    pub fn try_request(&self, msg: EventerMsg) -> Result<PendingResponse, TryQueueError> {
+    /// Queues a request like [`Session::request`], with the waiting rule of
+    /// [`Session::try_send`].
+    pub async fn try_request(&self, msg: EventerMsg) -> Result<PendingResponse, TryQueueError> {
         let (tx, rx) = oneshot::channel();
-        self.try_submit(msg, false, Some(tx))?;
+        self.try_submit(msg, false, Some(tx)).await?;
         Ok(PendingResponse {
             rx,
             session: self.clone(),
@@ -379,7 +393,7 @@ impl Session {
         }
     }
 
-    fn try_submit(
+    async fn try_submit(
         &self,
         msg: EventerMsg,
         last: bool,
@@ -388,18 +402,38 @@ impl Session {
         if self.cancel.is_cancelled() {
             return Err(TryQueueError::Closed);
         }
-        let command = Command {
+        let mut command = Command {
             msg,
             conversation: Conversation::New,
             last,
             response,
         };
-        self.commands.try_send(command).map_err(|err| match err {
-            mpsc::error::TrySendError::Full(_) => TryQueueError::Full {
-                queued: self.commands.max_capacity(),
-            },
-            mpsc::error::TrySendError::Closed(_) => TryQueueError::Closed,
-        })
+        let full = || TryQueueError::Full {
+            queued: self.commands.max_capacity(),
+        };
+        loop {
+            command = match self.commands.try_send(command) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(TryQueueError::Closed),
+                Err(mpsc::error::TrySendError::Full(command)) => command,
+            };
+            // A full queue alone does not make a slow peer: with many producers on few
+            // cores the connection task may simply not have run yet, while it still
+            // takes commands. Only a task that refuses commands because the socket does
+            // not take its bytes means the peer does not read.
+            if self.write_blocked.load(Ordering::Relaxed) {
+                return Err(full());
+            }
+            command = match self
+                .commands
+                .send_timeout(command, FULL_QUEUE_RECHECK)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(TryQueueError::Closed),
+                Err(mpsc::error::SendTimeoutError::Timeout(command)) => command,
+            };
+        }
     }
 }
 

@@ -386,3 +386,31 @@ async fn ping_flood_without_reading_is_bounded() {
         "{reason:?}"
     );
 }
+
+#[tokio::test]
+async fn full_queue_of_a_reading_peer_is_waited_for_not_refused() {
+    // Capacity 1 and a current-thread runtime: the connection task cannot run between
+    // two queued messages unless queuing yields, so the queue is full at once although
+    // the peer reads everything.
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let (session, _inbound) = spawn_with_capacity(ours, quiet(), 1, tracing::Span::none());
+    let mut peer = Framed::new(theirs, FrameCodec::default());
+    let reader = tokio::spawn(async move {
+        let mut received = 0;
+        while received < 100 {
+            match peer.next().await {
+                Some(Ok(_)) => received += 1,
+                other => panic!("peer stopped after {received} frames: {other:?}"),
+            }
+        }
+        received
+    });
+    for _ in 0..100 {
+        let status = EventerMsg::StatusNotify(Status::Operational);
+        assert_eq!(session.try_send(status, true).await, Ok(()));
+    }
+    assert_eq!(
+        tokio::time::timeout(WAIT, reader).await.unwrap().unwrap(),
+        100
+    );
+}

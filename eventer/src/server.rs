@@ -53,11 +53,12 @@ pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const INIT_ERROR_CLOSE_DELAY: Duration = Duration::from_millis(500);
 /// Default [`ServerConfig::outbound_capacity`]. The queue sits behind the connection
 /// task's write buffer (about 1 MiB) and the kernel's socket buffers. It must absorb a
-/// burst of one-notify-per-batch traffic while the connection task waits for a CPU:
-/// measured on 2 cores, 1,000 devices starting at once (each registering its own
-/// `running` and data batches) overflowed a 256-message queue of a subscriber that was
-/// reading all along. 4096 batches absorb that and still bound what one stalled client
-/// can pin before it is closed.
+/// burst of one-notify-per-batch traffic while the connection task waits for a CPU;
+/// when it is full while the task still takes commands, notifying waits for it (see
+/// `Session::try_send`), so only a client whose socket stopped taking bytes is closed.
+/// Measured on 2 cores, 1,000 devices starting at once overflowed a 256-message queue
+/// of a subscriber that was reading all along. 4096 batches bound what one stalled
+/// client can pin before it is closed.
 pub const DEFAULT_OUTBOUND_CAPACITY: usize = 4096;
 /// Pause after a failed `accept` (for example too many open files) before retrying.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -265,7 +266,9 @@ impl Server {
         };
         for (info, session) in targets {
             // A connection that just ended simply drops out.
-            let queued = session.try_send(EventerMsg::StatusNotify(status), true);
+            let queued = session
+                .try_send(EventerMsg::StatusNotify(status), true)
+                .await;
             let _ = queued_or_closed(&info, &session, queued);
         }
     }
@@ -280,8 +283,9 @@ impl Server {
     /// `MsgEventsAck` (a connection that closes meanwhile counts as done). Returns the
     /// number of connections notified.
     ///
-    /// Queuing never waits for a client: a connection whose outbound queue
-    /// ([`ServerConfig::outbound_capacity`]) is full is closed with
+    /// Queuing never waits for a client that does not read: a connection whose outbound
+    /// queue ([`ServerConfig::outbound_capacity`]) is full while its socket refuses our
+    /// bytes is closed with
     /// [`ConnectionError::SlowConsumer`] (logged at WARN with its peer and client
     /// name) and not counted, while every other connection is notified at once.
     pub async fn notify_events(&self, events: &[Event], persisted: bool, with_ack: bool) -> usize {
@@ -312,12 +316,14 @@ impl Server {
             for (info, session, selected) in targets {
                 let msg = EventerMsg::EventsNotify(selected);
                 if with_ack {
-                    let queued = session.try_request(msg);
+                    let queued = session.try_request(msg).await;
                     if let Some(pending) = queued_or_closed(&info, &session, queued) {
                         acks.push(pending);
                         notified += 1;
                     }
-                } else if queued_or_closed(&info, &session, session.try_send(msg, true)).is_some() {
+                } else if queued_or_closed(&info, &session, session.try_send(msg, true).await)
+                    .is_some()
+                {
                     notified += 1;
                 }
             }

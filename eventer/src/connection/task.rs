@@ -2,6 +2,7 @@
 //! pings, keeps the keepalive timer and matches answers to our pending requests.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -58,6 +59,9 @@ pub(super) struct ConnectionTask<T> {
     ping_sent: Option<Instant>,
     cancel: CancellationToken,
     fail_reason: Arc<Mutex<Option<ConnectionError>>>,
+    /// Shared with the [`Session`](super::Session): true while commands are refused
+    /// because the write buffer is above [`WRITE_HIGH_WATER`].
+    write_blocked: Arc<AtomicBool>,
     config: SessionConfig,
 }
 
@@ -69,6 +73,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
         inbound: mpsc::Sender<Inbound>,
         cancel: CancellationToken,
         fail_reason: Arc<Mutex<Option<ConnectionError>>>,
+        write_blocked: Arc<AtomicBool>,
     ) -> Self {
         let (reader, writer) = tokio::io::split(io);
         ConnectionTask {
@@ -84,6 +89,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
             ping_sent: None,
             cancel,
             fail_reason,
+            write_blocked,
             config,
         }
     }
@@ -113,6 +119,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
                 self.keepalive_deadline()
             };
             let writable = self.write_buf.len() < WRITE_HIGH_WATER;
+            self.write_blocked.store(!writable, Ordering::Relaxed);
             let step = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => Step::Cancelled,
