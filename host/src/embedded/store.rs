@@ -1,7 +1,10 @@
 //! In-memory event storage with hat-event-server's id, timestamp and query
 //! semantics (`spec/eventer-protocol.md` sections 6.6, 8.4 and 8.5).
 
-use std::collections::{HashMap, VecDeque};
+use std::borrow::Borrow;
+use std::collections::{HashSet, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use gateway_model::{
     query_type_matches, Event, EventId, EventType, Order, OrderBy, QueryLatestParams, QueryParams,
@@ -16,13 +19,43 @@ pub const MAX_QUERY_RESULTS: usize = 4096;
 pub const DEFAULT_RETAINED_EVENTS: usize = 1_000_000;
 
 /// Events in registration order plus the latest event of each type.
+///
+/// Each event is stored once and shared by both indexes: with thousands of devices the
+/// event types (one allocation per segment) dominated the gateway's memory when the
+/// history, the latest map's keys and its values each held a copy.
 #[derive(Debug)]
 pub struct EventStore {
     server_id: i64,
     session: i64,
     retained: usize,
-    events: VecDeque<Event>,
-    latest: HashMap<EventType, Event>,
+    events: VecDeque<Arc<Event>>,
+    latest: HashSet<ByType>,
+}
+
+/// A stored event hashed and compared by its type, so the latest index needs no key
+/// of its own and can be looked up with a plain `&[String]`.
+#[derive(Debug, Clone)]
+struct ByType(Arc<Event>);
+
+impl PartialEq for ByType {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.event_type == other.0.event_type
+    }
+}
+
+impl Eq for ByType {}
+
+impl Hash for ByType {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Must hash like `[String]` for the `Borrow` lookup below.
+        self.0.event_type.as_slice().hash(state);
+    }
+}
+
+impl Borrow<[String]> for ByType {
+    fn borrow(&self) -> &[String] {
+        &self.0.event_type
+    }
 }
 
 impl EventStore {
@@ -33,7 +66,7 @@ impl EventStore {
             session: 0,
             retained: retained.max(1),
             events: VecDeque::new(),
-            latest: HashMap::new(),
+            latest: HashSet::new(),
         }
     }
 
@@ -61,11 +94,12 @@ impl EventStore {
             })
             .collect();
         for event in &stored {
-            self.latest.insert(event.event_type.clone(), event.clone());
+            let shared = Arc::new(event.clone());
+            self.latest.replace(ByType(shared.clone()));
             if self.events.len() >= self.retained {
                 self.events.pop_front();
             }
-            self.events.push_back(event.clone());
+            self.events.push_back(shared);
         }
         stored
     }
@@ -82,9 +116,10 @@ impl EventStore {
     fn query_latest(&self, params: &QueryLatestParams) -> QueryResult {
         let mut events: Vec<Event> = self
             .latest
-            .values()
+            .iter()
+            .map(|ByType(e)| e)
             .filter(|e| matches_any(params.event_types.as_deref(), &e.event_type))
-            .cloned()
+            .map(|e| Event::clone(e))
             .collect();
         events.sort_by_key(|e| e.id);
         QueryResult {
@@ -105,6 +140,7 @@ impl EventStore {
         let mut events: Vec<&Event> = self
             .events
             .iter()
+            .map(|e| &**e)
             .filter(|e| matches_any(params.event_types.as_deref(), &e.event_type))
             .filter(|e| in_range(Some(e.timestamp), params.t_from, params.t_to))
             .filter(|e| in_range(e.source_timestamp, params.source_t_from, params.source_t_to))
@@ -133,7 +169,12 @@ impl EventStore {
             return QueryResult::default();
         }
         let after = params.last_event_id.unwrap_or_default();
-        let events: Vec<&Event> = self.events.iter().filter(|e| e.id > after).collect();
+        let events: Vec<&Event> = self
+            .events
+            .iter()
+            .map(|e| &**e)
+            .filter(|e| e.id > after)
+            .collect();
         limit(events, params.max_results)
     }
 }
