@@ -9,6 +9,7 @@
 mod plugin_support;
 
 use std::os::unix::fs::PermissionsExt as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use gateway_host::device::{DeviceError, DeviceFactory, DeviceInstance};
@@ -409,49 +410,50 @@ fn load_error(dir: &PluginDir, file_name: &str) -> PluginError {
         .unwrap_or_else(|| panic!("{file_name} must not load"))
 }
 
+/// Copies fixture library `crate_name` into a fresh plugin directory and loads it,
+/// which must fail; returns the error and the file's canonical path.
+fn fixture_load_error(crate_name: &str) -> (PluginError, PathBuf) {
+    let dir = PluginDir::new();
+    let file = dir.add_library(crate_name, None);
+    let err = load_error(&dir, &format!("lib{crate_name}.so"));
+    (err, file.canonicalize().unwrap())
+}
+
 #[test]
 fn api_major_mismatch_is_refused() {
-    let dir = PluginDir::new();
-    let file = dir.add_library("gateway_fixture_api_major", None);
-    let err = load_error(&dir, "libgateway_fixture_api_major.so");
+    let (err, file) = fixture_load_error("gateway_fixture_api_major");
     assert!(
         matches!(&err, PluginError::ApiMajorMismatch { plugin, .. } if plugin == "2.0.0"),
         "{err}"
     );
-    assert!(path_in(&err, &file.canonicalize().unwrap()), "{err}");
+    assert!(path_in(&err, &file), "{err}");
 }
 
 #[test]
 fn api_minor_newer_is_refused() {
-    let dir = PluginDir::new();
-    let file = dir.add_library("gateway_fixture_api_minor", None);
-    let err = load_error(&dir, "libgateway_fixture_api_minor.so");
+    let (err, file) = fixture_load_error("gateway_fixture_api_minor");
     assert!(
         matches!(&err, PluginError::ApiMinorNewer { plugin, .. } if plugin == "1.999.0"),
         "{err}"
     );
-    assert!(path_in(&err, &file.canonicalize().unwrap()), "{err}");
+    assert!(path_in(&err, &file), "{err}");
 }
 
 #[test]
 fn library_without_root_symbol_is_refused() {
-    let dir = PluginDir::new();
-    let file = dir.add_library("gateway_fixture_no_root", None);
-    let err = load_error(&dir, "libgateway_fixture_no_root.so");
+    let (err, file) = fixture_load_error("gateway_fixture_no_root");
     assert!(
         matches!(err, PluginError::MissingRootSymbol { .. }),
         "{err}"
     );
-    assert!(path_in(&err, &file.canonicalize().unwrap()), "{err}");
+    assert!(path_in(&err, &file), "{err}");
 }
 
 #[test]
 fn panicking_initialisation_is_reported() {
-    let dir = PluginDir::new();
-    let file = dir.add_library("gateway_fixture_init_panic", None);
-    let err = load_error(&dir, "libgateway_fixture_init_panic.so");
+    let (err, file) = fixture_load_error("gateway_fixture_init_panic");
     assert!(matches!(err, PluginError::InitPanicked { .. }), "{err}");
-    assert!(path_in(&err, &file.canonicalize().unwrap()), "{err}");
+    assert!(path_in(&err, &file), "{err}");
 }
 
 #[test]
