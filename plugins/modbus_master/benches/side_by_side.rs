@@ -37,6 +37,7 @@ use gateway_eventer::client::{Client, ClientConfig, Notification};
 use gateway_model::{EventType, RegisterEvent};
 use gateway_test_support::hat::lmdb_config;
 use gateway_test_support::process::Proc;
+use gateway_test_support::procstat::{peak_rss_mib, tree_cpu_seconds as tree_cpu};
 use gateway_test_support::{free_port, venv_with};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -90,65 +91,6 @@ struct Env {
     bin_dir: PathBuf,
     venv: PathBuf,
     work_dir: PathBuf,
-}
-
-/// (pid, ppid, user + system seconds) of every process.
-fn all_stats() -> Vec<(u32, u32, f64)> {
-    let mut stats = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((_, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        // After the command name: state, ppid, ..., utime (12th), stime (13th).
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let (Some(ppid), Some(utime), Some(stime)) =
-            (fields.get(1), fields.get(11), fields.get(12))
-        else {
-            continue;
-        };
-        let (Ok(ppid), Ok(utime), Ok(stime)) =
-            (ppid.parse(), utime.parse::<f64>(), stime.parse::<f64>())
-        else {
-            continue;
-        };
-        // USER_HZ is 100 on every Linux architecture.
-        stats.push((pid, ppid, (utime + stime) / 100.0));
-    }
-    stats
-}
-
-/// CPU seconds of `pid` and all its living descendants.
-fn tree_cpu(pid: u32) -> f64 {
-    let stats = all_stats();
-    let mut tree = vec![pid];
-    let mut total = 0.0;
-    while let Some(p) = tree.pop() {
-        for (child, parent, cpu) in &stats {
-            if *child == p {
-                total += cpu;
-            }
-            if *parent == p {
-                tree.push(*child);
-            }
-        }
-    }
-    total
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
 }
 
 /// Connects a client, retrying until the server listens or `proc` dies.
