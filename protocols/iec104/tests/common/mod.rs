@@ -1,0 +1,160 @@
+//! Test kit: Python peers (hat-drivers' APCI, a raw-socket peer) driven over stdin and
+//! stdout, counter ASDUs, and a log capture for the close reasons.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// Upper bound for any single expected line or event.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A Python peer process (`tests/py/<script>`), killed on drop.
+pub struct Peer {
+    _child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Listening port (listen mode), else 0.
+    pub port: u16,
+}
+
+impl Peer {
+    /// Starts `script` with `args`; in listen mode waits for its `PORT n` line.
+    pub async fn start(script: &str, args: &[&str]) -> Peer {
+        let python = gateway_test_support::venv_with(&["bin/python"]).join("bin/python");
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/py")
+            .join(script);
+        let mut child = Command::new(python)
+            .arg("-u")
+            .arg(path)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut peer = Peer {
+            _child: child,
+            stdin,
+            lines,
+            port: 0,
+        };
+        if args.first() == Some(&"listen") {
+            let line = peer.next_line().await;
+            peer.port = line.strip_prefix("PORT ").unwrap().parse().unwrap();
+        }
+        peer
+    }
+
+    /// The peer's listening address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The next line the peer printed (panics after [`WAIT`]).
+    pub async fn next_line(&mut self) -> String {
+        tokio::time::timeout(WAIT, self.lines.recv())
+            .await
+            .expect("no line from the peer in time")
+            .expect("the peer exited")
+    }
+
+    /// Lines up to and including the first `matching` one (that one last).
+    pub async fn until(&mut self, matching: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut lines = Vec::new();
+        loop {
+            let line = self.next_line().await;
+            let done = matching(&line);
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    }
+
+    /// Waits for the exact line `wanted`; panics if a line starting with "BAD" came first.
+    pub async fn expect(&mut self, wanted: &str) {
+        let lines = self.until(|line| line == wanted).await;
+        let bad: Vec<_> = lines.iter().filter(|l| l.starts_with("BAD")).collect();
+        assert!(bad.is_empty(), "peer reported {bad:?}");
+    }
+
+    /// Writes one command line.
+    pub async fn command(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+}
+
+/// The counter ASDU the peers use: 4 bytes, little endian.
+pub fn counter(n: u32) -> Bytes {
+    Bytes::from(n.to_le_bytes().to_vec())
+}
+
+/// The hex text of counter `n` as the raw peer prints it.
+pub fn counter_hex(n: u32) -> String {
+    n.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The counter an ASDU carries.
+pub fn counter_of(asdu: &[u8]) -> u32 {
+    u32::from_le_bytes(asdu.try_into().unwrap())
+}
+
+/// Log lines captured from the current thread (use with a current-thread runtime, so
+/// the connection tasks log into it too).
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Installs the capture for this thread until the guard drops.
+    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let capture = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || capture.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
