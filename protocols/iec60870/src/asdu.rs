@@ -196,7 +196,8 @@ pub enum AsduError {
         type_id: u8,
     },
     /// An element holds a value the standard does not permit (a regulating step or
-    /// protection event of 0 or 3).
+    /// protection event of 0 or 3), or a sequence (SQ=1) runs past the largest object
+    /// address of the field.
     #[error("invalid {field} in ASDU of type id {type_id}")]
     InvalidValue {
         /// The type id.

@@ -103,6 +103,19 @@ pub(super) fn decode_into(
         });
     }
 
+    if is_sequence {
+        // The last element's address must fit the address field, or the sequence could
+        // not be sent again.
+        let first = le_uint(&asdu[header_size..header_size + io_address_size]);
+        // count <= 127: no overflow of a 24-bit address.
+        if (first + count as u32 - 1) >> (8 * io_address_size) != 0 {
+            return Err(AsduError::InvalidValue {
+                type_id,
+                field: "sequence running past the largest object address",
+            });
+        }
+    }
+
     out.reserve(count);
     for object in asdu[header_size..].chunks_exact(object_size) {
         let (address, rest) = object.split_at(io_address_size);
