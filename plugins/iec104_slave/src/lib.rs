@@ -1,12 +1,23 @@
 //! hat-gateway compatible IEC 60870-5-104 slave device (`iec104_slave`), issue 9.
 //!
-//! Layers: [`config`] (hat's `iec104.yaml#/$defs/slave` and its schema), [`buffer`]
-//! (data kept until a master acknowledged it).
+//! The core ([`device::SlaveDevice`]) does not depend on the plugin SDK: it registers
+//! events and queries the current values through [`device::EventSink`] and takes events
+//! through [`device::SlaveDevice::process_event`]. Layers: [`config`] (hat's
+//! `iec104.yaml#/$defs/slave` and its schema), [`buffer`] (data kept until a master
+//! acknowledged it), [`station`] (the answers to a master, without sockets),
+//! [`events`] (event types and payloads), [`connection`] (one task per master),
+//! [`device`] (the task owning the station), [`plugin`] (the SDK face).
 
 pub mod buffer;
 pub mod config;
+pub mod connection;
+pub mod device;
+pub mod events;
+pub mod plugin;
+pub mod station;
 
 pub use config::{ConfigError, SlaveConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
+pub use device::{CreateError, EventSink, SinkError, SlaveDevice};
 
 /// Device type name.
 pub const DEVICE_TYPE: &str = "iec104_slave";

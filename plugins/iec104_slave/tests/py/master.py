@@ -21,6 +21,7 @@ import asyncio
 import datetime
 import enum
 import json
+import logging
 import math
 import sys
 
@@ -31,8 +32,8 @@ from hat.drivers import net
 def to_json(x):
     if isinstance(x, enum.Enum):
         return x.name
-    if isinstance(x, (bytes, bytearray)):
-        return list(x)
+    if isinstance(x, (bytes, bytearray, memoryview)):
+        return list(bytes(x))
     if isinstance(x, float):
         return x if math.isfinite(x) else str(x)
     if isinstance(x, tuple) and hasattr(x, '_asdict'):
@@ -119,8 +120,8 @@ class Master:
                 msgs = await conn.receive()
                 for msg in msgs:
                     out('MSG ' + json.dumps(to_json(msg)))
-        except Exception:
-            pass
+        except Exception as e:
+            sys.stderr.write(f'master: connection ended: {e!r}\n')
         out('CLOSED')
 
     async def command(self, line):
@@ -176,6 +177,7 @@ class Master:
 
 
 async def main():
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     master = Master()
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

@@ -1,0 +1,250 @@
+//! One task per master connection: decodes received ASDUs for the device task, and
+//! encodes what the device queues for this master, many points per ASDU, keeping
+//! buffered values' acknowledgements in order.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use iec60870::asdu::{AsduCodec, AsduError};
+use iec60870::types::{DataMsg, Msg};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::device::BufferRef;
+use crate::events::ConnectionId;
+
+/// Most queued items encoded together: bounds the work (and the latency of the first
+/// ASDU) of one send round.
+pub const SEND_BATCH_LIMIT: usize = 512;
+
+/// Most sends of buffered values waiting for their acknowledgement: beyond it the task
+/// stops taking from its queue, so the queue (bounded) fills when the master stops
+/// acknowledging and the device closes the connection.
+pub const MAX_ACKS_IN_FLIGHT: usize = 64;
+
+/// What the device queues for one master.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    /// One hat `send`: encoded together, no acknowledgement awaited.
+    Reply(Vec<Msg>),
+    /// Spontaneous (or buffered) data; `ack` is removed from its buffer once the master
+    /// acknowledged the ASDU carrying it.
+    Data {
+        /// The value.
+        msg: DataMsg,
+        /// Buffer entry of the value, if the point is buffered.
+        ack: Option<BufferRef>,
+    },
+}
+
+/// What a connection task reports to the device task.
+#[derive(Debug)]
+pub struct ConnEvent {
+    /// The connection.
+    pub id: ConnectionId,
+    /// What happened.
+    pub kind: ConnEventKind,
+}
+
+/// Kinds of [`ConnEvent`].
+#[derive(Debug)]
+pub enum ConnEventKind {
+    /// Messages of one received ASDU.
+    Received(Vec<Msg>),
+    /// The master started (`true`) or stopped data transfer.
+    Enabled(bool),
+    /// The master acknowledged the ASDUs carrying these buffered values.
+    Acked(Vec<BufferRef>),
+    /// The connection ended; the last event of a connection.
+    Closed,
+}
+
+type AckFuture = BoxFuture<'static, Result<Vec<BufferRef>, iec104::Error>>;
+
+/// Serves one connection until it closes or `cancel` fires; reports `Closed` last.
+pub async fn run(
+    id: ConnectionId,
+    mut conn: iec104::Connection,
+    mut out: mpsc::Receiver<Outgoing>,
+    to_device: mpsc::Sender<ConnEvent>,
+    codec: AsduCodec,
+    cancel: CancellationToken,
+) {
+    let sender = conn.sender();
+    let reporter = Reporter { id, to_device };
+    let mut acks: FuturesUnordered<AckFuture> = FuturesUnordered::new();
+    // Receiving and sending run side by side in this task: a send waiting for room in
+    // the window never stops the receiving of the master's requests.
+    let reason = tokio::select! {
+        () = cancel.cancelled() => "closed by the device".to_owned(),
+        reason = receive_loop(&mut conn, &codec, &reporter) => reason,
+        reason = send_loop(&sender, &mut out, &codec, &mut acks, &reporter) => reason,
+    };
+    tracing::info!(reason, "connection ends");
+    sender.close();
+    // Acknowledgements that arrived before the end still count: a buffered value the
+    // master acknowledged is not sent again to the next master.
+    let mut acked = Vec::new();
+    while let Some(Some(result)) = acks.next().now_or_never() {
+        if let Ok(refs) = result {
+            acked.extend(refs);
+        }
+    }
+    if !acked.is_empty() {
+        reporter.report(ConnEventKind::Acked(acked)).await;
+    }
+    reporter.report(ConnEventKind::Closed).await;
+}
+
+struct Reporter {
+    id: ConnectionId,
+    to_device: mpsc::Sender<ConnEvent>,
+}
+
+impl Reporter {
+    async fn report(&self, kind: ConnEventKind) {
+        // The device task only goes away after every connection reported Closed.
+        let _ = self.to_device.send(ConnEvent { id: self.id, kind }).await;
+    }
+}
+
+/// Decodes every received ASDU for the device and reports STARTDT/STOPDT; returns why
+/// the connection ended.
+async fn receive_loop(
+    conn: &mut iec104::Connection,
+    codec: &AsduCodec,
+    reporter: &Reporter,
+) -> String {
+    let mut enabled = conn.sender().enabled();
+    let initial = *enabled.borrow_and_update();
+    reporter.report(ConnEventKind::Enabled(initial)).await;
+    loop {
+        tokio::select! {
+            // Cancel-safe (iec104::Connection::receive).
+            received = conn.receive() => match received {
+                Ok(asdu) => match codec.decode(&asdu) {
+                    Ok(msgs) => reporter.report(ConnEventKind::Received(msgs)).await,
+                    Err(AsduError::UnknownType { type_id }) => {
+                        // hat's AsduTypeError: logged, the connection goes on.
+                        tracing::warn!(type_id, "ASDU of unknown type ignored");
+                    }
+                    Err(err) => return format!("malformed ASDU: {err}"),
+                },
+                Err(err) => return err.to_string(),
+            },
+            changed = enabled.changed() => match changed {
+                Ok(()) => {
+                    let now = *enabled.borrow_and_update();
+                    reporter.report(ConnEventKind::Enabled(now)).await;
+                }
+                Err(_) => return "connection closed".to_owned(),
+            },
+        }
+    }
+}
+
+/// Encodes and sends what the device queues; reports acknowledged buffered values.
+async fn send_loop(
+    sender: &iec104::Sender,
+    out: &mut mpsc::Receiver<Outgoing>,
+    codec: &AsduCodec,
+    acks: &mut FuturesUnordered<AckFuture>,
+    reporter: &Reporter,
+) -> String {
+    let mut pending: VecDeque<Outgoing> = VecDeque::new();
+    loop {
+        let can_take = acks.len() < MAX_ACKS_IN_FLIGHT;
+        tokio::select! {
+            item = out.recv(), if can_take => {
+                let Some(item) = item else {
+                    return "closed by the device".to_owned();
+                };
+                pending.push_back(item);
+                while pending.len() < SEND_BATCH_LIMIT {
+                    match out.try_recv() {
+                        Ok(item) => pending.push_back(item),
+                        Err(_) => break,
+                    }
+                }
+                let (asdus, refs) = encode(codec, &mut pending);
+                // Queued in order here; waits only while the connection's queue is full.
+                if let Err(err) = sender.send_all(asdus, false).await {
+                    return format!("sending: {err}");
+                }
+                if !refs.is_empty() {
+                    // A drain resolves once everything queued before it is
+                    // acknowledged: those values may leave their buffers then.
+                    let sender = sender.clone();
+                    acks.push(Box::pin(async move { sender.drain(true).await.map(|()| refs) }));
+                }
+            },
+            Some(result) = acks.next() => match result {
+                Ok(refs) => reporter.report(ConnEventKind::Acked(refs)).await,
+                Err(err) => return format!("waiting for acknowledgement: {err}"),
+            },
+        }
+    }
+}
+
+/// Encodes everything in `pending` (emptying it): replies as their own batches, runs of
+/// data messages together so the codec packs compatible points into shared ASDUs. A
+/// message that cannot be encoded is logged and dropped alone (hat logs the failed
+/// send of that message); its buffer entry stays.
+fn encode(codec: &AsduCodec, pending: &mut VecDeque<Outgoing>) -> (Vec<Bytes>, Vec<BufferRef>) {
+    let mut asdus = Vec::new();
+    let mut acks = Vec::new();
+    let mut run: Vec<Msg> = Vec::new();
+    let mut run_acks: Vec<Option<BufferRef>> = Vec::new();
+    for item in pending.drain(..) {
+        match item {
+            Outgoing::Data { msg, ack } => {
+                run.push(Msg::Data(msg));
+                run_acks.push(ack);
+            }
+            Outgoing::Reply(msgs) => {
+                flush(codec, &mut run, &mut run_acks, &mut asdus, &mut acks);
+                run = msgs;
+                run_acks.resize(run.len(), None);
+                flush(codec, &mut run, &mut run_acks, &mut asdus, &mut acks);
+            }
+        }
+    }
+    flush(codec, &mut run, &mut run_acks, &mut asdus, &mut acks);
+    (asdus, acks)
+}
+
+fn flush(
+    codec: &AsduCodec,
+    run: &mut Vec<Msg>,
+    run_acks: &mut Vec<Option<BufferRef>>,
+    asdus: &mut Vec<Bytes>,
+    acks: &mut Vec<BufferRef>,
+) {
+    if run.is_empty() {
+        return;
+    }
+    match codec.encode(run) {
+        Ok(encoded) => {
+            asdus.extend(encoded);
+            acks.extend(run_acks.iter().flatten());
+        }
+        Err(_) => {
+            for (msg, ack) in run.iter().zip(run_acks.iter()) {
+                match codec.encode_one(msg) {
+                    Ok(asdu) => {
+                        asdus.push(asdu);
+                        acks.extend(ack);
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, ?msg, "message not encodable: dropped")
+                    }
+                }
+            }
+        }
+    }
+    run.clear();
+    run_acks.clear();
+}
