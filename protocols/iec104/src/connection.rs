@@ -21,6 +21,9 @@ use crate::{ConnectionConfig, Error};
 /// Bytes read per syscall at most; also the bound of undecoded received bytes (a reader
 /// stops reading while this much is buffered and the receive queue is full).
 const READ_BUFFER_SIZE: usize = 64 * 1024;
+/// Below this much free room in the read buffer a new one of [`READ_BUFFER_SIZE`] is
+/// taken (a whole APDU is at most 255 bytes, so a read always has room for several).
+const MIN_READ_SPACE: usize = 4 * 1024;
 
 /// Addresses of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -313,8 +316,10 @@ impl ConnectionTask {
             let deadline = self.session.poll_timeout();
             let can_take_command = self.held_command.is_none() && self.session.can_send();
             let can_read = self.held_asdu.is_none() && input.len() < READ_BUFFER_SIZE;
-            if can_read {
-                input.reserve(READ_BUFFER_SIZE - input.len());
+            // Received ASDUs share the buffer they were read into, so a fresh buffer is
+            // taken only when little room is left (not on every read).
+            if can_read && input.capacity() - input.len() < MIN_READ_SPACE {
+                input.reserve(READ_BUFFER_SIZE);
             }
             // Every branch is cancel safe: a read or write either happened (and is
             // accounted for below) or did not; queue receives and reservations lose
