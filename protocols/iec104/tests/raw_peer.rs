@@ -367,3 +367,70 @@ async fn ack_for_an_unsent_frame_closes_that_connection() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn close_ends_the_connection_and_fails_what_waits() {
+    let (mut peer, mut connection) = connected(&config(), &[]).await;
+    let sender = connection.sender();
+    let waiter = sender.clone();
+    let waiting = tokio::spawn(async move { waiter.send(counter(0), true).await });
+    assert_eq!(peer.next_line().await, i_line(0, 0, 0));
+    sender.close();
+    assert_eq!(
+        tokio::time::timeout(WAIT, sender.closed()).await.unwrap(),
+        CloseReason::Local
+    );
+    assert!(sender.is_closed());
+    assert!(!sender.is_enabled());
+    let result = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap();
+    assert!(
+        matches!(result, Err(Error::Closed(CloseReason::Local))),
+        "{result:?}"
+    );
+    assert!(matches!(
+        sender.send(counter(1), false).await,
+        Err(Error::Closed(CloseReason::Local))
+    ));
+    assert!(matches!(
+        connection.receive().await,
+        Err(Error::Closed(CloseReason::Local))
+    ));
+    assert_eq!(peer.next_line().await, "DISCONNECTED");
+}
+
+#[tokio::test]
+async fn dropping_every_handle_closes_the_connection() {
+    let (mut peer, connection) = connected(&config(), &[]).await;
+    let sender = connection.sender();
+    drop(connection);
+    // A sender alone keeps it open.
+    sender.send(counter(3), false).await.unwrap();
+    assert_eq!(peer.next_line().await, i_line(0, 0, 3));
+    drop(sender);
+    assert_eq!(peer.next_line().await, "DISCONNECTED");
+}
+
+#[tokio::test]
+async fn a_full_receive_queue_stops_reading_and_loses_nothing() {
+    let config = ConnectionConfig {
+        receive_queue_size: 2,
+        receive_window_size: 1,
+        ..config()
+    };
+    let (mut peer, mut connection) = connected(&config, &[]).await;
+    for n in 0..6u16 {
+        peer.command(&format!("i {n} 0 {}", counter_hex(u32::from(n))))
+            .await;
+    }
+    // Two ASDUs fit the queue and a third waits for room: three acknowledged, then the
+    // socket is not read any more (the link test is not answered yet).
+    peer.until(|line| line == "S 3").await;
+    peer.command("u TESTFR_ACT").await;
+    let lines = peer.until(|line| line == "DONE").await;
+    assert!(lines.iter().all(|line| line == "DONE"), "{lines:?}");
+    for n in 0..6 {
+        assert_eq!(connection.receive().await.unwrap(), counter(n));
+    }
+    let lines = peer.until(|line| line == "U TESTFR_CON").await;
+    assert_eq!(lines, ["S 4", "S 5", "S 6", "U TESTFR_CON"]);
+}
