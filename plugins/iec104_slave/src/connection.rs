@@ -248,3 +248,106 @@ fn flush(
     run.clear();
     run_acks.clear();
 }
+
+#[cfg(test)]
+mod tests {
+    use gateway_model::EventId;
+    use iec60870::asdu::Profile;
+    use iec60870::types::{
+        CommandCause, Data, DataCause, InterrogationMsg, ScaledData, ScaledValue,
+    };
+
+    use super::*;
+
+    fn scaled(io_address: u32) -> DataMsg {
+        DataMsg {
+            is_test: false,
+            originator_address: 0,
+            asdu_address: 1,
+            io_address,
+            data: Data::Scaled(ScaledData {
+                value: ScaledValue(io_address as i16),
+                quality: Default::default(),
+            }),
+            time: None,
+            cause: DataCause::Spontaneous,
+        }
+    }
+
+    fn id(instance: i64) -> EventId {
+        EventId {
+            server: 1,
+            session: 1,
+            instance,
+        }
+    }
+
+    #[test]
+    fn spontaneous_points_share_asdus_and_replies_keep_their_place() {
+        let codec = AsduCodec::new(Profile::iec104());
+        let reply = Msg::Interrogation(InterrogationMsg {
+            is_test: false,
+            originator_address: 0,
+            asdu_address: 1,
+            request: 20,
+            is_negative_confirm: false,
+            cause: CommandCause::ActivationConfirmation,
+        });
+        let mut pending: VecDeque<Outgoing> = (0..200)
+            .map(|i| Outgoing::Data {
+                msg: scaled(i * 2),
+                ack: (i % 50 == 0).then(|| (0, id(i.into()))),
+            })
+            .collect();
+        pending.push_back(Outgoing::Reply(vec![reply]));
+        pending.push_back(Outgoing::Data {
+            msg: scaled(1),
+            ack: None,
+        });
+        let (asdus, acks) = encode(&codec, &mut pending);
+        assert!(pending.is_empty());
+        // 200 non-consecutive scaled points of 6 octets each (3 address, 2 value,
+        // 1 quality) fill ASDUs of at most 249 octets: 40 per ASDU.
+        assert_eq!(asdus.len(), 5 + 1 + 1, "{}", asdus.len());
+        assert_eq!(acks, [0, 50, 100, 150].map(|i| (0, id(i))));
+        let decoded: Vec<Vec<Msg>> = asdus.iter().map(|a| codec.decode(a).unwrap()).collect();
+        let points: Vec<u32> = decoded[..5]
+            .iter()
+            .flatten()
+            .map(|m| match m {
+                Msg::Data(d) => d.io_address,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(points, (0..200).map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(decoded[5], [reply]);
+        assert_eq!(decoded[6], [Msg::Data(scaled(1))]);
+    }
+
+    #[test]
+    fn a_message_that_cannot_be_encoded_is_dropped_alone() {
+        let codec = AsduCodec::new(Profile::iec104());
+        let mut bad = scaled(5);
+        // Beyond the 2-octet ASDU address field of 104 is impossible (u16); an IO
+        // address beyond 3 octets is not.
+        bad.io_address = 0x0100_0000;
+        let mut pending: VecDeque<Outgoing> = [
+            Outgoing::Data {
+                msg: scaled(1),
+                ack: Some((0, id(1))),
+            },
+            Outgoing::Data {
+                msg: bad,
+                ack: Some((0, id(2))),
+            },
+            Outgoing::Data {
+                msg: scaled(3),
+                ack: Some((0, id(3))),
+            },
+        ]
+        .into();
+        let (asdus, acks) = encode(&codec, &mut pending);
+        assert_eq!(asdus.len(), 2);
+        assert_eq!(acks, [(0, id(1)), (0, id(3))]);
+    }
+}
