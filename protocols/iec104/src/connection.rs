@@ -162,8 +162,11 @@ impl std::fmt::Debug for Sender {
 
 impl Sender {
     /// Queues `asdu` (waiting while the queue is full). Without `wait_ack` it resolves
-    /// once queued; with it, once the peer acknowledged the I-frame ([`Error::Disabled`]
-    /// if it was discarded because data transfer is stopped).
+    /// once queued: an ASDU queued just before the connection closes is lost without an
+    /// error, as in hat-drivers. With `wait_ack` it resolves once the peer acknowledged
+    /// the I-frame, or fails: [`Error::Disabled`] if it was discarded because data
+    /// transfer is stopped, [`Error::Closed`] if the connection closed first.
+    /// Cancelling it after it was queued does not take the ASDU back.
     pub async fn send(&self, asdu: Bytes, wait_ack: bool) -> Result<(), Error> {
         if asdu.len() > MAX_ASDU_SIZE {
             return Err(Error::AsduTooLong(asdu.len()));

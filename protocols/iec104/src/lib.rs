@@ -186,6 +186,7 @@ impl Listener {
     /// The next connection, as soon as TCP is accepted (data transfer starts with the
     /// master's STARTDT act). A connection that fails before it is set up (the peer
     /// reset it already) is logged and skipped; an error is the listener's own.
+    /// Cancel safe.
     pub async fn accept(&self) -> std::io::Result<Connection> {
         loop {
             let (stream, remote) = self.listener.accept().await?;
