@@ -21,6 +21,9 @@ use crate::{ConnectionConfig, Error};
 /// Bytes read per syscall at most; also the bound of undecoded received bytes (a reader
 /// stops reading while this much is buffered and the receive queue is full).
 const READ_BUFFER_SIZE: usize = 64 * 1024;
+/// Unwritten output above which the socket is not read (answers to what we read would
+/// pile up otherwise); one read can add at most about [`READ_BUFFER_SIZE`] more.
+const MAX_UNWRITTEN_OUTPUT: usize = 64 * 1024;
 /// Below this much free room in the read buffer a new one of [`READ_BUFFER_SIZE`] is
 /// taken (a whole APDU is at most 255 bytes, so a read always has room for several).
 const MIN_READ_SPACE: usize = 4 * 1024;
@@ -318,7 +321,11 @@ impl ConnectionTask {
             }
             let deadline = self.session.poll_timeout();
             let can_take_command = self.held_command.is_none() && self.session.can_send();
-            let can_read = self.held_asdu.is_none() && input.len() < READ_BUFFER_SIZE;
+            // A peer that sends but does not read (a TESTFR act flood) must not grow our
+            // unwritten output without bound: stop reading until it takes our bytes.
+            let can_read = self.held_asdu.is_none()
+                && input.len() < READ_BUFFER_SIZE
+                && output.len() < MAX_UNWRITTEN_OUTPUT;
             // Received ASDUs share the buffer they were read into, so a fresh buffer is
             // taken only when little room is left (not on every read).
             if can_read && input.capacity() - input.len() < MIN_READ_SPACE {
