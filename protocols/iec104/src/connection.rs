@@ -354,7 +354,10 @@ impl ConnectionTask {
                     None => self.session.close(CloseReason::Local),
                 },
                 permit = self.received.reserve(), if self.held_asdu.is_some() => {
-                    if let (Ok(permit), Some(asdu)) = (permit, self.held_asdu.take()) {
+                    // Taken either way: without a receiver (Err) the ASDU is dropped, as
+                    // in `dispatch_events`.
+                    let held = self.held_asdu.take();
+                    if let (Ok(permit), Some(asdu)) = (permit, held) {
                         permit.send(asdu);
                     }
                 }

@@ -434,3 +434,25 @@ async fn a_full_receive_queue_stops_reading_and_loses_nothing() {
     let lines = peer.until(|line| line == "U TESTFR_CON").await;
     assert_eq!(lines, ["S 4", "S 5", "S 6", "U TESTFR_CON"]);
 }
+
+#[tokio::test]
+async fn without_a_receiver_asdus_are_dropped_and_the_link_keeps_working() {
+    let config = ConnectionConfig {
+        receive_queue_size: 1,
+        receive_window_size: 1,
+        ..config()
+    };
+    let (mut peer, connection) = connected(&config, &[]).await;
+    let sender = connection.sender();
+    drop(connection);
+    for n in 0..3u16 {
+        peer.command(&format!("i {n} 0 {}", counter_hex(u32::from(n))))
+            .await;
+    }
+    peer.command("u TESTFR_ACT").await;
+    let lines = peer.until(|line| line == "U TESTFR_CON").await;
+    let acks: Vec<_> = lines.iter().filter(|line| line.starts_with('S')).collect();
+    assert_eq!(acks, ["S 1", "S 2", "S 3"]);
+    sender.send(counter(9), false).await.unwrap();
+    assert_eq!(peer.next_line().await, i_line(0, 3, 9));
+}
