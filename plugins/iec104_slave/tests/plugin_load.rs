@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt as _;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use common::{conf, data_event, point, prefix, single, venv_python, HatSchemas, Master, WAIT};
@@ -62,30 +60,6 @@ impl DeviceClient for Client {
     }
 }
 
-/// The cdylib cargo built next to this test (`target/<profile>/libiec104_slave.so`),
-/// copied into a private 0755 plugin directory as the loader requires.
-fn plugin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let library = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("libiec104_slave.so");
-    assert!(
-        library.is_file(),
-        "{} missing: cargo build -p iec104_slave",
-        library.display()
-    );
-    let dir = std::env::temp_dir().join(format!("iec104-slave-plugin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let target = dir.join("libiec104_slave.so");
-    std::fs::copy(&library, &target).unwrap();
-    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
 async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Value)>) -> (String, Value) {
     tokio::time::timeout(WAIT, rx.recv())
         .await
@@ -96,8 +70,8 @@ async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Value)>) -> (String, Val
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdylib_loads_through_the_host_loader_and_serves_a_real_master() {
     venv_python();
-    let dir = plugin_dir();
-    let registry = PluginRegistry::new(PluginSearch::new(vec![dir.clone()], false));
+    let dir = common::plugin_dir("load");
+    let registry = PluginRegistry::new(PluginSearch::new(vec![dir.path().to_path_buf()], false));
     let plugin = registry.resolve("iec104_slave").unwrap();
     assert_eq!(plugin.device_type(), "iec104_slave");
     assert_eq!(
@@ -161,5 +135,4 @@ async fn cdylib_loads_through_the_host_loader_and_serves_a_real_master() {
     entry["data"][0]["buffer"] = json!("missing");
     let err = plugin.create(entry, context).await.err().unwrap();
     assert!(err.to_string().contains("/data/0/buffer"), "{err}");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -531,3 +531,27 @@ pub async fn start(
     assert_eq!(registrations.connections().await, json!([]));
     (device, registrations, recorder)
 }
+
+/// `target/<profile>`, where cargo put this test's executable's crates.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// The cdylib cargo built (`target/<profile>/libiec104_slave.so`), copied into a
+/// private 0755 plugin directory as the loader requires (removed on drop).
+pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let library = target_dir().join("libiec104_slave.so");
+    assert!(
+        library.is_file(),
+        "{} missing: cargo build -p iec104_slave",
+        library.display()
+    );
+    let dir = gateway_test_support::TempDir::new(&format!("iec104-slave-{label}"));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = dir.path().join("libiec104_slave.so");
+    std::fs::copy(&library, &target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
