@@ -146,14 +146,14 @@ pub async fn connect(addr: SocketAddr, config: &ConnectionConfig) -> Result<Conn
         .map_err(|source| Error::Connect { addr, source })?;
     let sender = connection.sender();
     let mut enabled = sender.enabled();
-    tokio::select! {
-        started = enabled.wait_for(|enabled| *enabled) => {
-            // The watch sender lives in the connection's shared state, held by `sender`.
-            if started.is_err() {
-                return Err(Error::Closed(sender.closed().await));
-            }
-        }
-        reason = sender.closed() => return Err(Error::Closed(reason)),
+    // `is_ok()` drops the watch guard at once: holding it across an await would make
+    // this future !Send.
+    let started = tokio::select! {
+        started = enabled.wait_for(|enabled| *enabled) => started.is_ok(),
+        _ = sender.closed() => false,
+    };
+    if !started {
+        return Err(Error::Closed(sender.closed().await));
     }
     Ok(connection)
 }

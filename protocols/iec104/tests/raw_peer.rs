@@ -281,8 +281,7 @@ async fn listener_follows_startdt_and_stopdt_and_discards_while_stopped() {
 /// Bad bytes from a peer close that connection with a logged reason; the listener and
 /// the next connection keep working.
 async fn bad_input_closes_only_that_connection(bad: &str, expected: CloseReason) {
-    let logs = LogCapture::default();
-    let _guard = logs.install();
+    let logs = LogCapture::global();
     let (listener, mut peer, mut connection) = accepted(config()).await;
     peer.command("u STARTDT_ACT").await;
     peer.expect("U STARTDT_CON").await;
@@ -293,13 +292,15 @@ async fn bad_input_closes_only_that_connection(bad: &str, expected: CloseReason)
     assert_eq!(reason, expected);
     peer.expect("DISCONNECTED").await;
     assert!(matches!(connection.receive().await, Err(Error::Closed(r)) if r == expected));
+    // The close is logged before it is published, in the connection's span.
+    let remote = format!("remote={}", connection.info().remote_addr);
     let logged = logs.text();
     assert!(
-        logged.contains("IEC 104 connection closed") && logged.contains(&expected.to_string()),
-        "{logged}"
-    );
-    assert!(
-        logged.contains(&format!("remote={}", connection.info().remote_addr)),
+        logged
+            .lines()
+            .any(|line| line.contains("IEC 104 connection closed")
+                && line.contains(&expected.to_string())
+                && line.contains(&remote)),
         "{logged}"
     );
 
@@ -455,4 +456,24 @@ async fn without_a_receiver_asdus_are_dropped_and_the_link_keeps_working() {
     assert_eq!(acks, ["S 1", "S 2", "S 3"]);
     sender.send(counter(9), false).await.unwrap();
     assert_eq!(peer.next_line().await, i_line(0, 3, 9));
+}
+
+/// The futures of the API can be spawned on a multi-threaded runtime.
+#[test]
+fn api_futures_are_send() {
+    fn assert_send<T: Send>(_: T) {}
+    let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+    let config = config();
+    assert_send(connect(addr, &config));
+    assert_send(Listener::bind(addr, config.clone()));
+    fn with_connection(connection: &mut iec104::Connection, listener: &Listener) {
+        let sender = connection.sender();
+        assert_send(sender.send(counter(0), true));
+        assert_send(sender.send_all(vec![counter(0)], true));
+        assert_send(sender.drain(true));
+        assert_send(sender.closed());
+        assert_send(listener.accept());
+        assert_send(connection.receive());
+    }
+    let _ = with_connection;
 }

@@ -125,21 +125,28 @@ pub fn counter_of(asdu: &[u8]) -> u32 {
     u32::from_le_bytes(asdu.try_into().unwrap())
 }
 
-/// Log lines captured from the current thread (use with a current-thread runtime, so
-/// the connection tasks log into it too).
+/// Log lines of the whole test binary, captured by a global subscriber (a thread-local
+/// one races with tests on other threads over tracing's per-callsite interest cache).
 #[derive(Clone, Default)]
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
 impl LogCapture {
-    /// Installs the capture for this thread until the guard drops.
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let capture = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || capture.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    /// The capture, installed as the global subscriber on first use.
+    pub fn global() -> LogCapture {
+        static GLOBAL: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+        GLOBAL
+            .get_or_init(|| {
+                let capture = LogCapture::default();
+                let writer = capture.clone();
+                let subscriber = tracing_subscriber::fmt()
+                    .with_max_level(tracing::Level::DEBUG)
+                    .with_ansi(false)
+                    .with_writer(move || writer.clone())
+                    .finish();
+                tracing::subscriber::set_global_default(subscriber).unwrap();
+                capture
+            })
+            .clone()
     }
 
     /// Everything logged so far.
