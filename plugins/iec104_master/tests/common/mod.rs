@@ -1,0 +1,336 @@
+//! Test kit: a real hat-drivers outstation process (`tests/py/outstation.py`) and an
+//! event recorder implementing the core's `EventSink` that checks every registered
+//! event against hat-gateway's event schema for it.
+#![allow(clippy::unwrap_used, dead_code)]
+
+#[path = "../../../iec_common/tests/hat_schemas/mod.rs"]
+pub mod hat_schemas;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use iec104_master::{EventSink, MasterDevice, SinkError};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::mpsc;
+
+/// Upper bound for any single expected event or line.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The 4-segment prefix of the device under test.
+pub fn prefix() -> EventType {
+    ["gateway", "gw", "iec104_master", "dev"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// The Python of the test venv; fails with instructions if it is missing.
+pub fn venv_python() -> PathBuf {
+    gateway_test_support::venv_with(&["bin/python"]).join("bin/python")
+}
+
+/// A hat-drivers outstation process, killed on drop.
+pub struct Outstation {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::UnboundedReceiver<(Instant, String)>,
+    /// Listening port.
+    pub port: u16,
+}
+
+impl Outstation {
+    /// An outstation on a free loopback port.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// An outstation listening on `port` (a restart on the same port).
+    pub async fn start_on(port: u16) -> Self {
+        Self::start_with(&["--port", &port.to_string()]).await
+    }
+
+    async fn start_with(args: &[&str]) -> Self {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/outstation.py");
+        let mut child = Command::new(venv_python())
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send((Instant::now(), line)).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut outstation = Self {
+            child,
+            stdin,
+            lines,
+            port: 0,
+        };
+        let first = outstation.line(|l| l.starts_with("PORT ")).await;
+        outstation.port = first["PORT ".len()..].parse().unwrap();
+        outstation
+    }
+
+    /// Next output line satisfying `pred` (earlier lines are skipped).
+    pub async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+        self.line_at(pred).await.1
+    }
+
+    /// Like [`line`](Self::line), with the time the line was read.
+    pub async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
+        loop {
+            let next = tokio::time::timeout(WAIT, self.lines.recv())
+                .await
+                .expect("outstation output timed out")
+                .expect("outstation exited");
+            if pred(&next.1) {
+                return next;
+            }
+        }
+    }
+
+    /// Next received message of hat class `class` (others are skipped), as JSON.
+    pub async fn msg(&mut self, class: &str) -> Value {
+        self.msg_at(class).await.1
+    }
+
+    /// Like [`msg`](Self::msg), with the time it was printed.
+    pub async fn msg_at(&mut self, class: &str) -> (Instant, Value) {
+        let tag = format!("\"_type\": \"{class}\"");
+        let (at, line) = self
+            .line_at(|l| l.starts_with("MSG ") && l.contains(&tag))
+            .await;
+        (at, serde_json::from_str(&line["MSG ".len()..]).unwrap())
+    }
+
+    /// Sends a command and waits for its acknowledgement; returns the lines printed
+    /// before it.
+    pub async fn command(&mut self, command: &str) -> Vec<String> {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+        let ack = format!("OK {command}");
+        let mut before = Vec::new();
+        loop {
+            let line = self.line(|_| true).await;
+            if line == ack {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+
+    /// Sends hat messages (a Python list expression, see the script).
+    pub async fn send(&mut self, msgs: &str) {
+        self.command(&format!("send {msgs}")).await;
+    }
+
+    /// Stops the process now.
+    pub async fn kill(&mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// One registered event: type after the prefix, payload, source timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// Type after the 4-segment prefix, `/`-joined.
+    pub tail: String,
+    /// JSON payload.
+    pub payload: Value,
+    /// Source timestamp.
+    pub source_timestamp: Option<Timestamp>,
+    /// When it was registered.
+    pub at: Instant,
+}
+
+/// `EventSink` that records everything, checking each event's prefix and payload
+/// schema, and counting register calls.
+pub struct Recorder {
+    schemas: hat_schemas::HatSchemas,
+    tx: mpsc::UnboundedSender<Recorded>,
+    /// Sizes of the register calls, in order.
+    pub calls: Mutex<Vec<usize>>,
+}
+
+/// Receiving side of a [`Recorder`].
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Recorded>,
+    /// The recorder (for its call log).
+    pub recorder: Arc<Recorder>,
+}
+
+impl Recorder {
+    /// A recorder and its receiving side.
+    pub fn new() -> (Arc<Self>, Events) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let recorder = Arc::new(Self {
+            schemas: hat_schemas::HatSchemas::load(),
+            tx,
+            calls: Mutex::new(Vec::new()),
+        });
+        (recorder.clone(), Events { rx, recorder })
+    }
+}
+
+impl EventSink for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+        self.calls.lock().unwrap().push(events.len());
+        for event in events {
+            assert_eq!(
+                event.event_type[..4],
+                prefix()[..],
+                "prefix of {:?}",
+                event.event_type
+            );
+            let payload = match event.payload {
+                Some(Payload::Json(text)) => text.value(),
+                other => panic!("non-JSON payload {other:?}"),
+            };
+            let tail = event.event_type[4..].join("/");
+            // Every registered event against hat's schema for it.
+            self.schemas.check_event("master", &tail, &payload);
+            let _ = self.tx.send(Recorded {
+                tail,
+                payload,
+                source_timestamp: event.source_timestamp,
+                at: Instant::now(),
+            });
+        }
+        Box::pin(async { Ok(()) })
+    }
+}
+
+impl Events {
+    /// Next registered event.
+    pub async fn next(&mut self) -> Recorded {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("no event within the wait")
+            .unwrap()
+    }
+
+    /// Asserts the next event's type and payload; returns it.
+    pub async fn expect(&mut self, tail: &str, payload: Value) -> Recorded {
+        let event = self.next().await;
+        assert_eq!((event.tail.as_str(), &event.payload), (tail, &payload));
+        event
+    }
+
+    /// Asserts the next events are `gateway/status` with these values, in order.
+    pub async fn expect_status(&mut self, statuses: &[&str]) {
+        for status in statuses {
+            self.expect("gateway/status", json!(status)).await;
+        }
+    }
+
+    /// Skips events until one of type `tail` arrives.
+    pub async fn until(&mut self, tail: &str) -> Recorded {
+        loop {
+            let event = self.next().await;
+            if event.tail == tail {
+                return event;
+            }
+        }
+    }
+
+    /// Events registered within `window` (only to assert that nothing happens).
+    pub async fn quiet_for(&mut self, window: Duration) -> Vec<Recorded> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            out.push(event);
+        }
+        out
+    }
+}
+
+/// A device entry with test timing, connecting to `ports` in turn.
+pub fn conf(ports: &[u16]) -> Value {
+    let addresses: Vec<Value> = ports
+        .iter()
+        .map(|port| json!({"host": "127.0.0.1", "port": port}))
+        .collect();
+    json!({
+        "module": "iec104_master",
+        "name": "dev",
+        "remote_addresses": addresses,
+        "response_timeout": 2,
+        "supervisory_timeout": 0.1,
+        "test_timeout": 5,
+        "send_window_size": 12,
+        "receive_window_size": 8,
+        "reconnect_delay": 0.2,
+        "time_sync_delay": null
+    })
+}
+
+/// Creates the device with a recorder.
+pub fn start(conf: &Value) -> (MasterDevice, Events) {
+    let (recorder, events) = Recorder::new();
+    let device = MasterDevice::create(conf, prefix(), recorder).unwrap();
+    (device, events)
+}
+
+/// A started device connected to a fresh outstation.
+pub async fn connected() -> (Outstation, MasterDevice, Events) {
+    let mut outstation = Outstation::start().await;
+    let (device, mut events) = start(&conf(&[outstation.port]));
+    events.expect_status(&["CONNECTING", "CONNECTED"]).await;
+    outstation.line(|l| l == "CONNECT").await;
+    (outstation, device, events)
+}
+
+/// An event as the engine would hand it to the device (`tail` after the prefix).
+pub fn system_event(tail: &str, payload: Value, source_timestamp: Option<Timestamp>) -> Event {
+    system_event_raw(
+        tail,
+        Some(Payload::Json(JsonText::from_value(&payload))),
+        source_timestamp,
+    )
+}
+
+/// Like [`system_event`] with any payload (or none).
+pub fn system_event_raw(
+    tail: &str,
+    payload: Option<Payload>,
+    source_timestamp: Option<Timestamp>,
+) -> Event {
+    let mut event_type = prefix();
+    event_type.extend(tail.split('/').map(String::from));
+    Event {
+        id: EventId::default(),
+        event_type,
+        timestamp: Timestamp::default(),
+        source_timestamp,
+        payload,
+    }
+}
+
+/// A loopback port nobody listens on.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The source timestamp of the outstation's `T` (2024-02-29 23:59:58.123 UTC).
+pub fn t_stamp() -> Timestamp {
+    Timestamp::new(1_709_251_198, 123_000)
+}
