@@ -123,6 +123,16 @@ async fn receive_loop(
     reporter.report(ConnEventKind::Enabled(initial)).await;
     loop {
         tokio::select! {
+            // STARTDT comes before the ASDUs after it: when both are ready, the device
+            // learns of it first, so data it sends after answering is not withheld.
+            biased;
+            changed = enabled.changed() => match changed {
+                Ok(()) => {
+                    let now = *enabled.borrow_and_update();
+                    reporter.report(ConnEventKind::Enabled(now)).await;
+                }
+                Err(_) => return "connection closed".to_owned(),
+            },
             // Cancel-safe (iec104::Connection::receive).
             received = conn.receive() => match received {
                 Ok(asdu) => match codec.decode(&asdu) {
@@ -134,13 +144,6 @@ async fn receive_loop(
                     Err(err) => return format!("malformed ASDU: {err}"),
                 },
                 Err(err) => return err.to_string(),
-            },
-            changed = enabled.changed() => match changed {
-                Ok(()) => {
-                    let now = *enabled.borrow_and_update();
-                    reporter.report(ConnEventKind::Enabled(now)).await;
-                }
-                Err(_) => return "connection closed".to_owned(),
             },
         }
     }

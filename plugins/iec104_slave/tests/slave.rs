@@ -445,3 +445,59 @@ async fn malformed_input_ends_only_that_connection_and_bad_events_are_ignored() 
     );
     device.close().await;
 }
+
+/// Reads one APDU (start byte, length, body) from a raw socket.
+async fn read_apdu(socket: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = [0u8; 2];
+    tokio::time::timeout(common::WAIT, socket.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head[0], 0x68);
+    let mut body = vec![0u8; usize::from(head[1])];
+    socket.read_exact(&mut body).await.unwrap();
+    body
+}
+
+#[tokio::test]
+async fn a_master_that_stops_acknowledging_is_closed_when_its_queue_fills() {
+    use tokio::io::AsyncWriteExt as _;
+    // One point per ASDU address, so no two values share an ASDU.
+    let points: Vec<Value> = (1..=3000).map(|a| point("SINGLE", a, 1, None)).collect();
+    let mut entry = conf(json!(points), json!([]));
+    entry["send_queue_size"] = json!(8);
+    let (device, mut events, _) = start(&entry, vec![]).await;
+
+    // A raw master: STARTDT act, one interrogation, then it never reads or
+    // acknowledges again.
+    let mut socket = tokio::net::TcpStream::connect(device.local_addr())
+        .await
+        .unwrap();
+    socket.write_all(&[0x68, 4, 0x07, 0, 0, 0]).await.unwrap();
+    assert_eq!(read_apdu(&mut socket).await, [0x0B, 0, 0, 0], "STARTDT con");
+    // C_IC_NA_1 of ASDU 1, N(S) 0, N(R) 0.
+    let gi = [0x68, 14, 0, 0, 0, 0, 100, 1, 6, 0, 1, 0, 0, 0, 0, 20];
+    socket.write_all(&gi).await.unwrap();
+    loop {
+        let apdu = read_apdu(&mut socket).await;
+        // I-frame with type id 100 and cause 10 (activation termination).
+        if apdu[0] & 1 == 0 && apdu[4] == 100 && apdu[6] & 0x3F == 10 {
+            break;
+        }
+    }
+    events.connections_count(1).await;
+    for asdu in 1..=3000 {
+        device
+            .process_event(data_event("single", asdu, 1, single("ON"), None))
+            .await;
+    }
+    // k = 12 I-frames out, the connection's and the device's queues full: closed.
+    events.connections_count(0).await;
+
+    // The device serves the next master as before.
+    let mut master = Master::connected(device.local_addr().port()).await;
+    let msgs = master.interrogate("gi", 7).await;
+    assert_eq!(data_msgs(&msgs).len(), 1);
+    device.close().await;
+}
