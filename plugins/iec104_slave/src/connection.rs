@@ -64,7 +64,8 @@ pub enum ConnEventKind {
 
 type AckFuture = BoxFuture<'static, Result<Vec<BufferRef>, iec104::Error>>;
 
-/// Serves one connection until it closes or `cancel` fires; reports `Closed` last.
+/// Serves one connection until it closes or `cancel` fires. The caller reports
+/// `Closed` once this has returned (or panicked).
 pub async fn run(
     id: ConnectionId,
     mut conn: iec104::Connection,
@@ -96,7 +97,6 @@ pub async fn run(
     if !acked.is_empty() {
         reporter.report(ConnEventKind::Acked(acked)).await;
     }
-    reporter.report(ConnEventKind::Closed).await;
 }
 
 struct Reporter {

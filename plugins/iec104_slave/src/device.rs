@@ -354,10 +354,25 @@ impl Station {
             },
         );
         let span = tracing::info_span!("connection", id, remote = %info.remote_addr);
-        tokio::spawn(
+        let task = tokio::spawn(
             connection::run(id, conn, out_rx, to_device.clone(), self.codec, conn_cancel)
                 .instrument(span),
         );
+        // `Closed` is reported however the task ended, so a panicking connection task
+        // cannot leave a dead entry in `gateway/connections` (or a device close that
+        // waits for it forever).
+        let to_device = to_device.clone();
+        tokio::spawn(async move {
+            if let Err(err) = task.await {
+                tracing::error!(id, error = %err, "connection task failed");
+            }
+            let _ = to_device
+                .send(ConnEvent {
+                    id,
+                    kind: ConnEventKind::Closed,
+                })
+                .await;
+        });
         tracing::info!(id, remote = %info.remote_addr, "master connected");
         self.register_connections().await;
     }
