@@ -216,8 +216,10 @@ async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         };
         let sender = connection.sender();
         let span = tracing::info_span!("connection", remote = %connection.info().remote_addr);
-        status.set(&shared, Status::Connected).await;
+        // Before CONNECTED is registered, so an event that reacts to it finds the
+        // connection.
         shared.set_sender(Some(sender.clone()));
+        status.set(&shared, Status::Connected).await;
         // Either loop ending ends the connection, as in hat (each closes it on exit).
         // Cancelling drops a batch being registered; the device is closing then.
         let keep_running = tokio::select! {
@@ -259,7 +261,7 @@ async fn connect_any(
             }
         };
         for addr in addrs {
-            match connect_one(addr, conn_config).await {
+            match iec104::connect(addr, conn_config).await {
                 Ok(connection) => {
                     tracing::info!(%addr, "connected");
                     return Some(connection);
@@ -269,25 +271,6 @@ async fn connect_any(
         }
     }
     None
-}
-
-/// `iec104::connect` on a blocking-pool thread of the same runtime.
-///
-/// Workaround: `iec104::connect`'s future is not `Send` (it holds a watch `Ref` across
-/// an await), so it cannot run inside the spawned device task. `Handle::block_on`
-/// drives it on a blocking thread with the runtime's context entered, so the connection
-/// task it spawns lands on this runtime. Replace with a plain `.await` once the future
-/// is `Send`.
-async fn connect_one(
-    addr: SocketAddr,
-    conn_config: &iec104::ConnectionConfig,
-) -> Result<iec104::Connection, String> {
-    let handle = tokio::runtime::Handle::current();
-    let config = conn_config.clone();
-    tokio::task::spawn_blocking(move || handle.block_on(iec104::connect(addr, &config)))
-        .await
-        .map_err(|err| format!("connect task failed: {err}"))?
-        .map_err(|err| err.to_string())
 }
 
 /// Registers the events of every received ASDU until the connection closes or an ASDU
