@@ -32,6 +32,9 @@ pub const DEVICE_EVENT_CAPACITY: usize = 1024;
 /// messages wait here, so a master that floods requests is slowed down at its socket.
 pub const CONNECTION_EVENT_CAPACITY: usize = 256;
 
+/// Pause after the listener failed to accept.
+pub const ACCEPT_ERROR_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A failure of the event-server side of the device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("event client: {0}")]
@@ -227,12 +230,14 @@ impl Station {
             sink,
             codec: AsduCodec::new(Profile::iec104()),
             remote_hosts: config.remote_hosts.clone(),
+            // Non-negative by `SlaveConfig::check`.
             max_connections: config.max_connections.map(|m| m as usize),
             send_queue_size: config.send_queue_size,
             table: DataTable::new(keys),
             buffers: config
                 .buffers
                 .iter()
+                // Non-negative by `SlaveConfig::check`.
                 .map(|b| Buffer::new(b.size as usize))
                 .collect(),
             data_buffers,
@@ -287,7 +292,12 @@ impl Station {
                 // `accept` returns it.
                 accepted = listener.accept() => match accepted {
                     Ok(conn) => self.accept(conn, &to_device, &cancel).await,
-                    Err(err) => tracing::warn!(error = %err, "accepting a connection failed"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "accepting a connection failed");
+                        // A listener error (out of file descriptors, say) tends to
+                        // repeat: pause instead of spinning on it.
+                        tokio::time::sleep(ACCEPT_ERROR_DELAY).await;
+                    }
                 },
                 Some(event) = events.recv() => self.process_event(event).await,
                 Some(event) = from_conns.recv() => self.process_conn_event(event).await,
