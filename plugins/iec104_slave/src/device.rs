@@ -32,6 +32,11 @@ pub const DEVICE_EVENT_CAPACITY: usize = 1024;
 /// messages wait here, so a master that floods requests is slowed down at its socket.
 pub const CONNECTION_EVENT_CAPACITY: usize = 256;
 
+/// ASDUs queued inside one connection beyond its k window. Small on purpose: values
+/// waiting in the device's own queue are still packed together (many points per
+/// ASDU), values handed to the connection are not.
+pub const LINK_SEND_QUEUE_SIZE: usize = 32;
+
 /// Pause after the listener failed to accept.
 pub const ACCEPT_ERROR_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -170,6 +175,7 @@ fn connection_config(config: &SlaveConfig) -> iec104::ConnectionConfig {
         // Both in 1..=32767 by `SlaveConfig::check`.
         send_window_size: config.send_window_size as u16,
         receive_window_size: config.receive_window_size as u16,
+        send_queue_size: LINK_SEND_QUEUE_SIZE,
         ..iec104::ConnectionConfig::default()
     }
 }
