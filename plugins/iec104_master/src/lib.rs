@@ -21,7 +21,7 @@ pub mod device;
 pub mod events;
 pub mod plugin;
 
-pub use config::{MasterConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
+pub use config::{ConfigError, MasterConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
 pub use device::{CreateError, EventSink, MasterDevice, SinkError, Status};
 
 /// Device type name.

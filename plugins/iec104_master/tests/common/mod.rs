@@ -334,3 +334,27 @@ pub fn closed_port() -> u16 {
 pub fn t_stamp() -> Timestamp {
     Timestamp::new(1_709_251_198, 123_000)
 }
+
+/// The target directory of this build (`target/<profile>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// The cdylib cargo built (`target/<profile>/libiec104_master.so`), copied into a
+/// private 0755 plugin directory as the loader requires (removed on drop).
+pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let library = target_dir().join("libiec104_master.so");
+    assert!(
+        library.is_file(),
+        "{} missing: cargo build -p iec104_master",
+        library.display()
+    );
+    let dir = gateway_test_support::TempDir::new(&format!("iec104-master-{label}"));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = dir.path().join("libiec104_master.so");
+    std::fs::copy(&library, &target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
