@@ -98,7 +98,12 @@ impl SlaveDevice {
         let mut station = Station::new(&config, types, sink);
         station.load_current_values().await?;
 
-        let addr = format!("{}:{}", config.local_host, config.local_port);
+        let addr = if config.local_host.contains(':') {
+            // An IPv6 literal such as `::`.
+            format!("[{}]:{}", config.local_host, config.local_port)
+        } else {
+            format!("{}:{}", config.local_host, config.local_port)
+        };
         let listen_err = |source| CreateError::Listen {
             addr: addr.clone(),
             source,
@@ -336,9 +341,12 @@ impl Station {
         cancel: &CancellationToken,
     ) {
         let info = conn.info();
-        let remote_host = info.remote_addr.ip().to_string();
+        let remote_ip = info.remote_addr.ip();
+        // On a dual-stack listener an IPv4 master shows as `::ffff:a.b.c.d`; either
+        // spelling in `remote_hosts` admits it.
+        let spellings = [remote_ip.to_string(), remote_ip.to_canonical().to_string()];
         if let Some(allowed) = &self.remote_hosts {
-            if !allowed.contains(&remote_host) {
+            if !spellings.iter().any(|s| allowed.contains(s)) {
                 tracing::warn!(remote = %info.remote_addr, "connection closed: remote host not allowed");
                 conn.sender().close();
                 return;

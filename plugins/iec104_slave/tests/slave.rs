@@ -326,6 +326,19 @@ async fn allow_list_and_max_connections_close_at_once() {
 }
 
 #[tokio::test]
+async fn a_dual_stack_listener_admits_an_allowed_ipv4_master() {
+    let mut entry = conf(json!([]), json!([]));
+    entry["local_host"] = json!("::");
+    entry["remote_hosts"] = json!(["127.0.0.1"]);
+    let (device, mut events, _) = start(&entry, vec![]).await;
+    let _master = Master::connected(device.local_addr().port()).await;
+    let payload = events.connections_count(1).await;
+    // hat's payload shows the addresses as the socket has them.
+    assert_eq!(payload[0]["remote"]["host"], "::ffff:127.0.0.1");
+    device.close().await;
+}
+
+#[tokio::test]
 async fn commands_both_ways() {
     let (device, mut events, _) = start(&conf(json!([]), json!([])), vec![]).await;
     let mut master = Master::connected(device.local_addr().port()).await;
