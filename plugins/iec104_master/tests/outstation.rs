@@ -117,6 +117,7 @@ fn json_cause(cause: &str) -> Value {
 async fn every_data_type_with_and_without_time_and_every_cause_becomes_its_event() {
     let (mut outstation, device, mut events) = connected().await;
     let mut expected = Vec::new();
+    let mut hat = Vec::new();
     let mut io = 0u32;
     let mut cause_index = 0;
     for (expr, data_type, data, timed, needs_time) in data_cases() {
@@ -139,28 +140,31 @@ async fn every_data_type_with_and_without_time_and_every_cause_becomes_its_event
                 json!({"is_test": is_test, "cause": json_cause(cause), "data": data}),
                 with_time.then(t_stamp),
             ));
-            outstation.send(&format!("[{msg}]")).await;
+            hat.extend(outstation.send(&format!("[{msg}]")).await);
         }
     }
     // The rest of the causes, on one point.
     while cause_index < DATA_CAUSES.len() {
         let cause = DATA_CAUSES[cause_index];
         cause_index += 1;
-        outstation
+        hat.extend(outstation
             .send(&format!(
                 "[iec104.DataMsg(is_test=False, originator_address=0, asdu_address=8, io_address=1, data=iec104.ScaledData(value=iec104.ScaledValue(value=1), quality=MQ), time=None, cause={})]",
                 py_cause(cause)
             ))
-            .await;
+            .await);
         expected.push((
             "gateway/data/scaled/8/1".to_owned(),
             json!({"is_test": false, "cause": json_cause(cause), "data": {"value": 1, "quality": mq()}}),
             None,
         ));
     }
-    for (tail, payload, source_timestamp) in expected {
+    assert_eq!(hat.len(), expected.len());
+    for ((tail, payload, source_timestamp), hat) in expected.into_iter().zip(hat) {
         let event = events.expect(&tail, payload).await;
         assert_eq!(event.source_timestamp, source_timestamp, "{tail}");
+        // Exactly what hat-gateway's master registers for the same message.
+        assert_as_hat(&event, &hat);
     }
     device.close().await;
     events.expect_status(&["DISCONNECTED"]).await;
@@ -249,14 +253,20 @@ async fn every_command_type_reaches_the_outstation_and_its_answers_come_back() {
             outstation.command(&format!("reply {mode}")).await;
             let tail = format!("system/command/{cmd_type}/3/{io}");
             let source = with_time.then_some(stamp);
+            let payload = json!({"is_test": false, "cause": "ACTIVATION", "command": command});
             device
-                .process_event(system_event(
-                    &tail,
-                    json!({"is_test": false, "cause": "ACTIVATION", "command": command}),
-                    source,
-                ))
+                .process_event(system_event(&tail, payload.clone(), source))
                 .await;
             let msg = outstation.msg("CommandMsg").await;
+            let negative = mode == "negative";
+            let hat_confirmation = outstation.hat_answer().await;
+            let hat_termination = if negative {
+                None
+            } else {
+                Some(outstation.hat_answer().await)
+            };
+            // Exactly the message hat-gateway's master sends for the same event.
+            assert_eq!(msg, outstation.hat_msg(&tail, &payload, source).await);
             assert_eq!(msg["command"]["_type"], json!(class), "{msg}");
             assert_eq!(msg["command"]["value"], value, "{msg}");
             if let Some(select) = command.get("select") {
@@ -276,15 +286,16 @@ async fn every_command_type_reaches_the_outstation_and_its_answers_come_back() {
                 assert_eq!(msg["time"], Value::Null);
             }
             let response = format!("gateway/command/{cmd_type}/3/{io}");
-            let negative = mode == "negative";
             let confirmation = events
                 .expect(&response, json!({"is_test": false, "is_negative_confirm": negative, "cause": "ACTIVATION_CONFIRMATION", "command": echoed}))
                 .await;
             assert_eq!(confirmation.source_timestamp, source);
-            if !negative {
-                events
+            assert_as_hat(&confirmation, &hat_confirmation);
+            if let Some(hat_termination) = hat_termination {
+                let termination = events
                     .expect(&response, json!({"is_test": false, "is_negative_confirm": false, "cause": "ACTIVATION_TERMINATION", "command": echoed}))
                     .await;
+                assert_as_hat(&termination, &hat_termination);
             }
         }
     }
@@ -294,74 +305,69 @@ async fn every_command_type_reaches_the_outstation_and_its_answers_come_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn interrogations_go_out_and_their_answers_come_back() {
     let (mut outstation, device, mut events) = connected().await;
-    device
-        .process_event(system_event(
-            "system/interrogation/5",
+    for (mode, tail, class, payload) in [
+        (
+            "positive",
+            "interrogation/5",
+            "InterrogationMsg",
             json!({"is_test": true, "request": 20, "cause": "ACTIVATION"}),
-            None,
-        ))
-        .await;
-    let msg = outstation.msg("InterrogationMsg").await;
-    assert_eq!(
-        (
-            &msg["asdu_address"],
-            &msg["request"],
-            &msg["cause"],
-            &msg["is_test"]
-        ),
-        (&json!(5), &json!(20), &json!("ACTIVATION"), &json!(true))
-    );
-    for cause in ["ACTIVATION_CONFIRMATION", "ACTIVATION_TERMINATION"] {
-        let event = events
-            .expect("gateway/interrogation/5", json!({"is_test": true, "is_negative_confirm": false, "request": 20, "cause": cause}))
-            .await;
-        assert_eq!(event.source_timestamp, None);
-    }
-    device
-        .process_event(system_event("system/counter_interrogation/65535", json!({"is_test": false, "request": 5, "freeze": "FREEZE_AND_RESET", "cause": "DEACTIVATION"}), None))
-        .await;
-    let msg = outstation.msg("CounterInterrogationMsg").await;
-    assert_eq!(
-        (
-            &msg["asdu_address"],
-            &msg["request"],
-            &msg["freeze"],
-            &msg["cause"]
         ),
         (
-            &json!(65535),
-            &json!(5),
-            &json!("FREEZE_AND_RESET"),
-            &json!("DEACTIVATION")
-        )
-    );
-    for cause in ["ACTIVATION_CONFIRMATION", "ACTIVATION_TERMINATION"] {
-        events
-            .expect("gateway/counter_interrogation/65535", json!({"is_test": false, "is_negative_confirm": false, "request": 5, "freeze": "FREEZE_AND_RESET", "cause": cause}))
-            .await;
-    }
-    outstation.command("reply negative").await;
-    device
-        .process_event(system_event(
-            "system/interrogation/1",
+            "positive",
+            "counter_interrogation/65535",
+            "CounterInterrogationMsg",
+            json!({"is_test": false, "request": 5, "freeze": "FREEZE_AND_RESET", "cause": "DEACTIVATION"}),
+        ),
+        (
+            "negative",
+            "interrogation/1",
+            "InterrogationMsg",
             json!({"is_test": false, "request": 21, "cause": "ACTIVATION"}),
-            None,
-        ))
-        .await;
-    events
-        .expect("gateway/interrogation/1", json!({"is_test": false, "is_negative_confirm": true, "request": 21, "cause": "ACTIVATION_CONFIRMATION"}))
-        .await;
-    // An outstation's own interrogation-kind messages (here an unknown-cause answer)
-    // are reported too, with the integer of a request cause.
-    outstation
+        ),
+        (
+            "positive",
+            "counter_interrogation/2",
+            "CounterInterrogationMsg",
+            json!({"is_test": false, "request": 1, "freeze": "READ", "cause": 6}),
+        ),
+    ] {
+        outstation.command(&format!("reply {mode}")).await;
+        let system = format!("system/{tail}");
+        device
+            .process_event(system_event(&system, payload.clone(), None))
+            .await;
+        let msg = outstation.msg(class).await;
+        for field in ["request", "is_test"] {
+            assert_eq!(msg[field], payload[field], "{msg}");
+        }
+        let mut answers = vec![outstation.hat_answer().await];
+        if mode == "positive" {
+            answers.push(outstation.hat_answer().await);
+        }
+        // Exactly the message hat-gateway's master sends for the same event.
+        assert_eq!(msg, outstation.hat_msg(&system, &payload, None).await);
+        let causes = ["ACTIVATION_CONFIRMATION", "ACTIVATION_TERMINATION"];
+        for (hat, cause) in answers.iter().zip(causes) {
+            let mut expected = payload.clone();
+            expected["cause"] = json!(cause);
+            expected["is_negative_confirm"] = json!(mode == "negative");
+            let event = events.expect(&format!("gateway/{tail}"), expected).await;
+            assert_eq!(event.source_timestamp, None);
+            assert_as_hat(&event, hat);
+        }
+    }
+    // An outstation's own interrogation-kind messages (here an echoed request) are
+    // reported too, with the integer of a request cause.
+    let hat = outstation
         .send("[iec104.InterrogationMsg(is_test=False, originator_address=0, asdu_address=2, request=20, is_negative_confirm=True, cause=iec104.CommandReqCause.ACTIVATION)]")
         .await;
-    events
+    let event = events
         .expect(
             "gateway/interrogation/2",
             json!({"is_test": false, "is_negative_confirm": true, "request": 20, "cause": 6}),
         )
         .await;
+    assert_as_hat(&event, &hat[0]);
     device.close().await;
 }
 

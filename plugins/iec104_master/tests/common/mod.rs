@@ -137,9 +137,42 @@ impl Outstation {
         }
     }
 
-    /// Sends hat messages (a Python list expression, see the script).
-    pub async fn send(&mut self, msgs: &str) {
-        self.command(&format!("send {msgs}")).await;
+    /// Sends hat messages (a Python list expression, see the script); returns what
+    /// hat-gateway's master would register for each (the script's `HAT` lines).
+    pub async fn send(&mut self, msgs: &str) -> Vec<Value> {
+        self.command(&format!("send {msgs}"))
+            .await
+            .iter()
+            .filter_map(|l| l.strip_prefix("HAT "))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The next `HAT` line: what hat-gateway's master registers for the outstation's
+    /// next answer.
+    pub async fn hat_answer(&mut self) -> Value {
+        let line = self.line(|l| l.starts_with("HAT ")).await;
+        serde_json::from_str(&line["HAT ".len()..]).unwrap()
+    }
+
+    /// The message hat-gateway's master sends for a `system/...` event.
+    pub async fn hat_msg(
+        &mut self,
+        tail: &str,
+        payload: &Value,
+        source: Option<Timestamp>,
+    ) -> Value {
+        let spec = json!({
+            "type": tail,
+            "payload": payload,
+            "source_timestamp": source.map(|t| json!([t.s, t.us])),
+        });
+        let lines = self.command(&format!("hatmsg {spec}")).await;
+        let line = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("HATMSG "))
+            .unwrap();
+        serde_json::from_str(line).unwrap()
     }
 
     /// Stops the process now.
@@ -260,6 +293,17 @@ impl Events {
         }
         out
     }
+}
+
+/// Asserts that `event` is what hat-gateway's master registers (a `HAT` line).
+pub fn assert_as_hat(event: &Recorded, hat: &Value) {
+    assert_eq!(event.tail, hat["type"].as_str().unwrap(), "{hat}");
+    assert_eq!(event.payload, hat["payload"], "{}", event.tail);
+    let source = event
+        .source_timestamp
+        .map(|t| json!([t.s, t.us]))
+        .unwrap_or(Value::Null);
+    assert_eq!(source, hat["source_timestamp"], "{}", event.tail);
 }
 
 /// A device entry with test timing, connecting to `ports` in turn.

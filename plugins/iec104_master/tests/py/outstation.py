@@ -13,12 +13,21 @@ Stdin commands, one a line:
     send <python expression>  a list of hat iec104 messages (names `iec104`, `T`
                               (a CP56 time of 2024-02-29 23:59:58.123 UTC), `IQ`, `MQ`,
                               `PQ`, `CQ` (all-false qualities) in scope), sent to every
-                              connection
+                              connection; before the OK, one `HAT <json>` line per
+                              message: the event hat-gateway 0.6.48's master makes of it
+                              once hat's codec carried it
+                              ({"type": tail after the prefix, "payload", "source_timestamp":
+                              [s, us] or null}, {"skip": true} for what it skips, or
+                              {"error": text})
+    hatmsg <json>             prints `HATMSG <json>`: the message hat-gateway's master
+                              makes of the event, as an outstation receives it (through
+                              hat's codec), for the event {"type": tail, "payload",
+                              "source_timestamp": [s, us] or null}
     asdu <hex>                raw ASDU octets sent in an I-frame to every connection
     reply <mode>              how commands and (counter) interrogations are answered:
                               `positive` (default: activation confirmation, then
                               termination), `negative` (negative confirmation only),
-                              `none`
+                              `none`; each answer is preceded by its `HAT` line
     drop                      close every connection
     stop                      stop listening and close every connection
     start                     listen again on the same port
@@ -35,6 +44,42 @@ import sys
 
 from hat.drivers import iec104
 from hat.drivers import net
+from hat.drivers.iec104 import encoder as iec104_encoder
+from hat.gateway.devices.iec104 import master as hat_master
+import hat.event.common
+
+
+HAT_ENCODER = iec104_encoder.Encoder()
+
+
+def hat_events(msg):
+    """What hat-gateway's master registers for `msg` once hat's own codec carried it."""
+    received = [m for data in HAT_ENCODER.encode([msg]) for m in HAT_ENCODER.decode(data)]
+    return [hat_event(m) for m in received]
+
+
+def hat_event(msg):
+    if isinstance(msg, iec104.ClockSyncMsg):
+        return {'skip': True}
+    try:
+        event = hat_master._msg_to_event(('p',), msg)
+    except Exception as e:
+        return {'error': str(e)}
+    ts = event.source_timestamp
+    return {'type': '/'.join(event.type[1:]),
+            'payload': event.payload.data,
+            'source_timestamp': [ts.s, ts.us] if ts else None}
+
+
+def hat_msg(spec):
+    ts = spec['source_timestamp']
+    event = hat.event.common.Event(
+        id=hat.event.common.EventId(server=0, session=0, instance=0),
+        type=('p', *spec['type'].split('/')),
+        timestamp=hat.event.common.Timestamp(s=0, us=0),
+        source_timestamp=hat.event.common.Timestamp(s=ts[0], us=ts[1]) if ts else None,
+        payload=hat.event.common.EventPayloadJson(spec['payload']))
+    return hat_master._msg_from_event(('p',), event)
 
 
 def to_json(x):
@@ -122,16 +167,22 @@ class Outstation:
         negative = self.reply == 'negative'
         confirm = msg._replace(cause=iec104.CommandResCause.ACTIVATION_CONFIRMATION,
                                is_negative_confirm=negative)
-        await conn.send([confirm])
+        replies = [confirm]
         if not negative:
-            terminate = msg._replace(cause=iec104.CommandResCause.ACTIVATION_TERMINATION,
-                                     is_negative_confirm=False)
-            await conn.send([terminate])
+            replies.append(msg._replace(cause=iec104.CommandResCause.ACTIVATION_TERMINATION,
+                                        is_negative_confirm=False))
+        for reply in replies:
+            for event in hat_events(reply):
+                say('HAT ' + json.dumps(event))
+            await conn.send([reply])
 
     async def command(self, line):
         word, _, rest = line.partition(' ')
         if word == 'send':
             msgs = eval(rest, dict(SCOPE))
+            for msg in msgs:
+                for event in hat_events(msg):
+                    say('HAT ' + json.dumps(event))
             for conn in list(self.conns):
                 await conn.send(msgs)
                 await conn.drain()
@@ -141,6 +192,12 @@ class Outstation:
                 # The APCI connection under hat's iec104.Connection sends opaque ASDUs.
                 await conn._conn.send(data)
                 await conn.drain()
+        elif word == 'hatmsg':
+            # As an outstation receives it: through hat's codec.
+            msg = hat_msg(json.loads(rest))
+            for data in HAT_ENCODER.encode([msg]):
+                for received in HAT_ENCODER.decode(data):
+                    say('HATMSG ' + json.dumps(to_json(received)))
         elif word == 'reply':
             self.reply = rest.strip()
         elif word == 'drop':
