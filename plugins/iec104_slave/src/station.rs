@@ -144,20 +144,17 @@ fn groups(
     counters: bool,
 ) -> Vec<(AsduAddress, Vec<&DataMsg>)> {
     let mut groups: Vec<(AsduAddress, Vec<&DataMsg>)> = Vec::new();
+    let mut index: HashMap<AsduAddress, usize> = HashMap::new();
     for (key, msg) in table.iter() {
         if (key.data_type == DataType::BinaryCounter) != counters
             || (asdu_address != BROADCAST_ASDU_ADDRESS && asdu_address != key.asdu_address)
         {
             continue;
         }
-        // Few distinct ASDU addresses per station: a linear search is cheapest.
-        let i = match groups.iter().position(|(a, _)| *a == key.asdu_address) {
-            Some(i) => i,
-            None => {
-                groups.push((key.asdu_address, Vec::new()));
-                groups.len() - 1
-            }
-        };
+        let i = *index.entry(key.asdu_address).or_insert_with(|| {
+            groups.push((key.asdu_address, Vec::new()));
+            groups.len() - 1
+        });
         if let Some(msg) = msg {
             groups[i].1.push(msg);
         }
