@@ -13,6 +13,7 @@
 //! neither allocates per element.
 
 mod decode;
+mod elements;
 mod encode;
 mod table;
 

@@ -1,7 +1,7 @@
 //! Unit tests of the codec internals: time tags.
 
 use super::decode::decode_time;
-use super::encode::put_time;
+use super::elements::put_time;
 use crate::types::{Time, TimeSize};
 
 #[test]
