@@ -39,7 +39,8 @@ pub struct Time {
     pub milliseconds: u16,
     /// IV bit (THREE, FOUR, SEVEN).
     pub invalid: Option<bool>,
-    /// SU-like substituted bit hat keeps in the minutes octet (THREE, FOUR, SEVEN).
+    /// Bit 6 of the minutes octet (RES1 in the standard, `substituted` in hat; THREE,
+    /// FOUR, SEVEN).
     pub substituted: Option<bool>,
     /// Minutes, 0 to 59 (THREE, FOUR, SEVEN).
     pub minutes: Option<u8>,
