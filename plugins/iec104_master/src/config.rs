@@ -15,6 +15,12 @@ pub const JSON_SCHEMA: &str = include_str!("../../../schemas/iec104_master.json"
 /// applies, minutes); an extension field overrides it.
 pub const DEFAULT_CONNECT_TIMEOUT: f64 = 10.0;
 
+/// Default of the most ASDUs registered in one call: the receive loop takes every ASDU
+/// already received, up to this many, and registers their events together (one register
+/// per wakeup, not per point), so a burst costs few event-server round trips while one
+/// call's size and latency stay bounded.
+pub const DEFAULT_REGISTER_BATCH_SIZE: usize = 256;
+
 /// Why a configuration was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -71,6 +77,10 @@ pub struct MasterConfig {
     /// `iec104::DEFAULT_RECEIVE_QUEUE_SIZE`).
     #[serde(default)]
     pub receive_queue_size: Option<usize>,
+    /// Extension: most received ASDUs registered in one call (default
+    /// [`DEFAULT_REGISTER_BATCH_SIZE`]).
+    #[serde(default)]
+    pub register_batch_size: Option<usize>,
 }
 
 impl MasterConfig {
@@ -110,6 +120,7 @@ impl MasterConfig {
         for (field, value) in [
             ("send_queue_size", self.send_queue_size),
             ("receive_queue_size", self.receive_queue_size),
+            ("register_batch_size", self.register_batch_size),
         ] {
             if value == Some(0) {
                 return Err(invalid(&format!("/{field}"), "must be at least 1"));
@@ -124,6 +135,12 @@ impl MasterConfig {
             }
         }
         Ok(())
+    }
+
+    /// Most received ASDUs registered in one call.
+    pub fn register_batch_size(&self) -> usize {
+        self.register_batch_size
+            .unwrap_or(DEFAULT_REGISTER_BATCH_SIZE)
     }
 
     /// The connection layer's settings.

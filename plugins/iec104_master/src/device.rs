@@ -19,12 +19,6 @@ use tracing::Instrument;
 use crate::config::{secs, ConfigError, MasterConfig};
 use crate::events::{clock_sync_msg, msg_from_event, msg_to_event};
 
-/// Most ASDUs registered in one call: the receive loop takes every ASDU already
-/// received, up to this many, and registers their events together (one register per
-/// wakeup, not per point), so a burst costs few event-server round trips while one
-/// call's latency stays bounded.
-pub const MAX_ASDUS_PER_REGISTER: usize = 256;
-
 /// A failure of the event-server side of the device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("event client: {0}")]
@@ -288,7 +282,7 @@ async fn receive_loop(shared: &Shared, mut connection: iec104::Connection) {
         };
         let mut healthy = decode_into_events(shared, &first, &mut msgs, &mut events);
         let mut taken = 1;
-        while healthy && taken < MAX_ASDUS_PER_REGISTER {
+        while healthy && taken < shared.config.register_batch_size() {
             // `receive` is cancel safe: polling it once takes an ASDU only if one is
             // already queued.
             match connection.receive().now_or_never() {

@@ -79,7 +79,14 @@ fn a_hat_entry_validates_with_only_module_changed() {
     conf["connect_timeout"] = json!(2.5);
     conf["send_queue_size"] = json!(16);
     conf["receive_queue_size"] = json!(32);
+    conf["register_batch_size"] = json!(3);
     assert!(errors(&ours, &conf).is_empty());
+    assert_eq!(
+        MasterConfig::from_json(&conf)
+            .unwrap()
+            .register_batch_size(),
+        3
+    );
     let connection = MasterConfig::from_json(&conf).unwrap().connection();
     assert_eq!(connection.connect_timeout, Duration::from_millis(2500));
     assert_eq!(
@@ -119,8 +126,10 @@ fn what_the_schema_cannot_see_is_rejected_with_its_pointer() {
         ("/response_timeout", json!(-2)),
         ("/time_sync_delay", json!(1e12)),
         ("/remote_addresses/1/port", json!(0)),
+        ("/register_batch_size", json!(0)),
     ] {
         let mut conf = hat_entry();
+        conf["register_batch_size"] = json!(1);
         *conf.pointer_mut(pointer).unwrap() = value;
         match MasterConfig::from_json(&conf) {
             Err(ConfigError::Invalid { pointer: p, .. }) => assert_eq!(p, pointer),

@@ -188,6 +188,29 @@ async fn a_burst_of_asdus_is_registered_in_few_calls() {
     device.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_batch_size_bounds_the_asdus_of_one_register_call() {
+    let mut outstation = Outstation::start().await;
+    let mut c = conf(&[outstation.port]);
+    c["register_batch_size"] = json!(7);
+    let (device, mut events) = start(&c);
+    events.expect_status(&["CONNECTING", "CONNECTED"]).await;
+    outstation.line(|l| l == "CONNECT").await;
+    let calls_before = events.recorder.calls.lock().unwrap().len();
+    let burst = "[iec104.DataMsg(is_test=False, originator_address=0, asdu_address=1, io_address=i, data=iec104.SingleData(value=iec104.SingleValue.ON, quality=IQ), time=None, cause=iec104.DataResCause.SPONTANEOUS) for i in range(100)]";
+    outstation.send(burst).await;
+    for i in 0..100 {
+        assert_eq!(
+            events.next().await.tail,
+            format!("gateway/data/single/1/{i}")
+        );
+    }
+    let calls = events.recorder.calls.lock().unwrap()[calls_before..].to_vec();
+    assert_eq!(calls.iter().sum::<usize>(), 100);
+    assert!(calls.iter().all(|n| *n <= 7), "{calls:?}");
+    device.close().await;
+}
+
 /// (command type, command payload, hat class, expected value in hat's message JSON,
 /// payload hat's response carries back).
 fn command_cases() -> Vec<(&'static str, Value, &'static str, Value, Value)> {
