@@ -28,8 +28,14 @@ pub const MAX_ACKS_IN_FLIGHT: usize = 64;
 /// What the device queues for one master.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outgoing {
-    /// One hat `send`: encoded together, no acknowledgement awaited.
-    Reply(Vec<Msg>),
+    /// The answer to one request: batches in order, each one hat `send` (encoded
+    /// together), no acknowledgement awaited. One queue entry however long the answer
+    /// (an interrogation of thousands of ASDU addresses), so the queue bound limits
+    /// requests, not the size of the station.
+    Reply(Vec<Vec<Msg>>),
+    /// Every buffered value, for a master that just started data transfer (one queue
+    /// entry however full the buffers); each leaves its buffer once acknowledged.
+    Buffered(Vec<(DataMsg, BufferRef)>),
     /// Spontaneous (or buffered) data; `ack` is removed from its buffer once the master
     /// acknowledged the ASDU carrying it.
     Data {
@@ -207,11 +213,19 @@ fn encode(codec: &AsduCodec, pending: &mut VecDeque<Outgoing>) -> (Vec<Bytes>, V
                 run.push(Msg::Data(msg));
                 run_acks.push(ack);
             }
-            Outgoing::Reply(msgs) => {
+            Outgoing::Buffered(values) => {
+                for (msg, ack) in values {
+                    run.push(Msg::Data(msg));
+                    run_acks.push(Some(ack));
+                }
+            }
+            Outgoing::Reply(batches) => {
                 flush(codec, &mut run, &mut run_acks, &mut asdus, &mut acks);
-                run = msgs;
-                run_acks.resize(run.len(), None);
-                flush(codec, &mut run, &mut run_acks, &mut asdus, &mut acks);
+                for batch in batches {
+                    run = batch;
+                    run_acks.resize(run.len(), None);
+                    flush(codec, &mut run, &mut run_acks, &mut asdus, &mut acks);
+                }
             }
         }
     }
@@ -302,7 +316,7 @@ mod tests {
                 ack: (i % 50 == 0).then(|| (0, id(i.into()))),
             })
             .collect();
-        pending.push_back(Outgoing::Reply(vec![reply]));
+        pending.push_back(Outgoing::Reply(vec![vec![reply]]));
         pending.push_back(Outgoing::Data {
             msg: scaled(1),
             ack: None,

@@ -406,7 +406,7 @@ impl Station {
             Ok(SystemEvent::Data(key, msg)) => self.data_changed(key, event.id, msg),
             Ok(SystemEvent::Command(id, msg)) => {
                 if self.conns.contains_key(&id) {
-                    self.push(id, Outgoing::Reply(vec![Msg::Command(msg)]));
+                    self.push(id, Outgoing::Reply(vec![vec![Msg::Command(msg)]]));
                 } else {
                     tracing::warn!(
                         connection_id = id,
@@ -457,19 +457,18 @@ impl Station {
                 if enabled {
                     // hat's `_on_enabled`: everything still buffered goes to the
                     // master that just started data transfer.
-                    let pending: Vec<Outgoing> = self
+                    let values: Vec<(DataMsg, BufferRef)> = self
                         .buffers
                         .iter()
                         .enumerate()
                         .flat_map(|(i, buffer)| {
-                            buffer.iter().map(move |(event_id, msg)| Outgoing::Data {
-                                msg: *msg,
-                                ack: Some((i, *event_id)),
-                            })
+                            buffer
+                                .iter()
+                                .map(move |(event_id, msg)| (*msg, (i, *event_id)))
                         })
                         .collect();
-                    for item in pending {
-                        self.push(id, item);
+                    if !values.is_empty() {
+                        self.push(id, Outgoing::Buffered(values));
                     }
                 }
             }
@@ -492,11 +491,7 @@ impl Station {
     async fn process_msg(&mut self, id: ConnectionId, msg: Msg) {
         tracing::trace!(?msg, "received message");
         match react(&self.table, msg) {
-            Reaction::Reply(batches) => {
-                for batch in batches {
-                    self.push(id, Outgoing::Reply(batch));
-                }
-            }
+            Reaction::Reply(batches) => self.push(id, Outgoing::Reply(batches)),
             Reaction::Command(cmd) => match self.types.command(id, &cmd) {
                 Ok(event) => self.register(vec![event]).await,
                 Err(err) => tracing::warn!(error = %err, "command not registered"),

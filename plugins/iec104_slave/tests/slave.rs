@@ -326,6 +326,53 @@ async fn allow_list_and_max_connections_close_at_once() {
 }
 
 #[tokio::test]
+async fn a_large_station_answers_in_full_through_a_short_queue() {
+    // 300 ASDU addresses with a buffered and an unbuffered point each, and a queue of
+    // 4 entries per connection: answers and buffered values must not count per message.
+    let points: Vec<Value> = (1..=300)
+        .flat_map(|a| {
+            [
+                point("SINGLE", a, 1, Some("b")),
+                point("SINGLE", a, 2, None),
+            ]
+        })
+        .collect();
+    let mut entry = conf(json!(points), json!([{"name": "b", "size": 1000}]));
+    entry["send_queue_size"] = json!(4);
+    let latest = (1..=300)
+        .map(|a| data_event("single", a, 2, single("OFF"), None))
+        .collect();
+    let (device, _events, _) = start(&entry, latest).await;
+    // Buffered while no master is connected.
+    for a in 1..=60 {
+        device
+            .process_event(data_event("single", a, 1, single("ON"), None))
+            .await;
+    }
+    let mut master = Master::connected(device.local_addr().port()).await;
+    for a in 1..=60 {
+        let msg = master.msg().await;
+        assert_eq!(
+            (msg["asdu_address"].clone(), msg["cause"].clone()),
+            (json!(a), json!("SPONTANEOUS"))
+        );
+    }
+    master.command("gi 65535").await;
+    let (mut confirmations, mut terminations, mut values) = (0, 0, 0);
+    while terminations < 300 {
+        let msg = master.msg().await;
+        match msg["cause"].as_str().unwrap() {
+            "ACTIVATION_CONFIRMATION" => confirmations += 1,
+            "ACTIVATION_TERMINATION" => terminations += 1,
+            "INTERROGATED_STATION" => values += 1,
+            other => panic!("{other}: {msg}"),
+        }
+    }
+    assert_eq!((confirmations, values), (300, 360));
+    device.close().await;
+}
+
+#[tokio::test]
 async fn a_dual_stack_listener_admits_an_allowed_ipv4_master() {
     let mut entry = conf(json!([]), json!([]));
     entry["local_host"] = json!("::");
