@@ -86,7 +86,8 @@ pub struct SlaveConfig {
     pub buffers: Vec<BufferConfig>,
     /// The data points served.
     pub data: Vec<DataConfig>,
-    /// Our extension: ASDUs waiting per connection; a connection whose queue is full
+    /// Our extension: sends waiting per connection (a spontaneous value, or the whole
+    /// answer to one request); a connection whose queue is full
     /// (the master stopped reading) is closed, as hat's IEC 101 slave does.
     #[serde(default = "default_send_queue_size")]
     pub send_queue_size: usize,
