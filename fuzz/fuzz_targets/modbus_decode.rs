@@ -1,21 +1,26 @@
-//! Feeds arbitrary bytes, as a slave's byte stream, to the Modbus master's response
-//! framers (TCP/MBAP, RTU, ASCII) and every decoded ADU to the PDU decoder. The first
-//! byte picks the framing and the chunk size (1 to 32 bytes).
+//! Feeds arbitrary bytes to the shared Modbus crate's framers (TCP/MBAP, RTU, ASCII),
+//! as a slave's byte stream (response decoding, what a master reads) or as a master's
+//! (request decoding, what a slave reads), and every decoded ADU to the matching PDU
+//! decoder. The first byte picks the framing, the direction and the chunk size (1 to
+//! 32 bytes).
 //!
 //! Nothing may panic, and:
 //! - decoding the stream in chunks yields the same ADUs and the same error as decoding
 //!   it all at once (the decoder is incremental, never position dependent);
 //! - every decoded ADU re-encodes to exactly the bytes it was taken from (ASCII: up to
 //!   hex letter case), so no byte is skipped, invented or misread;
-//! - a PDU that `response_len` sizes and `decode_response` accepts has that length.
+//! - a PDU that `response_len` sizes and `decode_response` accepts has that length;
+//! - a request PDU that `decode_request` accepts has the length `request_len` gives and
+//!   re-encodes to a PDU of that length that decodes back to it; a refused one names a standard exception.
 
 #![no_main]
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use modbus_master::config::ModbusType;
-use modbus_master::framing::{crc16, lrc, Adu, FrameError, Framer};
-use modbus_master::pdu::{decode_response, response_len};
+use modbus::{
+    crc16, decode_request, decode_response, lrc, request_len, response_len, Adu,
+    ExceptionCode, FrameError, Framer, ModbusType,
+};
 
 /// ADUs plus the final error, if any.
 type Outcome = (Vec<Adu>, Option<FrameError>);
@@ -53,10 +58,20 @@ fn encode(kind: ModbusType, adu: &Adu) -> Vec<u8> {
 }
 
 /// Decodes everything in `buf`, checking each ADU against the bytes it consumed.
-fn drain(framer: &Framer, buf: &mut BytesMut, adus: &mut Vec<Adu>) -> Option<FrameError> {
+fn drain(
+    framer: &Framer,
+    requests: bool,
+    buf: &mut BytesMut,
+    adus: &mut Vec<Adu>,
+) -> Option<FrameError> {
     loop {
         let before = buf.clone();
-        match framer.decode(buf) {
+        let decoded = if requests {
+            framer.decode_request(buf)
+        } else {
+            framer.decode_response(buf)
+        };
+        match decoded {
             Ok(Some(adu)) => {
                 let consumed = &before[..before.len() - buf.len()];
                 let expected = encode(framer.kind(), &adu);
@@ -70,6 +85,7 @@ fn drain(framer: &Framer, buf: &mut BytesMut, adus: &mut Vec<Adu>) -> Option<Fra
                     _ => assert_eq!(consumed, &expected[..]),
                 }
                 check_pdu(&adu.pdu);
+                check_request(&adu.pdu);
                 adus.push(adu);
             }
             Ok(None) => return None,
@@ -86,13 +102,35 @@ fn check_pdu(pdu: &[u8]) {
     }
 }
 
-fn run(kind: ModbusType, data: &[u8], chunk: usize) -> Outcome {
+fn check_request(pdu: &[u8]) {
+    match decode_request(pdu) {
+        Ok(request) => {
+            assert_eq!(request_len(pdu), Ok(Some(pdu.len())), "{request:?}");
+            // Padding bits of FC15's last byte are not kept, so compare decoded values.
+            let mut out = Vec::new();
+            request.encode(&mut out);
+            assert_eq!(out.len(), pdu.len(), "{request:?}");
+            assert_eq!(decode_request(&out).as_ref(), Ok(&request));
+        }
+        Err(bad) => assert!(
+            [
+                ExceptionCode::ILLEGAL_FUNCTION,
+                ExceptionCode::ILLEGAL_DATA_ADDRESS,
+                ExceptionCode::ILLEGAL_DATA_VALUE
+            ]
+            .contains(&bad.exception),
+            "{bad:?}"
+        ),
+    }
+}
+
+fn run(kind: ModbusType, requests: bool, data: &[u8], chunk: usize) -> Outcome {
     let framer = Framer::new(kind);
     let mut buf = BytesMut::new();
     let mut adus = Vec::new();
     for piece in data.chunks(chunk) {
         buf.extend_from_slice(piece);
-        if let Some(e) = drain(&framer, &mut buf, &mut adus) {
+        if let Some(e) = drain(&framer, requests, &mut buf, &mut adus) {
             return (adus, Some(e));
         }
     }
@@ -108,10 +146,12 @@ fuzz_target!(|data: &[u8]| {
         1 => ModbusType::Rtu,
         _ => ModbusType::Ascii,
     };
-    let chunk = usize::from(selector / 3 % 32) + 1;
-    let whole = run(kind, stream, stream.len().max(1));
-    let chunked = run(kind, stream, chunk);
+    let requests = selector / 3 % 2 == 1;
+    let chunk = usize::from(selector / 6 % 32) + 1;
+    let whole = run(kind, requests, stream, stream.len().max(1));
+    let chunked = run(kind, requests, stream, chunk);
     assert_eq!(whole, chunked, "chunk size {chunk} changes the result");
-    // The PDU decoder also sees the raw bytes directly.
+    // The PDU decoders also see the raw bytes directly.
     check_pdu(stream);
+    check_request(stream);
 });

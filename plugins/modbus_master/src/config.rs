@@ -43,19 +43,8 @@ pub struct MasterConfig {
     pub remote_devices: Vec<RemoteDeviceConfig>,
 }
 
-/// ADU framing (independent of the transport).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum ModbusType {
-    /// MBAP header, no checksum.
-    #[serde(rename = "TCP")]
-    Tcp,
-    /// Binary with CRC-16.
-    #[serde(rename = "RTU")]
-    Rtu,
-    /// `:` + hex + LRC + CR LF.
-    #[serde(rename = "ASCII")]
-    Ascii,
-}
+/// ADU framing (independent of the transport), from the shared Modbus crate.
+pub use modbus::ModbusType;
 
 /// `connection` section.
 #[derive(Debug, Clone, Deserialize)]

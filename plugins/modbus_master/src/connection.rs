@@ -14,9 +14,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::framing::{FrameError, Framer};
-use crate::pdu::{decode_response, PduError, Request, Response};
 use crate::transport::ByteStream;
+use modbus::{decode_response, FrameError, Framer, PduError, Reply, Request};
 
 /// Capacity of the request queue shared by all readers and writes of one connection
 /// (hat-gateway's queue size). Callers wait for room when it is full.
@@ -77,7 +76,7 @@ struct Queued {
     unit: u8,
     request: Request,
     rounds: u32,
-    reply: oneshot::Sender<Result<Response, RequestError>>,
+    reply: oneshot::Sender<Result<Reply, RequestError>>,
 }
 
 /// Cheap handle to a connection task. Dropping every handle does not close it; use
@@ -91,7 +90,7 @@ pub struct ConnectionHandle {
 impl ConnectionHandle {
     /// Queues a request and waits for its outcome. Dropping the future abandons the
     /// request (it is skipped if not yet sent).
-    pub async fn send(&self, unit: u8, request: Request) -> Result<Response, RequestError> {
+    pub async fn send(&self, unit: u8, request: Request) -> Result<Reply, RequestError> {
         let (reply, outcome) = oneshot::channel();
         let queued = Queued {
             unit,
@@ -272,12 +271,14 @@ impl Session {
         &mut self,
         unit: u8,
         request: &Request,
-    ) -> Result<Option<Response>, ConnectionError> {
+    ) -> Result<Option<Reply>, ConnectionError> {
         self.discard_input()?;
         if !self.timing.silent_interval.is_zero() {
             tokio::time::sleep_until(self.last_activity + self.timing.silent_interval).await;
         }
-        let transaction_id = self.framer.encode(unit, request, &mut self.write_buf);
+        let transaction_id = self
+            .framer
+            .encode_request(unit, request, &mut self.write_buf);
         tracing::trace!(unit, ?transaction_id, ?request, "sending request");
         self.stream.write_all(&self.write_buf).await?;
         self.stream.flush().await?;
@@ -299,9 +300,9 @@ impl Session {
         transaction_id: Option<u16>,
         unit: u8,
         function: u8,
-    ) -> Result<Response, ConnectionError> {
+    ) -> Result<Reply, ConnectionError> {
         loop {
-            while let Some(adu) = self.framer.decode(&mut self.read_buf)? {
+            while let Some(adu) = self.framer.decode_response(&mut self.read_buf)? {
                 let matches = adu.transaction_id == transaction_id
                     && adu.unit == unit
                     && adu.pdu.first().map(|fc| fc & 0x7F) == Some(function);

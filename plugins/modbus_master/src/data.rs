@@ -2,7 +2,7 @@
 //! registers and the request sequence that writes a value (spec sections 3 and 4).
 
 use crate::config::{DataConfig, DataType};
-use crate::pdu::Request;
+use modbus::Request;
 
 /// One read request covering one or more points of the same type and interval.
 #[derive(Debug, Clone, PartialEq)]

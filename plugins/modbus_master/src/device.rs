@@ -19,10 +19,9 @@ use crate::config::{secs, ConfigError, MasterConfig};
 use crate::connection::{self, ConnectionHandle, RequestError, RequestTiming};
 use crate::data::{read_groups, value_for_point, write_requests, ReadGroup, WriteValueError};
 use crate::events::{enabled_from_query, EventTypes, SystemRequest};
-use crate::framing::Framer;
-use crate::pdu::{exception_name, Response};
 use crate::reader::Reader;
 use crate::transport;
+use modbus::{ExceptionCode, Framer};
 
 /// Capacity of the queue between `process_event` and the device task. The host's own
 /// device queue is bounded too; this one only smooths hand-over.
@@ -371,14 +370,14 @@ fn start_write(
         let result = match requests {
             Err(err) => {
                 tracing::info!(unit, data_name = %name, %value, error = %err, "write rejected");
-                exception_name(3)
+                ExceptionCode::ILLEGAL_DATA_VALUE.name()
             }
             Ok(requests) => {
                 let mut result = "SUCCESS".to_owned();
                 for request in requests {
                     match conn.send(unit, request).await {
-                        Ok(Response::Exception(code)) => {
-                            result = exception_name(code);
+                        Ok(Err(code)) => {
+                            result = code.name();
                             break;
                         }
                         Ok(_) => {}

@@ -2,8 +2,9 @@
 //!
 //! The core ([`device::MasterDevice`]) does not depend on the plugin SDK: it registers
 //! events through [`device::EventSink`] and takes events through
-//! [`device::MasterDevice::process_event`]. Layers, bottom up: [`pdu`] (function codes),
-//! [`framing`] (TCP / RTU / ASCII ADUs), [`transport`] (TCP or serial byte stream),
+//! [`device::MasterDevice::process_event`]. Layers, bottom up: the shared `modbus` crate
+//! (PDU codec, TCP / RTU / ASCII framing, exception codes, two-level replies),
+//! [`transport`] (TCP or serial byte stream),
 //! [`connection`] (one task per connection: queue, timeouts, retries), [`data`] (read
 //! groups and value encoding), [`reader`] (polling one remote device), [`device`].
 //!
@@ -25,8 +26,6 @@ pub mod connection;
 pub mod data;
 pub mod device;
 pub mod events;
-pub mod framing;
-pub mod pdu;
 pub mod plugin;
 pub mod reader;
 pub mod transport;

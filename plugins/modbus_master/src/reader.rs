@@ -12,7 +12,7 @@ use crate::config::secs;
 use crate::connection::{ConnectionHandle, RequestError};
 use crate::data::{decode_value, ReadGroup};
 use crate::device::Shared;
-use crate::pdu::{exception_name, Response};
+use modbus::{Reply, Response};
 
 /// A running reader; the device task owns it.
 pub struct Reader {
@@ -146,14 +146,14 @@ fn group_events(
     shared: &Shared,
     index: usize,
     group: &ReadGroup,
-    response: &Response,
+    response: &Reply,
     last: &mut [Option<Last>],
 ) -> Vec<gateway_model::RegisterEvent> {
     let remote = &shared.config.remote_devices[index];
     let quantity = group.quantity as usize;
     let registers: Vec<u16> = match response {
-        Response::Exception(code) => {
-            let result = exception_name(*code);
+        Err(code) => {
+            let result = code.name();
             return group
                 .points
                 .iter()
@@ -167,12 +167,12 @@ fn group_events(
                 .collect();
         }
         // Coil responses come in whole bytes; reads are cut to the requested quantity.
-        Response::Bits(bits) => bits.iter().take(quantity).map(|b| u16::from(*b)).collect(),
-        Response::Registers(regs) if group.data_type == crate::config::DataType::Queue => {
+        Ok(Response::Bits(bits)) => bits.iter().take(quantity).map(|b| u16::from(*b)).collect(),
+        Ok(Response::Registers(regs)) if group.data_type == crate::config::DataType::Queue => {
             regs.clone()
         }
-        Response::Registers(regs) => regs.iter().take(quantity).copied().collect(),
-        Response::WriteEcho { .. } | Response::MaskEcho { .. } => Vec::new(),
+        Ok(Response::Registers(regs)) => regs.iter().take(quantity).copied().collect(),
+        Ok(Response::WriteEcho { .. } | Response::MaskEcho { .. }) => Vec::new(),
     };
     let mut events = Vec::new();
     for &p in &group.points {
