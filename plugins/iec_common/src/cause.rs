@@ -18,9 +18,15 @@ use crate::PayloadError;
 /// Largest "other" cause of transmission (6 bits).
 pub const MAX_OTHER_CAUSE: u8 = 63;
 
+/// Largest cause of initialisation (7 bits of the COI element).
+pub const MAX_INITIALIZATION_CAUSE: u8 = 127;
+
 /// Defines `to_json`/`from_json` for the subset `names` of a cause enum.
 macro_rules! cause_json {
     ($(#[$meta:meta])* $to:ident, $from:ident, $enum:ident { $($variant:ident = $name:literal,)+ }) => {
+        cause_json! { $(#[$meta])* $to, $from, $enum (MAX_OTHER_CAUSE) { $($variant = $name,)+ } }
+    };
+    ($(#[$meta:meta])* $to:ident, $from:ident, $enum:ident ($max:expr) { $($variant:ident = $name:literal,)+ }) => {
         $(#[$meta])*
         #[doc = ""]
         #[doc = concat!("To JSON: the name for ", $(stringify!($variant), " ",)+ "; the integer otherwise.")]
@@ -33,7 +39,7 @@ macro_rules! cause_json {
 
         $(#[$meta])*
         #[doc = ""]
-        #[doc = "From JSON: one of those names, or an integer 0 to 63."]
+        #[doc = "From JSON: one of those names, or an integer up to the field's largest value."]
         pub fn $from(json: &Value) -> Result<$enum, PayloadError> {
             match json {
                 Value::String(name) => match name.as_str() {
@@ -41,8 +47,8 @@ macro_rules! cause_json {
                     _ => Err(invalid("/cause", "unknown cause name")),
                 },
                 other => {
-                    let value = crate::payload::int(other, "/cause", 0, MAX_OTHER_CAUSE.into())?;
-                    // In 0..=63 by the check above.
+                    let value = crate::payload::int(other, "/cause", 0, i64::from($max))?;
+                    // At most `$max` (a u8) by the check above.
                     Ok($enum::from_u8(value as u8))
                 }
             }
@@ -109,7 +115,7 @@ cause_json! {
 
 cause_json! {
     /// Initialisation cause (hat's `InitializationResCause`).
-    initialization_cause_to_json, initialization_cause_from_json, InitializationCause {
+    initialization_cause_to_json, initialization_cause_from_json, InitializationCause (MAX_INITIALIZATION_CAUSE) {
         LocalPower = "LOCAL_POWER",
         LocalReset = "LOCAL_RESET",
         RemoteReset = "REMOTE_RESET",

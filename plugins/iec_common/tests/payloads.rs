@@ -446,6 +446,11 @@ fn causes_use_hats_names_for_their_direction_and_integers_otherwise() {
         json!(6)
     );
     assert_eq!(
+        initialization_cause_from_json(&json!(127)).unwrap(),
+        InitializationCause::Other(127)
+    );
+    assert!(initialization_cause_from_json(&json!(128)).is_err());
+    assert_eq!(
         initialization_cause_to_json(InitializationCause::RemoteReset),
         json!("REMOTE_RESET")
     );
