@@ -134,13 +134,8 @@ async fn host_client_query_and_register_with_response_cross_the_boundary() {
     let plugin = registry(&dir).resolve("gateway_fixture_faulty").unwrap();
     let (client, mut calls) = RecordingClient::new();
     client
-        .query_events
-        .lock()
-        .unwrap()
-        .extend(stored(&[gateway_model::RegisterEvent::json(
-            vec!["a".into()],
-            json!(1),
-        )]));
+        .backend
+        .answer_queries_with(vec![event(&["a".to_owned()], &[], json!(1))]);
     let device = create(&plugin, json!({"name": "f"}), client, "f")
         .await
         .unwrap();
@@ -150,7 +145,7 @@ async fn host_client_query_and_register_with_response_cross_the_boundary() {
         .process_event(event(&prefix, &["system", "query"], json!([["a", "*"]])))
         .await
         .unwrap();
-    match calls.recv().await.unwrap() {
+    match calls.next_call().await {
         Call::Query(gateway_model::QueryParams::Latest(params)) => {
             assert_eq!(
                 params.event_types,
@@ -168,7 +163,7 @@ async fn host_client_query_and_register_with_response_cross_the_boundary() {
         .process_event(event(&prefix, &["system", "stored"], json!({"k": [1, 2]})))
         .await
         .unwrap();
-    match calls.recv().await.unwrap() {
+    match calls.next_call().await {
         Call::RegisterWithResponse(events) => {
             assert_eq!(
                 summary(&events),
@@ -192,7 +187,7 @@ async fn host_client_query_and_register_with_response_cross_the_boundary() {
         data: vec![0, 255, 7],
     });
     device.process_event(binary).await.unwrap();
-    match calls.recv().await.unwrap() {
+    match calls.next_call().await {
         Call::Register(events) => assert_eq!(
             events[0].payload,
             Some(gateway_model::Payload::Binary {

@@ -18,6 +18,7 @@ use gateway_plugin_api::abi::{
     FfiQueryResult, FfiRegisterEvent, HostClient, HostClient_TO, PluginDeviceBox, PluginRootRef,
 };
 
+use super::log::emit_plugin_log;
 use super::PluginInfo;
 use crate::device::{
     ClientError, DeviceClient, DeviceContext, DeviceError, DeviceFactory, DeviceInstance,
@@ -275,17 +276,6 @@ impl HostClient for HostClientAdapter {
         // A panic must not unwind into the plugin (the vtable entry is `extern "C"`).
         let _ =
             std::panic::catch_unwind(|| emit_plugin_log(level, target.as_str(), message.as_str()));
-    }
-}
-
-/// Emits a plugin's log record in the host's log (in the current span).
-pub(crate) fn emit_plugin_log(level: FfiLogLevel, target: &str, message: &str) {
-    match level {
-        FfiLogLevel::Error => tracing::error!(plugin_target = target, "{message}"),
-        FfiLogLevel::Warn => tracing::warn!(plugin_target = target, "{message}"),
-        FfiLogLevel::Info => tracing::info!(plugin_target = target, "{message}"),
-        FfiLogLevel::Debug => tracing::debug!(plugin_target = target, "{message}"),
-        FfiLogLevel::Trace => tracing::trace!(plugin_target = target, "{message}"),
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModuleError};
 use gateway_plugin_api::abi::{
-    check_api_version, ApiMismatch, ApiVersion, HostLogFn, PluginRootRef, API_VERSION,
+    check_api_semver, current_api_semver, ApiMismatch, HostLogFn, PluginRootRef, API_VERSION,
 };
 
 use super::adapter::{host_log, LoadedPlugin};
@@ -67,12 +67,12 @@ fn map_library_error(path: &Path, err: LibraryError) -> PluginError {
 }
 
 fn version_error(path: &Path, plugin: &str) -> Result<(), PluginError> {
-    let host = ApiVersion::current();
-    let parsed = ApiVersion::parse(plugin).ok_or_else(|| PluginError::InvalidMetadata {
+    let host = current_api_semver();
+    let parsed = semver::Version::parse(plugin).map_err(|err| PluginError::InvalidMetadata {
         path: path.to_owned(),
-        reason: format!("API version {plugin:?} is not major.minor.patch"),
+        reason: format!("API version {plugin:?} is not a semver version: {err}"),
     })?;
-    match check_api_version(host, parsed) {
+    match check_api_semver(&host, &parsed) {
         Ok(()) => Ok(()),
         Err(ApiMismatch::Major) => Err(PluginError::ApiMajorMismatch {
             path: path.to_owned(),

@@ -18,10 +18,12 @@ mod check;
 mod command;
 mod error;
 mod load;
+mod log;
 
 pub use adapter::LoadedPlugin;
 pub use command::{plugins_command, plugins_command_with};
 pub use error::PluginError;
+pub use log::{FALLBACK_TARGET, MAX_PLUGIN_LOG_TARGETS};
 
 use std::collections::HashMap;
 use std::env::consts::{DLL_PREFIX, DLL_SUFFIX};

@@ -1,12 +1,13 @@
 //! Shared helpers of the plugin integration tests: locating the cdylibs the workspace
-//! build produced, private plugin directories, and an in-memory host client.
+//! build produced, private plugin directories, and an in-memory host client (the SDK
+//! test kit's recording client behind the host's client trait).
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -14,7 +15,8 @@ use gateway_host::device::{ClientError, DeviceClient, DeviceContext};
 use gateway_model::{
     Event, EventId, EventType, Payload, QueryParams, QueryResult, RegisterEvent, Timestamp,
 };
-use tokio::sync::mpsc;
+use gateway_plugin_api::sdk::testing::RecordingBackend;
+use gateway_plugin_api::sdk::{ClientBackend as _, ClientError as SdkClientError};
 
 /// Bound on every wait for something a plugin does.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -88,85 +90,47 @@ impl Drop for PluginDir {
     }
 }
 
-/// One client call seen by the host.
-#[derive(Debug)]
-pub enum Call {
-    Register(Vec<RegisterEvent>),
-    RegisterWithResponse(Vec<RegisterEvent>),
-    Query(QueryParams),
-}
+pub use gateway_plugin_api::sdk::testing::{Call, CallLog};
 
-/// An in-memory host client: records every call, answers queries with `query_events`
-/// and registrations with response with ids 1, 2, ...
+/// The SDK test kit's recording client, as the host's client: every call the plugin
+/// makes through the real loader and adapter lands in the kit's [`CallLog`].
 pub struct RecordingClient {
-    calls: mpsc::UnboundedSender<Call>,
-    pub query_events: Mutex<Vec<Event>>,
+    pub backend: Arc<RecordingBackend>,
 }
 
 impl RecordingClient {
-    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<Call>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        (
-            Arc::new(Self {
-                calls: tx,
-                query_events: Mutex::new(Vec::new()),
-            }),
-            rx,
-        )
+    pub fn new() -> (Arc<Self>, CallLog) {
+        let (backend, calls) = RecordingBackend::new();
+        (Arc::new(Self { backend }), calls)
     }
 }
 
-pub fn stored(events: &[RegisterEvent]) -> Vec<Event> {
-    events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| Event {
-            id: EventId {
-                server: 1,
-                session: 1,
-                instance: i as i64 + 1,
-            },
-            event_type: e.event_type.clone(),
-            timestamp: Timestamp::now(),
-            source_timestamp: e.source_timestamp,
-            payload: e.payload.clone(),
-        })
-        .collect()
+fn host_error(err: SdkClientError) -> ClientError {
+    match err {
+        SdkClientError::RegisterFailed => ClientError::RegisterFailed,
+        _ => ClientError::ConnectionClosed,
+    }
 }
 
 impl DeviceClient for RecordingClient {
     fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
-        let sent = self
-            .calls
-            .send(Call::Register(events))
-            .map_err(|_| ClientError::ConnectionClosed);
-        Box::pin(async move { sent })
+        Box::pin(async move { self.backend.register(events).await.map_err(host_error) })
     }
 
     fn register_with_response(
         &self,
         events: Vec<RegisterEvent>,
     ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
-        let result = stored(&events);
-        let sent = self
-            .calls
-            .send(Call::RegisterWithResponse(events))
-            .map_err(|_| ClientError::ConnectionClosed);
-        Box::pin(async move { sent.map(|()| Some(result)) })
+        Box::pin(async move {
+            self.backend
+                .register_with_response(events)
+                .await
+                .map_err(host_error)
+        })
     }
 
     fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
-        let events = self.query_events.lock().unwrap().clone();
-        let sent = self
-            .calls
-            .send(Call::Query(params))
-            .map_err(|_| ClientError::ConnectionClosed);
-        Box::pin(async move {
-            sent.map(|()| QueryResult {
-                events,
-                more_follows: false,
-            })
-        })
+        Box::pin(async move { self.backend.query(params).await.map_err(host_error) })
     }
 }
 
@@ -198,17 +162,8 @@ pub fn event(prefix: &[String], suffix: &[&str], value: serde_json::Value) -> Ev
 }
 
 /// The next registration (fire-and-forget) call, as `(suffix after the prefix, JSON)`.
-pub async fn next_register(
-    calls: &mut mpsc::UnboundedReceiver<Call>,
-) -> Vec<(String, serde_json::Value)> {
-    let call = tokio::time::timeout(TIMEOUT, calls.recv())
-        .await
-        .expect("timed out waiting for a registration")
-        .expect("client dropped");
-    match call {
-        Call::Register(events) => summary(&events),
-        other => panic!("expected a registration, got {other:?}"),
-    }
+pub async fn next_register(calls: &mut CallLog) -> Vec<(String, serde_json::Value)> {
+    summary(&calls.next_register().await)
 }
 
 pub fn summary(events: &[RegisterEvent]) -> Vec<(String, serde_json::Value)> {

@@ -26,6 +26,7 @@ use async_ffi::FfiFuture;
 
 pub use abi_stable;
 pub use async_ffi;
+pub use semver;
 
 /// Semver of `gateway-plugin-api` this code was built from; a plugin reports the
 /// version it was built with in [`PluginRoot::api_version`].
@@ -208,7 +209,10 @@ impl RootModule for PluginRootRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
-/// A `major.minor.patch` version (pre-release and build suffixes are ignored).
+/// A `major.minor.patch` version (the pre-release and build parts are dropped).
+///
+/// Kept for API compatibility; the host's rule is [`check_api_semver`], which also
+/// orders pre-releases by the semver rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ApiVersion {
     /// Major: incompatible changes.
@@ -220,31 +224,25 @@ pub struct ApiVersion {
 }
 
 impl ApiVersion {
-    /// Parses `major.minor.patch[-pre][+build]`.
+    /// Parses a semver version (`major.minor.patch[-pre][+build]`, by the semver
+    /// grammar: no leading zeros, no missing parts) and keeps its numbers.
     pub fn parse(text: &str) -> Option<Self> {
-        let core = text.split(['-', '+']).next()?;
-        let mut parts = core.split('.');
-        let major = parts.next()?.parse().ok()?;
-        let minor = parts.next()?.parse().ok()?;
-        let patch = parts.next()?.parse().ok()?;
-        if parts.next().is_some() {
-            return None;
-        }
+        let version = semver::Version::parse(text).ok()?;
         Some(Self {
-            major,
-            minor,
-            patch,
+            major: version.major,
+            minor: version.minor,
+            patch: version.patch,
         })
     }
 
     /// The version of this crate.
     pub fn current() -> Self {
-        // API_VERSION is CARGO_PKG_VERSION, which cargo guarantees is valid semver.
-        Self::parse(API_VERSION).unwrap_or(Self {
-            major: 0,
-            minor: 0,
-            patch: 0,
-        })
+        let version = current_api_semver();
+        Self {
+            major: version.major,
+            minor: version.minor,
+            patch: version.patch,
+        }
     }
 }
 
@@ -252,6 +250,13 @@ impl fmt::Display for ApiVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
     }
+}
+
+/// [`API_VERSION`] as a semver version.
+pub fn current_api_semver() -> semver::Version {
+    // CARGO_PKG_VERSION is valid semver: cargo refuses a manifest whose version is not
+    // (and a unit test parses it). The fallback is never taken.
+    semver::Version::parse(API_VERSION).unwrap_or_else(|_| semver::Version::new(1, 0, 0))
 }
 
 /// Why a plugin's API version is not accepted.
@@ -264,11 +269,44 @@ pub enum ApiMismatch {
 }
 
 /// The version rule: accept a plugin of the same major whose minor is not newer than
-/// the host's.
+/// the host's (patch numbers, pre-release and build metadata are not compared; see
+/// [`check_api_semver`] for the rule that orders pre-releases).
 pub fn check_api_version(host: ApiVersion, plugin: ApiVersion) -> Result<(), ApiMismatch> {
     if host.major != plugin.major {
         Err(ApiMismatch::Major)
     } else if plugin.minor > host.minor {
+        Err(ApiMismatch::MinorNewer)
+    } else {
+        Ok(())
+    }
+}
+
+/// The API level a version stands for: its `major.minor`, with the pre-release of a
+/// `x.y.0` pre-release (`1.4.0-rc.1` comes before `1.4.0`, as semver orders them).
+/// Patch releases and build metadata never change the ABI, so they are dropped.
+fn api_level(version: &semver::Version) -> semver::Version {
+    let mut level = semver::Version::new(version.major, version.minor, 0);
+    if version.patch == 0 {
+        level.pre = version.pre.clone();
+    }
+    level
+}
+
+/// The host's version rule, on semver versions: the majors must be equal, and the
+/// plugin's API level (see below) must not be newer than the host's.
+///
+/// The level of `x.y.z` is `x.y`; a pre-release of a minor (`1.4.0-rc.1`) comes
+/// before that minor's release, by semver precedence. So a host at `1.4.0` accepts
+/// plugins built with `1.0.0` .. `1.4.x` and `1.4.0-rc.1`; a host at `1.4.0-rc.2`
+/// accepts `1.4.0-rc.1` but not `1.4.0-rc.3` or `1.4.0`. Build metadata (`+...`) is
+/// ignored, as semver says.
+pub fn check_api_semver(
+    host: &semver::Version,
+    plugin: &semver::Version,
+) -> Result<(), ApiMismatch> {
+    if host.major != plugin.major {
+        Err(ApiMismatch::Major)
+    } else if api_level(plugin) > api_level(host) {
         Err(ApiMismatch::MinorNewer)
     } else {
         Ok(())
@@ -301,7 +339,29 @@ mod tests {
         assert_eq!(ApiVersion::parse("1.2"), None);
         assert_eq!(ApiVersion::parse("1.2.3.4"), None);
         assert_eq!(ApiVersion::parse("a.b.c"), None);
+        // The semver grammar: no leading zeros, no empty pre-release.
+        assert_eq!(ApiVersion::parse("01.2.3"), None);
+        assert_eq!(ApiVersion::parse("1.2.3-"), None);
         assert_eq!(ApiVersion::current().to_string(), API_VERSION);
+    }
+
+    fn sv(text: &str) -> semver::Version {
+        semver::Version::parse(text).unwrap()
+    }
+
+    #[test]
+    fn semver_rule_orders_pre_releases_and_ignores_build_metadata() {
+        let ok = |host: &str, plugin: &str| check_api_semver(&sv(host), &sv(plugin));
+        assert_eq!(ok("1.4.0", "1.4.0-rc.1"), Ok(()));
+        assert_eq!(ok("1.4.0", "1.4.7+build.5"), Ok(()));
+        assert_eq!(ok("1.4.0+host", "1.3.2-beta"), Ok(()));
+        assert_eq!(ok("1.4.0-rc.2", "1.4.0-rc.1"), Ok(()));
+        assert_eq!(ok("1.4.0-rc.2", "1.4.0-rc.3"), Err(ApiMismatch::MinorNewer));
+        assert_eq!(ok("1.4.0-rc.2", "1.4.0"), Err(ApiMismatch::MinorNewer));
+        assert_eq!(ok("1.4.0", "1.5.0-alpha"), Err(ApiMismatch::MinorNewer));
+        assert_eq!(ok("1.4.0", "2.0.0-rc.1"), Err(ApiMismatch::Major));
+        assert_eq!(ok("1.4.0", "0.4.0"), Err(ApiMismatch::Major));
+        assert_eq!(current_api_semver().to_string(), API_VERSION);
     }
 
     #[test]

@@ -15,17 +15,30 @@
 
 mod client;
 mod device;
+mod events;
 mod log;
 mod runtime;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 #[doc(hidden)]
 pub mod __private;
 
 pub use client::{BoxFuture, Client, ClientBackend, ClientError};
 pub use device::{Context, Device, Error};
+pub use events::{
+    child_event_type, decode_payload, event_suffix, json_event, ConnectionStatus, PayloadError,
+    StatusReporter, STATUS_SUFFIX,
+};
 
 pub use gateway_model as model;
 pub use serde_json;
+/// The tokio the SDK runs the plugin on (one major, 1.x), with the features `rt`,
+/// `rt-multi-thread`, `macros`, `net`, `io-util`, `time`, `sync` and `signal` (and
+/// `test-util` with this crate's `testing` feature). Use it instead of a tokio
+/// dependency of your own, so the versions cannot drift apart; add `tokio = "1"` with
+/// more features only if you need them (cargo unifies them into this one).
+pub use tokio;
 pub use tracing;
 
 /// Exports a device type from a plugin library (a `cdylib`).
