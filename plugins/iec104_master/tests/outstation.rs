@@ -631,15 +631,30 @@ async fn unknown_asdu_types_are_skipped_and_malformed_asdus_end_the_connection()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_system_event_while_disconnected_is_ignored() {
-    let (device, mut events) = start(&conf(&[closed_port()]));
+async fn a_system_event_while_disconnected_is_dropped_not_queued() {
+    let port = closed_port();
+    let (device, mut events) = start(&conf(&[port]));
     events.expect_status(&["CONNECTING", "DISCONNECTED"]).await;
-    device
-        .process_event(system_event(
+    let interrogation = |request: u8| {
+        system_event(
             "system/interrogation/1",
-            json!({"is_test": false, "request": 20, "cause": "ACTIVATION"}),
+            json!({"is_test": false, "request": request, "cause": "ACTIVATION"}),
             None,
-        ))
-        .await;
+        )
+    };
+    tokio::time::timeout(WAIT, device.process_event(interrogation(20)))
+        .await
+        .expect("process_event while disconnected returns");
+    let mut outstation = Outstation::start_on(port).await;
+    loop {
+        if events.until("gateway/status").await.payload == json!("CONNECTED") {
+            break;
+        }
+    }
+    outstation.line(|l| l == "CONNECT").await;
+    device.process_event(interrogation(21)).await;
+    // The first interrogation the outstation sees is the one sent while connected.
+    let msg = outstation.msg("InterrogationMsg").await;
+    assert_eq!(msg["request"], json!(21));
     device.close().await;
 }
