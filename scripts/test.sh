@@ -14,4 +14,9 @@ export GATEWAY_TEST_VENV=${GATEWAY_TEST_VENV:-$root/.venv}
 
 # One build of every crate, plugin cdylibs included, reused by all tests.
 cargo build --workspace --all-targets
+# The two crates a vendor depends on must be publishable as they are (issue 19).
+# `cargo package` is `cargo publish --dry-run` without the registry look-up: it packs
+# each crate and builds the packed copy against the other's packed copy, so it runs
+# offline; it needs only the dependencies the build above put in the local cache.
+cargo package --offline --allow-dirty -p gateway-model -p gateway-plugin-api
 cargo test --workspace --no-fail-fast "$@"
