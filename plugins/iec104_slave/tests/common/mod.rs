@@ -37,6 +37,8 @@ pub struct Master {
     _child: Child,
     stdin: ChildStdin,
     lines: mpsc::UnboundedReceiver<String>,
+    /// `MSG` and `CLOSED` lines that arrived while a command waited for its `OK`.
+    held: std::collections::VecDeque<String>,
     /// Local TCP port of the current connection.
     pub local_port: u16,
 }
@@ -67,6 +69,7 @@ impl Master {
             _child: child,
             stdin,
             lines,
+            held: std::collections::VecDeque::new(),
             local_port: 0,
         };
         master.line(|l| l == "READY").await;
@@ -103,14 +106,21 @@ impl Master {
     /// Next output line satisfying `pred` (earlier lines are skipped).
     pub async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
         loop {
-            let next = tokio::time::timeout(WAIT, self.lines.recv())
-                .await
-                .expect("master output timed out")
-                .expect("master exited");
+            let next = self.next_line().await;
             if pred(&next) {
                 return next;
             }
         }
+    }
+
+    async fn next_line(&mut self) -> String {
+        if let Some(line) = self.held.pop_front() {
+            return line;
+        }
+        tokio::time::timeout(WAIT, self.lines.recv())
+            .await
+            .expect("master output timed out")
+            .expect("master exited")
     }
 
     /// The next received message.
@@ -159,7 +169,7 @@ impl Master {
     }
 
     /// Sends a command and waits for its acknowledgement; returns the lines printed
-    /// before it.
+    /// before it, except received messages and `CLOSED`, which `msg` and `closed` see.
     pub async fn command(&mut self, command: &str) -> Vec<String> {
         self.stdin
             .write_all(format!("{command}\n").as_bytes())
@@ -169,13 +179,24 @@ impl Master {
         let ack = format!("OK {command}");
         let error = format!("ERROR {command}");
         let mut before = Vec::new();
+        let mut held = std::collections::VecDeque::new();
         loop {
-            let line = self.line(|_| true).await;
+            // Only lines that came after the command's own: earlier held ones stay.
+            let line = tokio::time::timeout(WAIT, self.lines.recv())
+                .await
+                .expect("master output timed out")
+                .expect("master exited");
             if line == ack {
+                self.held.extend(held);
                 return before;
             }
             assert!(!line.starts_with(&error), "{line}");
-            before.push(line);
+            if line.starts_with("MSG ") || line == "CLOSED" {
+                // Received while the command ran: left for `msg`.
+                held.push_back(line);
+            } else {
+                before.push(line);
+            }
         }
     }
 }
