@@ -59,23 +59,25 @@ pub fn time_to_timestamp_at(time: &Time, now: jiff::Timestamp) -> Result<Timesta
                 nanos,
             )
             .map_err(bad)?;
-            // Python's `fold = not summer_time`: fold 0 takes the offset before a
-            // transition, fold 1 the one after it.
+            // Python's `fold = not summer_time`: in a repeated hour fold 0 is the first
+            // (summer) occurrence, fold 1 the second; in a skipped hour Python's
+            // `timestamp()` maps fold 0 with the offset after the transition and fold 1
+            // with the one before it.
             let fold = !time.summer_time.unwrap_or(false);
             let offset = match zone.to_ambiguous_timestamp(civil).offset() {
                 AmbiguousOffset::Unambiguous { offset } => offset,
-                AmbiguousOffset::Gap {
-                    before: b,
-                    after: a,
-                }
-                | AmbiguousOffset::Fold {
-                    before: b,
-                    after: a,
-                } => {
+                AmbiguousOffset::Fold { before, after } => {
                     if fold {
-                        a
+                        after
                     } else {
-                        b
+                        before
+                    }
+                }
+                AmbiguousOffset::Gap { before, after } => {
+                    if fold {
+                        before
+                    } else {
+                        after
                     }
                 }
             };
