@@ -100,6 +100,35 @@ impl Slave {
         }
     }
 
+    /// Waits for the next registered connection list; returns its connection ids.
+    async fn next_connections(&mut self) -> Value {
+        let payload = match self {
+            Slave::Ours(_, registrations) => registrations.connections().await,
+            Slave::Hat(hat) => loop {
+                if let Some(i) = hat
+                    .registered
+                    .iter()
+                    .position(|e| e["tail"] == "gateway/connections")
+                {
+                    break hat.registered.remove(i)["payload"].clone();
+                }
+                let next = tokio::time::timeout(WAIT, hat.lines.recv())
+                    .await
+                    .expect("hat slave output timed out")
+                    .expect("hat slave exited");
+                if let Some(json) = next.strip_prefix("REG ") {
+                    hat.registered.push(serde_json::from_str(json).unwrap());
+                }
+            },
+        };
+        payload
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["connection_id"].clone())
+            .collect()
+    }
+
     /// Everything registered so far, as `{tail, payload, source_timestamp}`, with the
     /// connection list reduced to connection ids (ports differ between the runs).
     async fn registered(&mut self) -> Vec<Value> {
@@ -259,6 +288,14 @@ async fn run(mut slave: Slave, port: u16) -> Vec<(String, Vec<Value>, Vec<Value>
         let msgs = step(&mut master, "gi 1").await;
         transcript.push((tail.to_owned(), msgs, slave.registered().await));
     }
+    // A second master, then both leave: the connection lists on the way.
+    let mut second = Master::connected(port).await;
+    let mut lists = vec![slave.next_connections().await];
+    second.command("close").await;
+    lists.push(slave.next_connections().await);
+    master.command("close").await;
+    lists.push(slave.next_connections().await);
+    transcript.push(("connections".to_owned(), lists, Vec::new()));
     transcript
 }
 
@@ -294,6 +331,7 @@ async fn our_slave_answers_and_registers_as_hats_does() {
     assert_eq!(ours[10].2[0]["tail"], "gateway/command/double/2/8");
     assert_eq!(ours[12].1[0]["_type"], "CommandMsg", "{:?}", ours[12]);
     assert_eq!(ours[13].1[0]["cause"], "SPONTANEOUS", "{:?}", ours[13]);
+    assert_eq!(ours[15].1, [json!([1, 2]), json!([1]), json!([])]);
     assert_eq!(ours.len(), theirs.len());
     for (ours, theirs) in ours.iter().zip(&theirs) {
         assert_eq!(ours, theirs, "step {:?}", ours.0);
