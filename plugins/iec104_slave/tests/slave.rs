@@ -520,6 +520,16 @@ async fn read_apdu(socket: &mut tokio::net::TcpStream) -> Vec<u8> {
     body
 }
 
+/// The next APDU that is not an S-frame (the slave acknowledges our I-frames after t2).
+async fn read_non_s(socket: &mut tokio::net::TcpStream) -> Vec<u8> {
+    loop {
+        let apdu = read_apdu(socket).await;
+        if apdu[0] & 3 != 1 {
+            return apdu;
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_master_that_stops_acknowledging_is_closed_when_its_queue_fills() {
     use tokio::io::AsyncWriteExt as _;
@@ -559,5 +569,51 @@ async fn a_master_that_stops_acknowledging_is_closed_when_its_queue_fills() {
     let mut master = Master::connected(device.local_addr().port()).await;
     let msgs = master.interrogate("gi", 7).await;
     assert_eq!(data_msgs(&msgs).len(), 1);
+    device.close().await;
+}
+
+#[tokio::test]
+async fn buffered_values_go_again_to_a_master_that_restarts_data_transfer() {
+    use tokio::io::AsyncWriteExt as _;
+    let conf = conf(
+        json!([point("SINGLE", 1, 1, Some("b"))]),
+        json!([{"name": "b", "size": 10}]),
+    );
+    let (device, mut events, _) = start(&conf, vec![]).await;
+    // A raw master that never acknowledges: STARTDT, one interrogation as a barrier.
+    let mut socket = tokio::net::TcpStream::connect(device.local_addr())
+        .await
+        .unwrap();
+    socket.write_all(&[0x68, 4, 0x07, 0, 0, 0]).await.unwrap();
+    assert_eq!(read_apdu(&mut socket).await, [0x0B, 0, 0, 0], "STARTDT con");
+    socket
+        .write_all(&[0x68, 14, 0, 0, 0, 0, 100, 1, 6, 0, 1, 0, 0, 0, 0, 20])
+        .await
+        .unwrap();
+    loop {
+        let apdu = read_apdu(&mut socket).await;
+        if apdu[0] & 1 == 0 && apdu[4] == 100 && apdu[6] & 0x3F == 10 {
+            break;
+        }
+    }
+    events.connections_count(1).await;
+    device
+        .process_event(data_event("single", 1, 1, single("ON"), None))
+        .await;
+    let first = read_non_s(&mut socket).await;
+    // M_SP_NA_1, cause spontaneous, IO 1, ON: after the 4-octet control field.
+    assert_eq!(first[4..], [1, 1, 3, 0, 1, 0, 1, 0, 0, 1]);
+
+    // STOPDT, then STARTDT again: the unacknowledged buffered value comes again.
+    socket.write_all(&[0x68, 4, 0x13, 0, 0, 0]).await.unwrap();
+    assert_eq!(read_non_s(&mut socket).await, [0x23, 0, 0, 0], "STOPDT con");
+    socket.write_all(&[0x68, 4, 0x07, 0, 0, 0]).await.unwrap();
+    assert_eq!(
+        read_non_s(&mut socket).await,
+        [0x0B, 0, 0, 0],
+        "STARTDT con"
+    );
+    let again = read_non_s(&mut socket).await;
+    assert_eq!(again[4..], first[4..]);
     device.close().await;
 }
