@@ -179,6 +179,13 @@ async fn send_loop(
                     }
                 }
                 let (asdus, refs) = encode(codec, &mut pending);
+                if !sender.is_enabled() {
+                    // Stopped (STOPDT): the connection would discard these. Buffered
+                    // values keep their place in the buffers and go again at the
+                    // next STARTDT.
+                    tracing::debug!(count = asdus.len(), "data transfer stopped: ASDUs dropped");
+                    continue;
+                }
                 // Queued in order here; waits only while the connection's queue is full.
                 if let Err(err) = sender.send_all(asdus, false).await {
                     return format!("sending: {err}");

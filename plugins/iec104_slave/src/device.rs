@@ -298,6 +298,10 @@ impl Station {
         let (to_device, mut from_conns) = mpsc::channel(CONNECTION_EVENT_CAPACITY);
         loop {
             tokio::select! {
+                // Cancellation first: connection tasks end with it (child tokens), and
+                // their `Closed` reports belong to the shutdown below, which registers
+                // the connection list once.
+                biased;
                 () = cancel.cancelled() => break,
                 // Cancel-safe: a connection is only taken out of the backlog when
                 // `accept` returns it.
@@ -314,6 +318,7 @@ impl Station {
                 Some(event) = from_conns.recv() => self.process_conn_event(event).await,
             }
         }
+        let had_connections = !self.conns.is_empty();
         for conn in self.conns.values() {
             conn.cancel.cancel();
         }
@@ -331,7 +336,10 @@ impl Station {
                 None => break,
             }
         }
-        self.register_connections().await;
+        // As hat: the list changes (and is registered) only if there were connections.
+        if had_connections {
+            self.register_connections().await;
+        }
     }
 
     async fn accept(
