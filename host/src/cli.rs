@@ -85,6 +85,34 @@ pub enum Command {
     },
     /// Register, query and watch events on an Eventer server.
     Events(EventsArgs),
+    /// Tools for plugin authors.
+    Plugin {
+        /// What to do.
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+}
+
+/// `plugin` subcommands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum PluginCommand {
+    /// Write a new out-of-tree plugin project: Cargo.toml, schema, a device with a
+    /// background task, a test using the SDK's test kit, and a README.
+    New {
+        /// Plugin (crate) name: lower-case letters, digits and '_' (lib<NAME>.so).
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Project directory (default: ./NAME); must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// Device type (default: NAME).
+        #[arg(long, value_name = "TYPE")]
+        device_type: Option<String>,
+        /// Depend on a local gateway-plugin-api checkout (its directory) instead of
+        /// the registry.
+        #[arg(long, value_name = "DIR")]
+        api_path: Option<PathBuf>,
+    },
 }
 
 /// `plugins` subcommands.
@@ -170,7 +198,28 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         }) => schema(device_type.as_deref(), &plugins),
         Some(Command::Plugins { command, plugins }) => plugins_command(command, &plugins),
         Some(Command::Events(args)) => events(args),
+        Some(Command::Plugin { command }) => plugin_command(command),
     }
+}
+
+fn plugin_command(command: PluginCommand) -> Result<(), CliError> {
+    let PluginCommand::New {
+        name,
+        dir,
+        device_type,
+        api_path,
+    } = command;
+    let new = crate::plugins::NewPlugin {
+        dir: dir.unwrap_or_else(|| PathBuf::from(&name)),
+        device_type: device_type.unwrap_or_else(|| name.clone()),
+        api: match api_path {
+            Some(path) => crate::plugins::ApiSource::Path(path),
+            None => crate::plugins::ApiSource::Registry,
+        },
+        name,
+    };
+    crate::plugins::new_plugin_command(&new, &mut std::io::stdout().lock())
+        .map_err(|err| CliError::Other(err.into()))
 }
 
 /// Reads the configuration named by `--conf`, or the default one.
