@@ -89,7 +89,9 @@ fn gateway_conf(name: &str, eventer_port: u16, devices: Vec<Value>) -> Value {
 }
 
 /// A child process killed on drop, its output in a log file.
-struct Process(Child);
+struct Process {
+    _child: Child,
+}
 
 fn spawn(command: &mut Command, log: &Path) -> Process {
     let log = std::fs::File::create(log).unwrap();
@@ -101,7 +103,7 @@ fn spawn(command: &mut Command, log: &Path) -> Process {
         .kill_on_drop(true)
         .spawn()
         .unwrap();
-    Process(child)
+    Process { _child: child }
 }
 
 /// A gateway-host process on its embedded server.
