@@ -337,3 +337,55 @@ async fn our_slave_answers_and_registers_as_hats_does() {
         assert_eq!(ours, theirs, "step {:?}", ours.0);
     }
 }
+
+/// Buffered values: a master that leaves without acknowledging, one that
+/// acknowledges, one that comes after; what each of them receives.
+async fn run_buffered(mut slave: Slave, port: u16) -> Vec<Vec<Value>> {
+    let mut transcript = Vec::new();
+    let mut first = Master::start().await;
+    // Window 100 and t2 60 s: this master does not acknowledge within the test.
+    assert!(first.connect_with(port, 100, 60.0).await);
+    assert_eq!(slave.next_connections().await, json!([1]));
+    transcript.push(step(&mut first, "gi 1").await);
+    let value = json!({"is_test": false, "cause": "SPONTANEOUS", "data": common::single("ON")});
+    slave.event("system/data/single/1/1", &value, None).await;
+    transcript.push(vec![first.msg().await]);
+    first.command("close").await;
+    assert_eq!(slave.next_connections().await, json!([]));
+
+    let mut second = Master::connected(port).await;
+    assert_eq!(slave.next_connections().await, json!([2]));
+    transcript.push(step(&mut second, "gi 1").await);
+    second.command("close").await;
+    assert_eq!(slave.next_connections().await, json!([]));
+
+    let mut third = Master::connected(port).await;
+    assert_eq!(slave.next_connections().await, json!([3]));
+    transcript.push(step(&mut third, "gi 1").await);
+    transcript
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_values_are_delivered_as_hats_are() {
+    let mut entry = conf(
+        json!([point("SINGLE", 1, 1, Some("b"))]),
+        json!([{"name": "b", "size": 10}]),
+    );
+    let (device, registrations, _) = start(&entry, vec![]).await;
+    let port = device.local_addr().port();
+    let ours = run_buffered(Slave::Ours(device, registrations), port).await;
+
+    let hat_port = gateway_test_support::free_port();
+    entry["local_port"] = json!(hat_port);
+    let mut hat = HatSlave::start(&entry, &[]).await;
+    hat.registered.clear();
+    let theirs = run_buffered(Slave::Hat(hat), hat_port).await;
+
+    // The second master got the value first, the third did not get it.
+    assert_eq!(ours[2][0]["cause"], "SPONTANEOUS", "{ours:?}");
+    assert!(
+        ours[3].iter().all(|m| m["cause"] != "SPONTANEOUS"),
+        "{ours:?}"
+    );
+    assert_eq!(ours, theirs);
+}
