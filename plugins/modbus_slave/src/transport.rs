@@ -95,7 +95,12 @@ pub async fn serve_tcp(
                     return;
                 }
             };
-            let handled = shared.handle(id, false, &adu).await;
+            // Not cancel safe (a write waiting for `system/write` leaves its entry in the
+            // pending map), which only matters while the device is closing anyway.
+            let handled = tokio::select! {
+                _ = cancel.cancelled() => return,
+                handled = shared.handle(id, false, &adu) => handled,
+            };
             if handled.alive {
                 if let Some(t) = keep_alive {
                     deadline = Instant::now() + t;
@@ -125,6 +130,7 @@ pub async fn serve_serial(
     let keep_alive = secs(conf.keep_alive_timeout);
     let silent_interval = secs(conf.silent_interval);
     let mut current: Option<u64> = None;
+    let mut next_id: Option<u64> = None;
     let mut deadline = never();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Vec::with_capacity(64);
@@ -177,14 +183,19 @@ pub async fn serve_serial(
                     break;
                 }
             };
+            // The id a new master gets; taken from the counter once, kept until used.
             let id = match current {
                 Some(id) => id,
-                None => shared.connection_id(),
+                None => *next_id.get_or_insert_with(|| shared.connection_id()),
             };
-            let handled = shared.handle(id, true, &adu).await;
+            // Not cancel safe, as on TCP; only matters while the device is closing.
+            let handled = tokio::select! {
+                _ = cancel.cancelled() => return,
+                handled = shared.handle(id, true, &adu) => handled,
+            };
             if handled.alive {
                 if current.is_none() {
-                    current = Some(id);
+                    current = next_id.take();
                     if changes.send(SerialChange::Opened(id)).await.is_err() {
                         return;
                     }

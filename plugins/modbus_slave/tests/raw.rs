@@ -227,3 +227,27 @@ async fn idle_connections_are_closed_after_keep_alive_timeout() {
     assert_eq!(registrations.connections().await, json!([]));
     device.close().await;
 }
+
+/// Closing the device does not wait for a write's `system/write` (response_timeout
+/// is far longer than the wait here).
+#[tokio::test]
+async fn close_does_not_wait_for_a_pending_write() {
+    let conf = conf_with(json!({"response_timeout": 600}));
+    let (device, mut registrations, _) = start(&conf, vec![]).await;
+    let mut stream = TcpStream::connect(device.local_addr().unwrap())
+        .await
+        .unwrap();
+    stream
+        .write_all(&[0, 1, 0, 0, 0, 6, 1, 6, 0, 0, 0, 9])
+        .await
+        .unwrap();
+    assert_eq!(
+        registrations.write().await["data"],
+        json!([{"name": "hr", "value": 9}])
+    );
+    tokio::time::timeout(WAIT, device.close())
+        .await
+        .expect("close waited for the pending write");
+    closed(&mut stream).await;
+    assert_eq!(registrations.connections().await, json!([]));
+}

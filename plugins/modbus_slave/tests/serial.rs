@@ -54,8 +54,16 @@ async fn exercise(modbus_type: &str, framer: &str) {
         .await;
     assert!(client.result().await.is_err());
 
-    // Idle past keep_alive_timeout: the master is gone; its next request is a new one.
+    // Idle past keep_alive_timeout: the master is gone; its next request is a new one
+    // (requests to unknown units do not make a connection nor use up an id).
     assert_eq!(registrations.connections().await, json!([]));
+    client
+        .send(
+            "read_holding_registers",
+            json!({"address": 10, "count": 1, "slave": 7}),
+        )
+        .await;
+    assert!(client.result().await.is_err());
     let r = client.call("read_holding_registers", read).await;
     assert_eq!(r["registers"], json!([0x0ABC, 0xDEF0]), "{r}");
     assert_eq!(
