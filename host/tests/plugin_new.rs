@@ -158,7 +158,7 @@ fn generated_plugin_passes_its_kit_test_and_runs_in_the_host_with_its_own_log_ta
     let created = gateway
         .seen
         .iter()
-        .find(|(_, l)| l.contains("device created"))
+        .find(|(_, l)| l.contains("device created interval_s="))
         .map(|(_, l)| l.clone())
         .unwrap_or_else(|| panic!("no create record:\n{}", gateway.transcript()));
     assert!(

@@ -167,3 +167,81 @@ fn emit_fallback(level: FfiLogLevel, target: &str, message: &str) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use tracing_subscriber::fmt::MakeWriter;
+    use tracing_subscriber::EnvFilter;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    fn captured(filter: &str, emit: impl FnOnce()) -> String {
+        let out = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new(filter))
+            .with_ansi(false)
+            .with_writer(out.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+        let text = String::from_utf8_lossy(&out.0.lock().unwrap()).into_owned();
+        text
+    }
+
+    #[test]
+    fn records_keep_the_plugin_target_and_filters_select_it() {
+        let text = captured("info,unit_thermo=debug", || {
+            emit_plugin_log(FfiLogLevel::Debug, "unit_thermo::link", "link up");
+            emit_plugin_log(FfiLogLevel::Debug, "unit_other", "hidden debug");
+            emit_plugin_log(FfiLogLevel::Info, "unit_other", "shown info");
+            // The same callsite again (interned).
+            emit_plugin_log(FfiLogLevel::Debug, "unit_thermo::link", "link down");
+        });
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(
+            lines[0].contains("DEBUG unit_thermo::link: link up"),
+            "{text}"
+        );
+        assert!(lines[1].contains("INFO unit_other: shown info"), "{text}");
+        assert!(
+            lines[2].contains("DEBUG unit_thermo::link: link down"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn an_empty_target_uses_the_fallback_target() {
+        let text = captured("info", || {
+            emit_plugin_log(FfiLogLevel::Warn, "", "no target")
+        });
+        assert!(
+            text.contains(&format!("WARN {FALLBACK_TARGET}: no target")),
+            "{text}"
+        );
+    }
+}
