@@ -87,8 +87,9 @@ pub struct SlaveConfig {
     /// The data points served.
     pub data: Vec<DataConfig>,
     /// Our extension: sends waiting per connection (a spontaneous value, or the whole
-    /// answer to one request); a connection whose queue is full
-    /// (the master stopped reading) is closed, as hat's IEC 101 slave does.
+    /// answer to one request), and as many again waiting for the next send inside the
+    /// connection task; a connection whose queue is full (the master stopped
+    /// reading) is closed, as hat's IEC 101 slave does.
     #[serde(default = "default_send_queue_size")]
     pub send_queue_size: usize,
 }

@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::future::OptionFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use iec60870::asdu::{AsduCodec, AsduError};
@@ -15,10 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::device::BufferRef;
 use crate::events::ConnectionId;
-
-/// Most queued items encoded together: bounds the work (and the latency of the first
-/// ASDU) of one send round.
-pub const SEND_BATCH_LIMIT: usize = 512;
 
 /// Most sends of buffered values waiting for their acknowledgement: beyond it the task
 /// stops taking from its queue, so the queue (bounded) fills when the master stops
@@ -72,12 +69,17 @@ type AckFuture = BoxFuture<'static, Result<Vec<BufferRef>, iec104::Error>>;
 
 /// Serves one connection until it closes or `cancel` fires. The caller reports
 /// `Closed` once this has returned (or panicked).
+///
+/// `max_pending` items are taken from `out` while a send is in flight and encoded
+/// together into the next send: the device's queue stays short during a burst the
+/// link can work off, and a congested link carries many points per ASDU.
 pub async fn run(
     id: ConnectionId,
     mut conn: iec104::Connection,
     mut out: mpsc::Receiver<Outgoing>,
     to_device: mpsc::Sender<ConnEvent>,
     codec: AsduCodec,
+    max_pending: usize,
     cancel: CancellationToken,
 ) {
     let sender = conn.sender();
@@ -88,7 +90,7 @@ pub async fn run(
     let reason = tokio::select! {
         () = cancel.cancelled() => "closed by the device".to_owned(),
         reason = receive_loop(&mut conn, &codec, &reporter) => reason,
-        reason = send_loop(&sender, &mut out, &codec, &mut acks, &reporter) => reason,
+        reason = send_loop(&sender, &mut out, &codec, max_pending, &mut acks, &reporter) => reason,
     };
     tracing::info!(reason, "connection ends");
     sender.close();
@@ -156,45 +158,62 @@ async fn receive_loop(
 }
 
 /// Encodes and sends what the device queues; reports acknowledged buffered values.
+///
+/// One send is in flight at a time; what arrives meanwhile waits in `pending` and goes
+/// in the next send, encoded together.
 async fn send_loop(
     sender: &iec104::Sender,
     out: &mut mpsc::Receiver<Outgoing>,
     codec: &AsduCodec,
+    max_pending: usize,
     acks: &mut FuturesUnordered<AckFuture>,
     reporter: &Reporter,
 ) -> String {
     let mut pending: VecDeque<Outgoing> = VecDeque::new();
+    let mut in_flight: Option<AckFuture> = None;
     loop {
-        let can_take = acks.len() < MAX_ACKS_IN_FLIGHT;
+        if in_flight.is_none() && !pending.is_empty() {
+            let (asdus, refs) = encode(codec, &mut pending);
+            if sender.is_enabled() {
+                let sender = sender.clone();
+                // Resolves once queued in the connection (in order: one at a time).
+                in_flight = Some(Box::pin(async move {
+                    sender.send_all(asdus, false).await.map(|()| refs)
+                }));
+            } else {
+                // Stopped (STOPDT): the connection would discard these. Buffered
+                // values keep their place in the buffers and go again at the next
+                // STARTDT.
+                tracing::debug!(count = asdus.len(), "data transfer stopped: ASDUs dropped");
+            }
+        }
+        let can_take = pending.len() < max_pending && acks.len() < MAX_ACKS_IN_FLIGHT;
+        let sending = in_flight.is_some();
         tokio::select! {
             item = out.recv(), if can_take => {
                 let Some(item) = item else {
                     return "closed by the device".to_owned();
                 };
                 pending.push_back(item);
-                while pending.len() < SEND_BATCH_LIMIT {
+                while pending.len() < max_pending {
                     match out.try_recv() {
                         Ok(item) => pending.push_back(item),
                         Err(_) => break,
                     }
                 }
-                let (asdus, refs) = encode(codec, &mut pending);
-                if !sender.is_enabled() {
-                    // Stopped (STOPDT): the connection would discard these. Buffered
-                    // values keep their place in the buffers and go again at the
-                    // next STARTDT.
-                    tracing::debug!(count = asdus.len(), "data transfer stopped: ASDUs dropped");
-                    continue;
-                }
-                // Queued in order here; waits only while the connection's queue is full.
-                if let Err(err) = sender.send_all(asdus, false).await {
-                    return format!("sending: {err}");
-                }
-                if !refs.is_empty() {
-                    // A drain resolves once everything queued before it is
-                    // acknowledged: those values may leave their buffers then.
-                    let sender = sender.clone();
-                    acks.push(Box::pin(async move { sender.drain(true).await.map(|()| refs) }));
+            },
+            // Not polled (nor awaited) when nothing is in flight.
+            Some(sent) = OptionFuture::from(in_flight.as_mut()), if sending => {
+                in_flight = None;
+                match sent {
+                    Ok(refs) if refs.is_empty() => {}
+                    Ok(refs) => {
+                        // A drain resolves once everything queued before it is
+                        // acknowledged: those values may leave their buffers then.
+                        let sender = sender.clone();
+                        acks.push(Box::pin(async move { sender.drain(true).await.map(|()| refs) }));
+                    }
+                    Err(err) => return format!("sending: {err}"),
                 }
             },
             Some(result) = acks.next() => match result {

@@ -387,8 +387,17 @@ impl Station {
         );
         let span = tracing::info_span!("connection", id, remote = %info.remote_addr);
         let task = tokio::spawn(
-            connection::run(id, conn, out_rx, to_device.clone(), self.codec, conn_cancel)
-                .instrument(span),
+            connection::run(
+                id,
+                conn,
+                out_rx,
+                to_device.clone(),
+                self.codec,
+                // As many again as the queue holds wait in the connection task.
+                self.send_queue_size,
+                conn_cancel,
+            )
+            .instrument(span),
         );
         // `Closed` is reported however the task ended, so a panicking connection task
         // cannot leave a dead entry in `gateway/connections` (or a device close that
