@@ -1,12 +1,13 @@
 //! Event mapping of the master (hat's `_msg_to_event` and `_msg_from_event`): received
 //! messages to `gateway/...` events, `system/...` events to messages to send.
 
-use gateway_model::{Event, Payload, RegisterEvent};
+use gateway_model::{Event, InvalidJson, JsonText, Payload, RegisterEvent};
+use serde::Serialize;
 use iec60870::types::{
     ClockSyncCause, ClockSyncMsg, CommandMsg, CounterInterrogationMsg, FreezeCode,
     InterrogationMsg, Msg,
 };
-use iec_common::payload::{command_from_json, command_to_json, data_to_json};
+use iec_common::payload::{command_from_json, command_to_json, DataJson};
 use iec_common::{
     command_req_cause_from_json, command_res_cause_to_json, data_cause_to_json,
     time_from_source_timestamp, time_to_source_timestamp, CommandKey, CommandType, DataKey,
@@ -17,6 +18,14 @@ use serde_json::{json, Value};
 /// ASDU address of a broadcast (clock synchronisation goes to every station).
 pub const GLOBAL_ASDU_ADDRESS: u16 = 0xFFFF;
 
+/// The payload of a `gateway/data` event.
+#[derive(Serialize)]
+struct DataEventPayload<'a> {
+    is_test: bool,
+    cause: Value,
+    data: DataJson<'a>,
+}
+
 /// Why a received message produced no event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MsgError {
@@ -26,6 +35,9 @@ pub enum MsgError {
     /// The message holds something without a JSON form (an impossible time tag).
     #[error(transparent)]
     Payload(#[from] PayloadError),
+    /// The payload could not be written as JSON (cannot happen for hat's shapes).
+    #[error("payload not serializable: {}", .0.reason)]
+    Json(#[from] InvalidJson),
 }
 
 /// The event reporting a received message; `Ok(None)` for clock synchronisation
@@ -38,17 +50,17 @@ pub fn msg_to_event(prefix: &[String], msg: &Msg) -> Result<Option<RegisterEvent
                 asdu_address: m.asdu_address,
                 io_address: m.io_address,
             });
-            let payload = json!({
-                "is_test": m.is_test,
-                "cause": data_cause_to_json(m.cause),
-                "data": data_to_json(&m.data),
-            });
-            event(
-                prefix,
-                key,
-                payload,
-                time_to_source_timestamp(m.time.as_ref())?,
-            )
+            // Written straight to text: this runs for every received point.
+            let payload = DataEventPayload {
+                is_test: m.is_test,
+                cause: data_cause_to_json(m.cause),
+                data: DataJson(&m.data),
+            };
+            RegisterEvent {
+                event_type: key.event_type(prefix, Direction::Gateway),
+                source_timestamp: time_to_source_timestamp(m.time.as_ref())?,
+                payload: Some(Payload::Json(JsonText::serialize(&payload)?)),
+            }
         }
         Msg::Command(m) => {
             let key = EventKey::Command(CommandKey {

@@ -19,58 +19,18 @@ use iec60870::types::{
 };
 use serde_json::{json, Map, Value};
 
+mod ser;
+
+pub use ser::DataJson;
+
 use crate::keys::{CommandType, DataType};
 use crate::PayloadError;
 
 /// Data as hat's JSON (`{"value", "quality", ...}`).
 pub fn data_to_json(data: &Data) -> Value {
-    match data {
-        Data::Single(d) => {
-            json!({"value": single_name(d.value), "quality": indication(&d.quality)})
-        }
-        Data::Double(d) => {
-            json!({"value": double_name(d.value), "quality": indication(&d.quality)})
-        }
-        Data::StepPosition(d) => json!({
-            "value": {"value": d.value.value, "transient": d.value.transient},
-            "quality": measurement(&d.quality),
-        }),
-        Data::Bitstring(d) => json!({"value": d.value.0, "quality": measurement(&d.quality)}),
-        Data::Normalized(d) => json!({
-            "value": normalized_json(d.value),
-            "quality": d.quality.as_ref().map(measurement),
-        }),
-        Data::Scaled(d) => json!({"value": d.value.0, "quality": measurement(&d.quality)}),
-        Data::Floating(d) => {
-            json!({"value": floating_json(d.value), "quality": measurement(&d.quality)})
-        }
-        Data::BinaryCounter(d) => json!({"value": d.value.0, "quality": counter(&d.quality)}),
-        Data::Protection(d) => json!({
-            "value": protection_name(d.value),
-            "quality": protection(&d.quality),
-            "elapsed_time": d.elapsed_time,
-        }),
-        Data::ProtectionStart(d) => json!({
-            "value": {
-                "general": d.value.general, "l1": d.value.l1, "l2": d.value.l2,
-                "l3": d.value.l3, "ie": d.value.ie, "reverse": d.value.reverse,
-            },
-            "quality": protection(&d.quality),
-            "duration_time": d.duration_time,
-        }),
-        Data::ProtectionCommand(d) => json!({
-            "value": {
-                "general": d.value.general, "l1": d.value.l1, "l2": d.value.l2,
-                "l3": d.value.l3,
-            },
-            "quality": protection(&d.quality),
-            "operating_time": d.operating_time,
-        }),
-        Data::Status(d) => json!({
-            "value": {"value": d.value.value, "change": d.value.change},
-            "quality": measurement(&d.quality),
-        }),
-    }
+    // Cannot fail: every key is a string and every float is finite or written as a
+    // string ([`ser::DataJson`]).
+    serde_json::to_value(DataJson(data)).unwrap_or(Value::Null)
 }
 
 /// Data of `data_type` from hat's JSON.
@@ -244,21 +204,13 @@ pub fn command_from_json(cmd_type: CommandType, json: &Value) -> Result<Command,
 /// `raw / 0x7fff` in double precision; the model keeps an `f32`, so the raw value is
 /// recovered (exact: 16 bits fit an `f32` mantissa) and divided again in `f64`.
 fn normalized_json(value: NormalizedValue) -> Value {
-    let raw = (f64::from(value.0) * 32767.0).round();
-    json!(raw / 32767.0)
+    json!(ser::normalized(value))
 }
 
 /// A floating value as hat reports it: the number, or Python's `str` of a value that is
 /// not finite.
 fn floating_json(value: FloatingValue) -> Value {
-    let v = value.0;
-    if v.is_nan() {
-        json!("nan")
-    } else if v.is_infinite() {
-        json!(if v > 0.0 { "inf" } else { "-inf" })
-    } else {
-        json!(f64::from(v))
-    }
+    serde_json::to_value(ser::Floating(value)).unwrap_or(Value::Null)
 }
 
 /// Python's `float(value)` for a JSON number or string.
@@ -357,26 +309,6 @@ fn bits16(value: &Value, at: &str) -> Result<[bool; 16], PayloadError> {
             .ok_or_else(|| invalid(&format!("{at}/{i}"), "not a boolean"))?;
     }
     Ok(bits)
-}
-
-fn indication(q: &IndicationQuality) -> Value {
-    json!({"invalid": q.invalid, "not_topical": q.not_topical,
-           "substituted": q.substituted, "blocked": q.blocked})
-}
-
-fn measurement(q: &MeasurementQuality) -> Value {
-    json!({"invalid": q.invalid, "not_topical": q.not_topical,
-           "substituted": q.substituted, "blocked": q.blocked, "overflow": q.overflow})
-}
-
-fn counter(q: &CounterQuality) -> Value {
-    json!({"invalid": q.invalid, "adjusted": q.adjusted,
-           "overflow": q.overflow, "sequence": q.sequence})
-}
-
-fn protection(q: &ProtectionQuality) -> Value {
-    json!({"invalid": q.invalid, "not_topical": q.not_topical,
-           "substituted": q.substituted, "blocked": q.blocked, "time_invalid": q.time_invalid})
 }
 
 fn indication_from(value: &Value, at: &str) -> Result<IndicationQuality, PayloadError> {

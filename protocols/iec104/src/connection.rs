@@ -295,7 +295,9 @@ impl ConnectionTask {
             while self.held_asdu.is_none() && !self.session.is_closed() {
                 match decoder.decode(&mut input) {
                     Ok(Some(apdu)) => {
-                        tracing::trace!(?apdu, "received");
+                        // No per-frame trace record: inside a plugin every record is
+                        // formatted before the host's filter sees it, and at tens of
+                        // thousands of frames a second that formatting dominated.
                         self.session.handle_apdu(apdu, now);
                         self.dispatch_events();
                     }
