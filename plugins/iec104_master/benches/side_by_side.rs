@@ -524,7 +524,12 @@ fn main() {
         (Gateway::Host, Server::Own, PACED_RATE, commands),
         (Gateway::Host, Server::Shared, SUSTAINABLE_RATE, commands),
         (Gateway::Hat, Server::Shared, SUSTAINABLE_RATE, commands),
-        (Gateway::Hat, Server::Shared, PACED_RATE, OVERLOADED_COMMANDS),
+        (
+            Gateway::Hat,
+            Server::Shared,
+            PACED_RATE,
+            OVERLOADED_COMMANDS,
+        ),
     ]
     .into_iter()
     .map(|(kind, server, rate, count)| {
@@ -565,13 +570,7 @@ fn main() {
     );
     println!(
         "{:<44} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
-        "command round trip",
-        "offered/s",
-        "p50 ms",
-        "p99 ms",
-        "max ms",
-        "commands",
-        "points/s"
+        "command round trip", "offered/s", "p50 ms", "p99 ms", "max ms", "commands", "points/s"
     );
     for t in &trips {
         println!(
