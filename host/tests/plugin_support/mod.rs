@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use gateway_host::device::{ClientError, DeviceClient, DeviceContext};
+use gateway_host::plugins::SdkClient;
 use gateway_model::{
     Event, EventId, EventType, Payload, QueryParams, QueryResult, RegisterEvent, Timestamp,
 };
 use gateway_plugin_api::sdk::testing::RecordingBackend;
-use gateway_plugin_api::sdk::{ClientBackend as _, ClientError as SdkClientError};
 
 /// Bound on every wait for something a plugin does.
 pub const TIMEOUT: Duration = Duration::from_secs(20);
@@ -92,45 +92,36 @@ impl Drop for PluginDir {
 
 pub use gateway_plugin_api::sdk::testing::{Call, CallLog};
 
-/// The SDK test kit's recording client, as the host's client: every call the plugin
-/// makes through the real loader and adapter lands in the kit's [`CallLog`].
+/// The SDK test kit's recording client, as the host's client ([`SdkClient`]): every
+/// call the plugin makes through the real loader and adapter lands in the kit's
+/// [`CallLog`].
 pub struct RecordingClient {
     pub backend: Arc<RecordingBackend>,
+    client: SdkClient,
 }
 
 impl RecordingClient {
     pub fn new() -> (Arc<Self>, CallLog) {
         let (backend, calls) = RecordingBackend::new();
-        (Arc::new(Self { backend }), calls)
-    }
-}
-
-fn host_error(err: SdkClientError) -> ClientError {
-    match err {
-        SdkClientError::RegisterFailed => ClientError::RegisterFailed,
-        _ => ClientError::ConnectionClosed,
+        let client = SdkClient::new(backend.clone());
+        (Arc::new(Self { backend, client }), calls)
     }
 }
 
 impl DeviceClient for RecordingClient {
     fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
-        Box::pin(async move { self.backend.register(events).await.map_err(host_error) })
+        self.client.register(events)
     }
 
     fn register_with_response(
         &self,
         events: Vec<RegisterEvent>,
     ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
-        Box::pin(async move {
-            self.backend
-                .register_with_response(events)
-                .await
-                .map_err(host_error)
-        })
+        self.client.register_with_response(events)
     }
 
     fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
-        Box::pin(async move { self.backend.query(params).await.map_err(host_error) })
+        self.client.query(params)
     }
 }
 
