@@ -71,7 +71,10 @@ pub async fn create(conf: Value, context: Context) -> Result<Plugin, Error> {
             ticker.tick().await;
             let event_type = task_client.child_type("gateway/reading");
             task_client
-                .register(vec![RegisterEvent::json(event_type, json!({"count": count}))])
+                .register(vec![RegisterEvent::json(
+                    event_type,
+                    json!({"count": count}),
+                )])
                 .await?;
             tracing::debug!(count, "reading registered");
         }
@@ -101,7 +104,10 @@ impl Device for Plugin {
                 let event_type = self.client.child_type("gateway/setpoint");
                 // An error from the client (connection gone) fails the device.
                 self.client
-                    .register(vec![RegisterEvent::json(event_type, json!({"value": setpoint.value}))])
+                    .register(vec![RegisterEvent::json(
+                        event_type,
+                        json!({"value": setpoint.value}),
+                    )])
                     .await?;
             }
             _ => tracing::debug!(event_type = %event.event_type.join("/"), "event ignored"),
