@@ -2,7 +2,8 @@
 //! `gateway-host check` accepts a hat-gateway entry with only `module` changed; our
 //! `modbus_master` in one gateway-host reads from and writes to our `modbus_slave` in
 //! another; hat-gateway 0.6.48's own modbus master does the same against our slave.
-//! Events are observed and registered with our Eventer client on each server.
+//! Events are observed and registered with our Eventer client on each server; every
+//! event of the slave device is checked against hat-gateway 0.6.48's event schema.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -160,6 +161,19 @@ impl Observer {
             };
             for event in events {
                 let payload = event.payload.and_then(|p| p.json_value());
+                // Every event of the slave device type (not the host's `running`, `enable`) is
+                // checked against hat's schema.
+                let text = event.event_type.join("/");
+                if let (Some(tail), Some(payload)) =
+                    (text.strip_prefix("gateway/gws/modbus_slave/s/"), &payload)
+                {
+                    let device_event = ["gateway/connections", "gateway/write", "system/write"]
+                        .contains(&tail)
+                        || tail.starts_with("system/data/");
+                    if device_event {
+                        common::HatSchemas::get().check(tail, payload);
+                    }
+                }
                 if event.event_type == wanted {
                     if let Some(payload) = payload.filter(|p| pred(p)) {
                         return payload;
