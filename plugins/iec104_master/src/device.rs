@@ -208,6 +208,7 @@ async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
                 () = tokio::time::sleep(secs(shared.config.reconnect_delay)) => continue,
             }
         };
+        let connected_at = tokio::time::Instant::now();
         let sender = connection.sender();
         let span = tracing::info_span!("connection", remote = %connection.info().remote_addr);
         // Before CONNECTED is registered, so an event that reacts to it finds the
@@ -229,8 +230,19 @@ async fn run(shared: Arc<Shared>, cancel: CancellationToken) {
         if !keep_running {
             return;
         }
-        // hat reconnects at once after a connection ends, from the first address;
-        // `reconnect_delay` applies only when every address failed.
+        // hat reconnects at once after a connection ends, from the first address, and
+        // so do we after a connection that lasted. One that ended sooner than
+        // `reconnect_delay` (an outstation that accepts and drops at once) waits out
+        // the rest of it: hat would reconnect in a tight loop.
+        let lived = connected_at.elapsed();
+        let delay = secs(shared.config.reconnect_delay);
+        if lived < delay {
+            tracing::info!(parent: &span, ?lived, "connection ended early; waiting reconnect_delay");
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                () = tokio::time::sleep(delay - lived) => {}
+            }
+        }
     }
     status.set(&shared, Status::Disconnected).await;
 }

@@ -2,7 +2,6 @@
 //! messages to `gateway/...` events, `system/...` events to messages to send.
 
 use gateway_model::{Event, InvalidJson, JsonText, Payload, RegisterEvent};
-use serde::Serialize;
 use iec60870::types::{
     ClockSyncCause, ClockSyncMsg, CommandMsg, CounterInterrogationMsg, FreezeCode,
     InterrogationMsg, Msg,
@@ -13,6 +12,7 @@ use iec_common::{
     time_from_source_timestamp, time_to_source_timestamp, CommandKey, CommandType, DataKey,
     DataType, Direction, EventKey, PayloadError,
 };
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// ASDU address of a broadcast (clock synchronisation goes to every station).

@@ -9,7 +9,9 @@
 //!
 //! Behaviour follows hat-gateway 0.6.48's master: addresses tried in turn; after every
 //! address failed, `DISCONNECTED` and `reconnect_delay`; after a connection ends,
-//! `DISCONNECTED` and at once `CONNECTING` again. An ASDU of an unknown type is logged
+//! `DISCONNECTED` and at once `CONNECTING` again, unless it lasted less than
+//! `reconnect_delay` (an outstation that accepts and drops at once): then the rest of
+//! `reconnect_delay` first, where hat would reconnect in a tight loop. An ASDU of an unknown type is logged
 //! and skipped; a malformed one is logged and ends the connection. A message that has
 //! no event (an impossible time tag, an unsupported kind) is logged and skipped.
 //! `system/...` events with a bad type or payload, or arriving while disconnected, are

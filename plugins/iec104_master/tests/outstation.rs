@@ -468,6 +468,35 @@ async fn a_dropped_connection_reports_disconnected_and_reconnects() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_dropped_at_once_is_retried_only_after_reconnect_delay() {
+    let mut outstation = Outstation::start().await;
+    let mut c = conf(&[outstation.port]);
+    c["reconnect_delay"] = json!(0.5);
+    let (device, mut events) = start(&c);
+    let first = events
+        .expect("gateway/status", json!("CONNECTING"))
+        .await
+        .at;
+    events.expect_status(&["CONNECTED"]).await;
+    outstation.line(|l| l == "CONNECT").await;
+    outstation.command("drop").await;
+    events.expect_status(&["DISCONNECTED"]).await;
+    let second = events
+        .expect("gateway/status", json!("CONNECTING"))
+        .await
+        .at;
+    // Attempts at least reconnect_delay apart (hat would reconnect at once).
+    let gap = second - first;
+    assert!(
+        gap >= Duration::from_millis(490),
+        "reconnected after {gap:?}"
+    );
+    events.expect_status(&["CONNECTED"]).await;
+    device.close().await;
+    events.expect_status(&["DISCONNECTED"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_address_refusing_the_second_answers() {
     let mut outstation = Outstation::start().await;
     let (device, mut events) = start(&conf(&[closed_port(), outstation.port]));
