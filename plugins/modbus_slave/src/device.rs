@@ -29,6 +29,9 @@ use crate::transport;
 /// gone on the line). Each serial task has at most one change in flight per request.
 pub const SERIAL_EVENT_CAPACITY: usize = 16;
 
+/// Pause after a failed `accept` (for example when out of file descriptors).
+pub const ACCEPT_ERROR_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A failure of the event-server side of the device.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("event client: {0}")]
@@ -405,7 +408,12 @@ async fn run(shared: Arc<Shared>, source: Source, cancel: CancellationToken) {
                         true
                     }
                     Err(err) => {
+                        // E.g. out of file descriptors: pause instead of spinning.
                         tracing::warn!(error = %err, "accept failed");
+                        tokio::select! {
+                            _ = cancel.cancelled() => break,
+                            () = tokio::time::sleep(ACCEPT_ERROR_DELAY) => {}
+                        }
                         false
                     }
                 }
