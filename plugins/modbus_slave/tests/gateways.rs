@@ -50,18 +50,21 @@ fn slave_entry(port: u16) -> Value {
             {"name": "hr", "device_id": 1, "data_type": "HOLDING_REGISTER",
              "start_address": 0, "bit_offset": 0, "bit_count": 16},
             {"name": "flag", "device_id": 1, "data_type": "COIL",
-             "start_address": 3, "bit_offset": 0, "bit_count": 1}
+             "start_address": 3, "bit_offset": 0, "bit_count": 1},
+            {"name": "fifo", "device_id": 1, "data_type": "QUEUE",
+             "start_address": 7, "bit_offset": 0, "bit_count": 16}
         ]
     })
 }
 
-/// A modbus master entry (hat-gateway's shape) polling the slave's two points.
-fn master_entry(module: &str, port: u16) -> Value {
+/// A modbus master entry (hat-gateway's shape) polling the slave's register and coil,
+/// and its FIFO queue when `fifo`.
+fn master_entry(module: &str, port: u16, fifo: bool) -> Value {
     let point = |name: &str, data_type: &str, start: u16| {
         json!({"name": name, "interval": 0.1, "data_type": data_type, "start_address": start,
                "bit_offset": 0, "bit_count": if data_type == "COIL" { 1 } else { 16 }})
     };
-    json!({
+    let mut entry = json!({
         "module": module,
         "name": "m",
         "connection": {
@@ -75,7 +78,12 @@ fn master_entry(module: &str, port: u16) -> Value {
             "device_id": 1, "timeout_poll_delay": 0.2,
             "data": [point("hr", "HOLDING_REGISTER", 0), point("flag", "COIL", 3)]
         }]
-    })
+    });
+    if fifo {
+        let data = entry["remote_devices"][0]["data"].as_array_mut().unwrap();
+        data.push(point("fifo", "QUEUE", 7));
+    }
+    entry
 }
 
 fn gateway_conf(name: &str, eventer_port: u16, devices: Vec<Value>) -> Value {
@@ -326,7 +334,7 @@ async fn our_master_and_our_slave_in_two_gateways() {
         &gateway_conf(
             "gwm",
             master_server,
-            vec![master_entry("modbus_master", modbus_port)],
+            vec![master_entry("modbus_master", modbus_port, true)],
         ),
     );
     let mut master = Observer::connect(master_server).await;
@@ -337,6 +345,19 @@ async fn our_master_and_our_slave_in_two_gateways() {
         .await;
     assert_eq!(connections[0]["remote"]["host"], "127.0.0.1");
     read_and_write_through(&mut master, &mut slave, "gateway/gwm/modbus_master/m").await;
+    // FC24 between our two implementations.
+    slave
+        .register(
+            "gateway/gws/modbus_slave/s/system/data/fifo",
+            json!({"value": 0x4242}),
+        )
+        .await;
+    master
+        .event(
+            "gateway/gwm/modbus_master/m/gateway/remote_device/1/read/fifo",
+            |p| p["value"] == 0x4242,
+        )
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,7 +373,7 @@ async fn hat_gateways_master_against_our_slave() {
     );
     let mut slave = Observer::connect(server).await;
     // hat-gateway uses our gateway's embedded server as its event server.
-    let device = master_entry("hat.gateway.devices.modbus.master", modbus_port);
+    let device = master_entry("hat.gateway.devices.modbus.master", modbus_port, false);
     let hat_conf = json!({
         "name": "hat",
         "event_server": {"eventer_server": {"host": "127.0.0.1", "port": server}},
