@@ -18,8 +18,8 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use modbus::{
-    crc16, decode_request, decode_response, lrc, request_len, response_len, Adu,
-    ExceptionCode, FrameError, Framer, ModbusType,
+    crc16, decode_request, decode_response, lrc, request_len, response_len, Adu, ExceptionCode,
+    FrameError, Framer, ModbusType,
 };
 
 /// ADUs plus the final error, if any.
