@@ -13,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 async fn exercise(modbus_type: &str, framer: &str) {
     let pty = PtyPair::start(framer).await;
     let mut conf = serial_conf(modbus_type, &pty.end("a"), all_points());
-    conf["transport"]["keep_alive_timeout"] = json!(0.5);
+    // Long enough that a busy machine does not expire it between two requests.
+    conf["transport"]["keep_alive_timeout"] = json!(1.5);
     let (device, mut registrations, _) = start(&conf, vec![data_event("span", 0xAB_CDEF)]).await;
     let mut client = Client::serial(&pty.end("b"), framer).await;
     let read = json!({"address": 10, "count": 2, "slave": 1});
