@@ -1,55 +1,70 @@
 //! The real `libiec104_master.so` loaded through the host's plugin loader, driven
-//! through the host's device traits against a real hat-drivers outstation.
+//! through the host's device traits against a real hat-drivers outstation; the device's
+//! client is the SDK test kit's recording client behind the host's client trait
+//! (`gateway_host::plugins::SdkClient`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use common::{prefix, system_event, Outstation, WAIT};
-use futures::future::BoxFuture;
-use gateway_host::device::{ClientError, DeviceClient, DeviceContext, DeviceFactory};
-use gateway_host::plugins::{PluginRegistry, PluginSearch};
-use gateway_model::{Event, Payload, QueryParams, QueryResult, RegisterEvent};
+use common::{prefix, system_event, Outstation};
+use gateway_host::device::{DeviceContext, DeviceFactory};
+use gateway_host::plugins::{PluginRegistry, PluginSearch, SdkClient};
+use gateway_model::{Payload, RegisterEvent};
+use gateway_plugin_api::sdk::testing::{self, Call, CallLog, RecordingBackend};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-/// Host-side client forwarding registrations to the test.
-struct Client {
-    registered: mpsc::UnboundedSender<(String, Value)>,
+/// What the device registered, one event at a time as `(suffix after the prefix, JSON
+/// payload)`, read from the kit's call log. A local adapter: the kit's
+/// `CallLog::next_event` skips queries, and this test must fail on any call but a
+/// plain registration (the master queries nothing) and on a non-JSON payload.
+struct Registered {
+    calls: CallLog,
+    /// Events of a registration call read but not returned yet.
+    pending: VecDeque<(String, Value)>,
 }
 
-impl DeviceClient for Client {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
-        for event in events {
-            let payload = match event.payload {
-                Some(Payload::Json(text)) => text.value(),
-                other => panic!("unexpected payload {other:?}"),
-            };
-            let _ = self
-                .registered
-                .send((event.event_type[4..].join("/"), payload));
+impl Registered {
+    fn new(calls: CallLog) -> Self {
+        Self {
+            calls,
+            pending: VecDeque::new(),
         }
-        Box::pin(async { Ok(()) })
     }
 
-    fn register_with_response(
-        &self,
-        _: Vec<RegisterEvent>,
-    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
-        Box::pin(async { Ok(None) })
+    /// The next registered event (waits up to the kit's `WAIT_LIMIT`).
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return event;
+            }
+            // Panics on a query or a registration with response.
+            let events = self.calls.next_register().await;
+            self.pending.extend(events.iter().map(json_summary));
+        }
     }
 
-    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
-        panic!("the master queries nothing: {params:?}")
+    /// Every event registered so far and not read yet, without waiting.
+    fn drain(&mut self) -> Vec<(String, Value)> {
+        let mut events: Vec<_> = self.pending.drain(..).collect();
+        while let Some(call) = self.calls.try_next_call() {
+            let Call::Register(batch) = call else {
+                panic!("the master makes no such call: {call:?}")
+            };
+            events.extend(batch.iter().map(json_summary));
+        }
+        events
     }
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Value)>) -> (String, Value) {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("no event")
-        .unwrap()
+fn json_summary(event: &RegisterEvent) -> (String, Value) {
+    assert!(
+        matches!(event.payload, Some(Payload::Json(_))),
+        "unexpected payload {event:?}"
+    );
+    testing::summary(&prefix(), event)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,27 +81,28 @@ async fn cdylib_loads_through_the_host_loader_and_talks_to_a_real_outstation() {
     assert_eq!(plugin.json_schema(), Some(&schema));
 
     let mut outstation = Outstation::start().await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (backend, calls) = RecordingBackend::new();
+    let mut registered = Registered::new(calls);
     let context = DeviceContext {
         prefix: prefix(),
-        client: Arc::new(Client { registered: tx }),
+        client: Arc::new(SdkClient::new(backend)),
         span: tracing::info_span!("device", device = "dev"),
     };
     let conf = common::conf(&[outstation.port]);
     let device = plugin.create(conf.clone(), context.clone()).await.unwrap();
     assert_eq!(
-        next(&mut rx).await,
+        registered.next().await,
         ("gateway/status".into(), json!("CONNECTING"))
     );
     assert_eq!(
-        next(&mut rx).await,
+        registered.next().await,
         ("gateway/status".into(), json!("CONNECTED"))
     );
     outstation.line(|l| l == "CONNECT").await;
     outstation
         .send("[iec104.DataMsg(is_test=False, originator_address=0, asdu_address=1, io_address=2, data=iec104.ScaledData(value=iec104.ScaledValue(value=42), quality=MQ), time=None, cause=iec104.DataResCause.SPONTANEOUS)]")
         .await;
-    let (tail, payload) = next(&mut rx).await;
+    let (tail, payload) = registered.next().await;
     assert_eq!(tail, "gateway/data/scaled/1/2");
     assert_eq!(payload["data"]["value"], json!(42));
     device
@@ -100,16 +116,12 @@ async fn cdylib_loads_through_the_host_loader_and_talks_to_a_real_outstation() {
     let msg = outstation.msg("CommandMsg").await;
     assert_eq!(msg["io_address"], json!(5));
     assert_eq!(
-        next(&mut rx).await.1["cause"],
+        registered.next().await.1["cause"],
         json!("ACTIVATION_CONFIRMATION")
     );
     device.close().await;
-    let mut tail = Vec::new();
-    while let Ok(Some(event)) =
-        tokio::time::timeout(std::time::Duration::from_millis(300), rx.recv()).await
-    {
-        tail.push(event);
-    }
+    // `close` returns once the device has ended, its last status registered.
+    let tail = registered.drain();
     assert_eq!(
         tail.last(),
         Some(&("gateway/status".to_owned(), json!("DISCONNECTED")))
