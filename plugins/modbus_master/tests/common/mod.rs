@@ -3,17 +3,16 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use gateway_test_support::script::PyScript;
 use modbus_master::{EventSink, MasterDevice, SinkError};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
@@ -33,9 +32,7 @@ pub fn venv_python() -> PathBuf {
 
 /// A pymodbus slave process (`tests/py/slave.py`), killed on drop.
 pub struct Slave {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<(Instant, String)>,
+    script: PyScript,
     /// TCP port (0 for serial).
     pub port: u16,
 }
@@ -49,29 +46,8 @@ impl Slave {
     /// Slave with extra arguments (`--framer rtu`, `--size 1000`, `--serial PATH`, `--port N`).
     pub async fn start(args: &[&str]) -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/slave.py");
-        let mut child = Command::new(venv_python())
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
         let mut slave = Self {
-            child,
-            stdin,
-            lines,
+            script: PyScript::start(&script, args).with_wait(WAIT),
             port: 0,
         };
         let first = slave.line(|l| l.starts_with("PORT ") || l == "READY").await;
@@ -83,39 +59,23 @@ impl Slave {
 
     /// Next output line satisfying `pred` (earlier lines are skipped).
     pub async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
-        self.line_at(pred).await.1
+        self.script.line(pred).await
     }
 
     /// Like [`line`](Self::line), with the time the line was read.
     pub async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
-        loop {
-            let next = tokio::time::timeout(WAIT, self.lines.recv())
-                .await
-                .expect("slave output timed out")
-                .expect("slave exited");
-            if pred(&next.1) {
-                return next;
-            }
-        }
+        self.script.line_at(pred).await
     }
 
     /// Every line received so far (non-blocking).
     pub fn drain(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        while let Ok((_, line)) = self.lines.try_recv() {
-            out.push(line);
-        }
-        out
+        self.script.drain()
     }
 
     /// Sends a command and waits for its acknowledgement; returns the lines printed
     /// before the acknowledgement (e.g. `REQ` lines or the `HR` answer).
     pub async fn command(&mut self, command: &str) -> Vec<String> {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
+        self.script.send(command).await;
         let ack = format!("OK {command}");
         let mut before = Vec::new();
         loop {
@@ -156,7 +116,7 @@ impl Slave {
 
     /// Stops the process now.
     pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+        self.script.kill().await;
     }
 }
 
