@@ -1,65 +1,86 @@
 //! The real `libmodbus_master.so` loaded through the host's plugin loader, driven
-//! through the host's device traits against a real pymodbus slave.
+//! through the host's device traits against a real pymodbus slave; the device's client
+//! is the SDK test kit's recording client behind the host's client trait
+//! (`gateway_host::plugins::SdkClient`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use common::{point, prefix, remote, system_event, venv_python, Slave, WAIT};
-use futures::future::BoxFuture;
-use gateway_host::device::{ClientError, DeviceClient, DeviceContext, DeviceFactory};
-use gateway_host::plugins::{PluginRegistry, PluginSearch};
-use gateway_model::{Event, Payload, QueryParams, QueryResult, RegisterEvent};
+use common::{point, prefix, remote, system_event, venv_python, Slave};
+use gateway_host::device::{DeviceContext, DeviceFactory};
+use gateway_host::plugins::{PluginRegistry, PluginSearch, SdkClient};
+use gateway_model::{Payload, QueryParams, RegisterEvent};
+use gateway_plugin_api::sdk::testing::{self, Call, CallLog, RecordingBackend};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-/// Host-side client: answers the enable query with device 1 enabled, forwards
-/// registrations to the test.
-struct Client {
-    registered: mpsc::UnboundedSender<(String, Value)>,
+/// What the device registered, one event at a time as `(suffix after the prefix, JSON
+/// payload)`, read from the kit's call log. A local adapter: the kit's
+/// `CallLog::next_event` skips queries, and this test must fail on a query after the
+/// start-up one, on a registration with response and on a non-JSON payload.
+struct Registered {
+    calls: CallLog,
+    /// Events of a registration call read but not returned yet.
+    pending: VecDeque<(String, Value)>,
 }
 
-impl DeviceClient for Client {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
-        for event in events {
-            let payload = match event.payload {
-                Some(Payload::Json(text)) => text.value(),
-                other => panic!("unexpected payload {other:?}"),
-            };
-            let _ = self
-                .registered
-                .send((event.event_type[4..].join("/"), payload));
+impl Registered {
+    fn new(calls: CallLog) -> Self {
+        Self {
+            calls,
+            pending: VecDeque::new(),
         }
-        Box::pin(async { Ok(()) })
     }
 
-    fn register_with_response(
-        &self,
-        _: Vec<RegisterEvent>,
-    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
-        Box::pin(async { Ok(None) })
-    }
-
-    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
-        let QueryParams::Latest(latest) = params else {
-            panic!("unexpected query {params:?}")
+    /// The device's first call: the start-up query of the latest remote device enables.
+    async fn expect_enable_query(&mut self) {
+        let call = self.calls.next_call().await;
+        let Call::Query(QueryParams::Latest(latest)) = call else {
+            panic!("unexpected call {call:?}")
         };
         let types = latest.event_types.unwrap();
         assert_eq!(
             types[0].join("/"),
             "gateway/gw/modbus_master/dev/system/remote_device/?/enable"
         );
-        let enabled = system_event("system/remote_device/1/enable", json!(true));
-        Box::pin(async move {
-            Ok(QueryResult {
-                events: vec![enabled],
-                more_follows: false,
-            })
-        })
     }
+
+    /// The next registered event (waits up to the kit's `WAIT_LIMIT`).
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return event;
+            }
+            // Panics on a query or a registration with response.
+            let events = self.calls.next_register().await;
+            self.pending.extend(events.iter().map(json_summary));
+        }
+    }
+
+    /// Every event registered so far and not read yet, without waiting.
+    fn drain(&mut self) -> Vec<(String, Value)> {
+        let mut events: Vec<_> = self.pending.drain(..).collect();
+        while let Some(call) = self.calls.try_next_call() {
+            let Call::Register(batch) = call else {
+                panic!("unexpected call {call:?}")
+            };
+            events.extend(batch.iter().map(json_summary));
+        }
+        events
+    }
+}
+
+/// The event as `(suffix, payload)`; panics on a payload that is not JSON.
+fn json_summary(event: &RegisterEvent) -> (String, Value) {
+    assert!(
+        matches!(event.payload, Some(Payload::Json(_))),
+        "unexpected payload {event:?}"
+    );
+    testing::summary(&prefix(), event)
 }
 
 /// The cdylib cargo built next to this test (`target/<profile>/libmodbus_master.so`),
@@ -86,13 +107,6 @@ fn plugin_dir() -> PathBuf {
     dir
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Value)>) -> (String, Value) {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("no event")
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdylib_loads_through_the_host_loader_and_polls_a_real_slave() {
     venv_python();
@@ -108,10 +122,16 @@ async fn cdylib_loads_through_the_host_loader_and_polls_a_real_slave() {
     assert_eq!(plugin.json_schema(), Some(&schema));
 
     let mut slave = Slave::tcp().await;
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    // The start-up query of the enables is answered with device 1 enabled.
+    let (backend, calls) = RecordingBackend::new();
+    backend.answer_queries_with(vec![system_event(
+        "system/remote_device/1/enable",
+        json!(true),
+    )]);
+    let mut registered = Registered::new(calls);
     let context = DeviceContext {
         prefix: prefix(),
-        client: Arc::new(Client { registered: tx }),
+        client: Arc::new(SdkClient::new(backend)),
         span: tracing::info_span!("device", device = "dev"),
     };
     let data = json!([
@@ -120,6 +140,7 @@ async fn cdylib_loads_through_the_host_loader_and_polls_a_real_slave() {
     ]);
     let conf = common::conf(slave.port, json!([remote(1, data)]));
     let device = plugin.create(conf.clone(), context.clone()).await.unwrap();
+    registered.expect_enable_query().await;
     for expected in [
         ("gateway/status", json!("CONNECTING")),
         ("gateway/status", json!("CONNECTED")),
@@ -130,7 +151,7 @@ async fn cdylib_loads_through_the_host_loader_and_polls_a_real_slave() {
             json!({"result": "SUCCESS", "value": 0x3456_789A_u32, "cause": "INTERROGATE"}),
         ),
     ] {
-        assert_eq!(next(&mut rx).await, (expected.0.to_owned(), expected.1));
+        assert_eq!(registered.next().await, (expected.0.to_owned(), expected.1));
     }
     let write = system_event(
         "system/remote_device/1/write/w",
@@ -138,7 +159,7 @@ async fn cdylib_loads_through_the_host_loader_and_polls_a_real_slave() {
     );
     device.process_event(write).await.unwrap();
     loop {
-        let (t, v) = next(&mut rx).await;
+        let (t, v) = registered.next().await;
         if t == "gateway/remote_device/1/write/w" {
             assert_eq!(v, json!({"request_id": 5, "result": "SUCCESS"}));
             break;
@@ -146,12 +167,8 @@ async fn cdylib_loads_through_the_host_loader_and_polls_a_real_slave() {
     }
     assert_eq!(slave.holding(70, 1).await, [4321]);
     device.close().await;
-    let mut tail = Vec::new();
-    while let Ok(Some(event)) =
-        tokio::time::timeout(std::time::Duration::from_millis(300), rx.recv()).await
-    {
-        tail.push(event);
-    }
+    // `close` returns once the device has ended, its last statuses registered.
+    let tail = registered.drain();
     assert_eq!(
         tail,
         vec![
