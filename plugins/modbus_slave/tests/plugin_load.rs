@@ -1,72 +1,91 @@
 //! The real `libmodbus_slave.so` loaded through the host's plugin loader, driven
 //! through the host's device traits, serving pymodbus's client: start-up values from
-//! the host client's query, a data event, a write round trip, a bad entry refused.
+//! the host client's query, a data event, a write round trip, a bad entry refused. The
+//! device's client is the SDK test kit's recording client behind the host's client
+//! trait (`gateway_host::plugins::SdkClient`).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use common::{
-    all_points, data_event, prefix, tcp_conf, venv_python, write_result, Client, HatSchemas, WAIT,
+    all_points, data_event, prefix, tcp_conf, venv_python, write_result, Client, HatSchemas,
 };
-use futures::future::BoxFuture;
-use gateway_host::device::{ClientError, DeviceClient, DeviceContext, DeviceFactory};
-use gateway_host::plugins::{PluginRegistry, PluginSearch};
-use gateway_model::{Event, Payload, QueryParams, QueryResult, RegisterEvent};
+use gateway_host::device::{DeviceContext, DeviceFactory};
+use gateway_host::plugins::{PluginRegistry, PluginSearch, SdkClient};
+use gateway_model::{Payload, QueryParams, RegisterEvent};
+use gateway_plugin_api::sdk::testing::{self, Call, CallLog, RecordingBackend};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
-/// Host-side client: answers the start-up query with one value, forwards
-/// registrations to the test (checked against hat's schemas).
-struct HostClient {
-    registered: mpsc::UnboundedSender<(String, Value)>,
+/// What the device registered, one event at a time as `(suffix after the prefix, JSON
+/// payload)`, each checked against hat's schemas, read from the kit's call log. A
+/// local adapter: the kit's `CallLog::next_event` skips queries and checks nothing,
+/// and this test must fail on a query after the start-up one, on a registration with
+/// response, on a non-JSON payload and on a payload hat would not accept.
+struct Registered {
+    calls: CallLog,
+    /// Events of a registration call read but not returned yet.
+    pending: VecDeque<(String, Value)>,
 }
 
-impl DeviceClient for HostClient {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
-        for event in events {
-            let payload = match event.payload {
-                Some(Payload::Json(text)) => text.value(),
-                other => panic!("unexpected payload {other:?}"),
-            };
-            let tail = event.event_type[4..].join("/");
-            HatSchemas::get().check(&tail, &payload);
-            let _ = self.registered.send((tail, payload));
+impl Registered {
+    fn new(calls: CallLog) -> Self {
+        Self {
+            calls,
+            pending: VecDeque::new(),
         }
-        Box::pin(async { Ok(()) })
     }
 
-    fn register_with_response(
-        &self,
-        _: Vec<RegisterEvent>,
-    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
-        Box::pin(async { Ok(None) })
-    }
-
-    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
-        let QueryParams::Latest(latest) = params else {
-            panic!("unexpected query {params:?}")
+    /// The device's first call: the start-up query of the latest `system/data/*`.
+    async fn expect_startup_query(&mut self) {
+        let call = self.calls.next_call().await;
+        let Call::Query(QueryParams::Latest(latest)) = call else {
+            panic!("unexpected call {call:?}")
         };
         let types = latest.event_types.unwrap();
         assert_eq!(
             types[0].join("/"),
             "gateway/gw/modbus_slave/dev/system/data/*"
         );
-        Box::pin(async move {
-            Ok(QueryResult {
-                events: vec![data_event("hr", 0x1234)],
-                more_follows: false,
-            })
-        })
+    }
+
+    /// The next registered event (waits up to the kit's `WAIT_LIMIT`).
+    async fn next(&mut self) -> (String, Value) {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return event;
+            }
+            // Panics on a query or a registration with response.
+            let events = self.calls.next_register().await;
+            self.pending.extend(events.iter().map(checked));
+        }
+    }
+
+    /// Checks every event registered so far and not read yet, without waiting.
+    fn check_rest(&mut self) {
+        self.pending.clear();
+        while let Some(call) = self.calls.try_next_call() {
+            let Call::Register(batch) = call else {
+                panic!("unexpected call {call:?}")
+            };
+            for event in &batch {
+                checked(event);
+            }
+        }
     }
 }
 
-async fn next(rx: &mut mpsc::UnboundedReceiver<(String, Value)>) -> (String, Value) {
-    tokio::time::timeout(WAIT, rx.recv())
-        .await
-        .expect("no event")
-        .unwrap()
+/// The event as `(suffix, payload)`, its payload checked against hat's schemas.
+fn checked(event: &RegisterEvent) -> (String, Value) {
+    assert!(
+        matches!(event.payload, Some(Payload::Json(_))),
+        "unexpected payload {event:?}"
+    );
+    let (tail, payload) = testing::summary(&prefix(), event);
+    HatSchemas::get().check(&tail, &payload);
+    (tail, payload)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,10 +102,13 @@ async fn cdylib_loads_through_the_host_loader_and_serves_a_real_master() {
     let schema: Value = serde_json::from_str(modbus_slave::JSON_SCHEMA).unwrap();
     assert_eq!(plugin.json_schema(), Some(&schema));
 
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    // The start-up query of the current values is answered with one value.
+    let (backend, calls) = RecordingBackend::new();
+    backend.answer_queries_with(vec![data_event("hr", 0x1234)]);
+    let mut registered = Registered::new(calls);
     let context = DeviceContext {
         prefix: prefix(),
-        client: Arc::new(HostClient { registered: tx }),
+        client: Arc::new(SdkClient::new(backend)),
         span: tracing::info_span!("device", device = "dev"),
     };
     // The port is only known through the configuration here (the core's local_addr
@@ -95,13 +117,14 @@ async fn cdylib_loads_through_the_host_loader_and_serves_a_real_master() {
     let mut entry = tcp_conf("TCP", all_points());
     entry["transport"]["local_port"] = json!(port);
     let device = plugin.create(entry.clone(), context.clone()).await.unwrap();
+    registered.expect_startup_query().await;
     assert_eq!(
-        next(&mut rx).await,
+        registered.next().await,
         ("gateway/connections".to_owned(), json!([]))
     );
 
     let mut client = Client::tcp(port, "socket").await;
-    let (tail, payload) = next(&mut rx).await;
+    let (tail, payload) = registered.next().await;
     assert_eq!(tail, "gateway/connections");
     assert_eq!(payload[0]["local"]["port"], port);
     let read = json!({"address": 0, "count": 1, "slave": 1});
@@ -118,7 +141,7 @@ async fn cdylib_loads_through_the_host_loader_and_serves_a_real_master() {
             json!({"address": 0, "value": 5, "slave": 1}),
         )
         .await;
-    let (tail, write) = next(&mut rx).await;
+    let (tail, write) = registered.next().await;
     assert_eq!(tail, "gateway/write");
     assert_eq!(write["data"], json!([{"name": "hr", "value": 5}]));
     device
@@ -130,10 +153,11 @@ async fn cdylib_loads_through_the_host_loader_and_serves_a_real_master() {
 
     drop(client);
     assert_eq!(
-        next(&mut rx).await,
+        registered.next().await,
         ("gateway/connections".to_owned(), json!([]))
     );
     device.close().await;
+    registered.check_rest();
 
     // A duplicate data name fails `create` with an error naming the pointer.
     entry["data"][1]["name"] = json!("coil");
