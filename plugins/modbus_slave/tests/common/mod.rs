@@ -4,17 +4,15 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use gateway_test_support::script::PyScript;
 use modbus_slave::{EventSink, SinkError, SlaveDevice};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
@@ -44,9 +42,7 @@ pub fn site_packages() -> PathBuf {
 
 /// A pymodbus client process, killed on drop.
 pub struct Client {
-    _child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<String>,
+    script: PyScript,
 }
 
 impl Client {
@@ -62,29 +58,8 @@ impl Client {
 
     async fn start(args: &[&str]) -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/client.py");
-        let mut child = Command::new(venv_python())
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         let mut client = Self {
-            _child: child,
-            stdin,
-            lines,
+            script: PyScript::start(&script, args).with_wait(WAIT),
         };
         let first = client.line().await;
         assert_eq!(first, "READY");
@@ -92,17 +67,12 @@ impl Client {
     }
 
     async fn line(&mut self) -> String {
-        tokio::time::timeout(WAIT, self.lines.recv())
-            .await
-            .expect("client output timed out")
-            .expect("client exited")
+        self.script.next().await
     }
 
     /// Sends one request without waiting for its answer.
     pub async fn send(&mut self, method: &str, kwargs: Value) {
-        let line = format!("{method} {kwargs}\n");
-        self.stdin.write_all(line.as_bytes()).await.unwrap();
-        self.stdin.flush().await.unwrap();
+        self.script.send(&format!("{method} {kwargs}")).await;
     }
 
     /// The answer to the oldest request sent: `Ok(result)` or `Err(reason)` when
