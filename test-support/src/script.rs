@@ -2,6 +2,7 @@
 //! output lines read by a task into a channel with their arrival times, waits bounded
 //! by a timeout that names the script; killed on drop.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -33,14 +34,26 @@ pub struct PyScript {
 impl PyScript {
     /// Starts `script` with `args` under the test venv's Python (panics with
     /// instructions when the venv is missing, or naming the script when it cannot
-    /// start). Must run inside a tokio runtime: the output reader is a task.
-    pub fn start<S: AsRef<std::ffi::OsStr>>(script: &Path, args: &[S]) -> PyScript {
+    /// start); its stderr is the test's. Must run inside a tokio runtime: the output
+    /// reader is a task.
+    pub fn start<S: AsRef<OsStr>>(script: &Path, args: &[S]) -> PyScript {
+        PyScript::spawn(&[], script, args)
+    }
+
+    /// Like [`PyScript::start`], with Python's stdout and stderr unbuffered (`-u`), for
+    /// scripts that print without flushing.
+    pub fn start_unbuffered<S: AsRef<OsStr>>(script: &Path, args: &[S]) -> PyScript {
+        PyScript::spawn(&["-u"], script, args)
+    }
+
+    fn spawn<S: AsRef<OsStr>>(python_args: &[&str], script: &Path, args: &[S]) -> PyScript {
         let python = venv_with(&["bin/python"]).join("bin/python");
         let label = script.file_name().map_or_else(
             || script.display().to_string(),
             |name| name.to_string_lossy().into_owned(),
         );
         let mut child = Command::new(python)
+            .args(python_args)
             .arg(script)
             .args(args)
             .stdin(Stdio::piped())

@@ -81,3 +81,12 @@ async fn kill_ends_the_script() {
     assert!(script.pid().is_none());
     script.next().await;
 }
+
+#[tokio::test]
+async fn unbuffered_python_delivers_unflushed_lines() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/echo.py");
+    let mut script = PyScript::start_unbuffered(&script, &["--no-flush"]);
+    assert_eq!(script.next().await, "READY --no-flush");
+    script.send("u").await;
+    assert_eq!(script.next().await, "ECHO u");
+}
