@@ -5,23 +5,18 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
+use gateway_test_support::script::PyScript;
 
 /// Upper bound for any single expected line or event.
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// A Python peer process (`tests/py/<script>`), killed on drop.
 pub struct Peer {
-    _child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<String>,
+    script: PyScript,
     /// Listening port (listen mode), else 0.
     pub port: u16,
 }
@@ -29,35 +24,11 @@ pub struct Peer {
 impl Peer {
     /// Starts `script` with `args`; in listen mode waits for its `PORT n` line.
     pub async fn start(script: &str, args: &[&str]) -> Peer {
-        let python = gateway_test_support::venv_with(&["bin/python"]).join("bin/python");
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/py")
             .join(script);
-        let mut child = Command::new(python)
-            .arg("-u")
-            .arg(path)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         let mut peer = Peer {
-            _child: child,
-            stdin,
-            lines,
+            script: PyScript::start_unbuffered(&path, args).with_wait(WAIT),
             port: 0,
         };
         if args.first() == Some(&"listen") {
@@ -74,10 +45,7 @@ impl Peer {
 
     /// The next line the peer printed (panics after [`WAIT`]).
     pub async fn next_line(&mut self) -> String {
-        tokio::time::timeout(WAIT, self.lines.recv())
-            .await
-            .expect("no line from the peer in time")
-            .expect("the peer exited")
+        self.script.next().await
     }
 
     /// Lines up to and including the first `matching` one (that one last).
@@ -102,11 +70,7 @@ impl Peer {
 
     /// Writes one command line.
     pub async fn command(&mut self, line: &str) {
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
+        self.script.send(line).await;
     }
 }
 
