@@ -7,16 +7,14 @@
 pub mod hat_schemas;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use gateway_test_support::script::PyScript;
 use iec104_master::{EventSink, MasterDevice, SinkError};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
@@ -36,9 +34,7 @@ pub fn venv_python() -> PathBuf {
 
 /// A hat-drivers outstation process, killed on drop.
 pub struct Outstation {
-    child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<(Instant, String)>,
+    script: PyScript,
     /// Listening port.
     pub port: u16,
 }
@@ -56,29 +52,8 @@ impl Outstation {
 
     async fn start_with(args: &[&str]) -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/outstation.py");
-        let mut child = Command::new(venv_python())
-            .arg(script)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send((Instant::now(), line)).is_err() {
-                    break;
-                }
-            }
-        });
         let mut outstation = Self {
-            child,
-            stdin,
-            lines,
+            script: PyScript::start(&script, args).with_wait(WAIT),
             port: 0,
         };
         let first = outstation.line(|l| l.starts_with("PORT ")).await;
@@ -88,20 +63,12 @@ impl Outstation {
 
     /// Next output line satisfying `pred` (earlier lines are skipped).
     pub async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
-        self.line_at(pred).await.1
+        self.script.line(pred).await
     }
 
     /// Like [`line`](Self::line), with the time the line was read.
     pub async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
-        loop {
-            let next = tokio::time::timeout(WAIT, self.lines.recv())
-                .await
-                .expect("outstation output timed out")
-                .expect("outstation exited");
-            if pred(&next.1) {
-                return next;
-            }
-        }
+        self.script.line_at(pred).await
     }
 
     /// Next received message of hat class `class` (others are skipped), as JSON.
@@ -121,11 +88,7 @@ impl Outstation {
     /// Sends a command and waits for its acknowledgement; returns the lines printed
     /// before it.
     pub async fn command(&mut self, command: &str) -> Vec<String> {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
+        self.script.send(command).await;
         let ack = format!("OK {command}");
         let mut before = Vec::new();
         loop {
@@ -177,7 +140,7 @@ impl Outstation {
 
     /// Stops the process now.
     pub async fn kill(&mut self) {
-        let _ = self.child.kill().await;
+        self.script.kill().await;
     }
 }
 
