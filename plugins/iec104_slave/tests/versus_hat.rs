@@ -7,20 +7,15 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
-use common::{conf, point, start, venv_python, Master, Registrations, WAIT};
+use common::{conf, point, start, Master, Registrations, WAIT};
 use gateway_model::{Event, Timestamp};
+use gateway_test_support::script::PyScript;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
-use tokio::sync::mpsc;
 
 /// hat's slave device process (`tests/py/hat_slave.py`), killed on drop.
 struct HatSlave {
-    _child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<String>,
+    script: PyScript,
     registered: Vec<Value>,
 }
 
@@ -28,29 +23,8 @@ impl HatSlave {
     async fn start(conf: &Value, latest: &[(String, Value, Option<f64>)]) -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/hat_slave.py");
         let setup = json!({"conf": conf, "latest": latest});
-        let mut child = Command::new(venv_python())
-            .arg(script)
-            .arg(setup.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
         let mut slave = Self {
-            _child: child,
-            stdin,
-            lines,
+            script: PyScript::start(&script, &[setup.to_string()]).with_wait(WAIT),
             registered: Vec::new(),
         };
         slave.until("READY").await;
@@ -60,10 +34,7 @@ impl HatSlave {
     /// Reads lines up to `line`, keeping the registrations.
     async fn until(&mut self, line: &str) {
         loop {
-            let next = tokio::time::timeout(WAIT, self.lines.recv())
-                .await
-                .expect("hat slave output timed out")
-                .expect("hat slave exited");
+            let next = self.script.next().await;
             if let Some(json) = next.strip_prefix("REG ") {
                 self.registered.push(serde_json::from_str(json).unwrap());
             } else if next == line {
@@ -74,10 +45,7 @@ impl HatSlave {
 
     async fn event(&mut self, tail: &str, payload: &Value, source_timestamp: Option<f64>) {
         let line = format!("event {}", json!([tail, payload, source_timestamp]));
-        self.stdin
-            .write_all(format!("{line}\n").as_bytes())
-            .await
-            .unwrap();
+        self.script.send(&line).await;
         self.until(&format!("OK {line}")).await;
     }
 }
@@ -85,7 +53,8 @@ impl HatSlave {
 /// One side of the comparison.
 enum Slave {
     Ours(iec104_slave::SlaveDevice, Registrations),
-    Hat(HatSlave),
+    // Boxed: the process handle makes it several times the size of `Ours`.
+    Hat(Box<HatSlave>),
 }
 
 impl Slave {
@@ -112,10 +81,7 @@ impl Slave {
                 {
                     break hat.registered.remove(i)["payload"].clone();
                 }
-                let next = tokio::time::timeout(WAIT, hat.lines.recv())
-                    .await
-                    .expect("hat slave output timed out")
-                    .expect("hat slave exited");
+                let next = hat.script.next().await;
                 if let Some(json) = next.strip_prefix("REG ") {
                     hat.registered.push(serde_json::from_str(json).unwrap());
                 }
@@ -146,7 +112,7 @@ impl Slave {
             }
             Slave::Hat(hat) => {
                 // Anything printed before this round trip is read now.
-                hat.stdin.write_all(b"sync\n").await.unwrap();
+                hat.script.send("sync").await;
                 hat.until("OK sync").await;
                 std::mem::take(&mut hat.registered)
             }
@@ -320,7 +286,7 @@ async fn our_slave_answers_and_registers_as_hats_does() {
         [json!({"tail": "gateway/connections", "payload": [], "source_timestamp": null})]
     );
     hat.registered.clear();
-    let theirs = run(Slave::Hat(hat), hat_port).await;
+    let theirs = run(Slave::Hat(Box::new(hat)), hat_port).await;
 
     // The comparison is not of empty transcripts: the broadcast interrogation carries
     // the three station values, the commands registered their events, the last
@@ -379,7 +345,7 @@ async fn buffered_values_are_delivered_as_hats_are() {
     entry["local_port"] = json!(hat_port);
     let mut hat = HatSlave::start(&entry, &[]).await;
     hat.registered.clear();
-    let theirs = run_buffered(Slave::Hat(hat), hat_port).await;
+    let theirs = run_buffered(Slave::Hat(Box::new(hat)), hat_port).await;
 
     // The second master got the value first, the third did not get it.
     assert_eq!(ours[2][0]["cause"], "SPONTANEOUS", "{ours:?}");

@@ -4,17 +4,15 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use gateway_test_support::script::PyScript;
 use iec104_slave::{EventSink, SinkError, SlaveDevice};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
@@ -34,9 +32,7 @@ pub fn venv_python() -> PathBuf {
 
 /// A hat-drivers master process, killed on drop.
 pub struct Master {
-    _child: Child,
-    stdin: ChildStdin,
-    lines: mpsc::UnboundedReceiver<String>,
+    script: PyScript,
     /// `MSG` and `CLOSED` lines that arrived while a command waited for its `OK`.
     held: std::collections::VecDeque<String>,
     /// Local TCP port of the current connection.
@@ -47,28 +43,9 @@ impl Master {
     /// A master process, not connected yet.
     pub async fn start() -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/master.py");
-        let mut child = Command::new(venv_python())
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let no_args: [&str; 0] = [];
         let mut master = Self {
-            _child: child,
-            stdin,
-            lines,
+            script: PyScript::start(&script, &no_args).with_wait(WAIT),
             held: std::collections::VecDeque::new(),
             local_port: 0,
         };
@@ -117,10 +94,7 @@ impl Master {
         if let Some(line) = self.held.pop_front() {
             return line;
         }
-        tokio::time::timeout(WAIT, self.lines.recv())
-            .await
-            .expect("master output timed out")
-            .expect("master exited")
+        self.script.next().await
     }
 
     /// The next received message.
@@ -171,21 +145,14 @@ impl Master {
     /// Sends a command and waits for its acknowledgement; returns the lines printed
     /// before it, except received messages and `CLOSED`, which `msg` and `closed` see.
     pub async fn command(&mut self, command: &str) -> Vec<String> {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
+        self.script.send(command).await;
         let ack = format!("OK {command}");
         let error = format!("ERROR {command}");
         let mut before = Vec::new();
         let mut held = std::collections::VecDeque::new();
         loop {
             // Only lines that came after the command's own: earlier held ones stay.
-            let line = tokio::time::timeout(WAIT, self.lines.recv())
-                .await
-                .expect("master output timed out")
-                .expect("master exited");
+            let line = self.script.next().await;
             if line == ack {
                 self.held.extend(held);
                 return before;
