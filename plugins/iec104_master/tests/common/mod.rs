@@ -27,11 +27,6 @@ pub fn prefix() -> EventType {
         .to_vec()
 }
 
-/// The Python of the test venv; fails with instructions if it is missing.
-pub fn venv_python() -> PathBuf {
-    gateway_test_support::venv_with(&["bin/python"]).join("bin/python")
-}
-
 /// A hat-drivers outstation process, killed on drop.
 pub struct Outstation {
     script: PyScript,
