@@ -8,4 +8,6 @@
 
 pub mod apci;
 pub mod asdu;
+pub mod iec103;
+pub mod link;
 pub mod types;
