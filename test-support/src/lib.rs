@@ -1,6 +1,6 @@
 //! Test support shared by the workspace's integration tests and benches (a
 //! dev-dependency only): the Python test venv, free loopback ports, temp dirs, child
-//! processes killed on drop, Python peer scripts with piped stdin and stdout, what
+//! processes killed on drop, socat pty pairs as serial lines, Python peer scripts with piped stdin and stdout, what
 //! benchmarks read off processes in `/proc`, and a real hat-event-server.
 //!
 //! Everything here panics on failure: it runs inside tests, where a panic with a clear
@@ -10,6 +10,7 @@
 pub mod hat;
 pub mod process;
 pub mod procstat;
+pub mod pty;
 pub mod script;
 
 use std::net::TcpListener;
