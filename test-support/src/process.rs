@@ -66,8 +66,13 @@ pub async fn wait_accepting(addr: SocketAddr, child: &mut Child, limit: Duration
         if let Ok(Some(_)) = child.try_wait() {
             return Some(false);
         }
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Some(true);
+        if let Ok(stream) = tokio::net::TcpStream::connect(addr).await {
+            // A connect to a free port in the ephemeral range can succeed against itself
+            // (TCP simultaneous open when the kernel picks that port as the source):
+            // only a different local address means something is listening.
+            if stream.local_addr().ok() != Some(addr) {
+                return Some(true);
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
