@@ -235,6 +235,13 @@ impl EventKey {
         let mut event_type = Vec::with_capacity(prefix.len() + 5);
         event_type.extend_from_slice(prefix);
         event_type.push(direction.as_str().to_owned());
+        self.push_segments(&mut event_type);
+        event_type
+    }
+
+    /// Appends the segments `<kind>/...` (what follows the direction, or the 101
+    /// master's `remote_device/<address>`) to `event_type`.
+    pub fn push_segments(&self, event_type: &mut EventType) {
         match self {
             Self::Data(key) => {
                 event_type.push("data".to_owned());
@@ -257,7 +264,6 @@ impl EventKey {
                 event_type.push(asdu.to_string());
             }
         }
-        event_type
     }
 
     /// Parses an event type under `prefix` with `direction` (hat's suffix parsing in
@@ -277,7 +283,13 @@ impl EventKey {
             return Err(PayloadError::EventType("unexpected direction segment"));
         }
         let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
-        match tail.as_slice() {
+        Self::parse_segments(&tail)
+    }
+
+    /// Parses the segments `<kind>/...` (what [`push_segments`](Self::push_segments)
+    /// writes).
+    pub fn parse_segments(tail: &[&str]) -> Result<Self, PayloadError> {
+        match tail {
             ["data", data_type, asdu, io] => Ok(Self::Data(DataKey {
                 data_type: DataType::from_name(data_type)
                     .ok_or(PayloadError::EventType("unknown data type"))?,

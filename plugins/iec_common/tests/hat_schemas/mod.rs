@@ -88,13 +88,32 @@ impl HatSchemas {
     /// only hat's two known schema faults (module documentation).
     pub fn check_event(&self, kind: &str, tail: &str, payload: &Value) {
         let segments: Vec<&str> = tail.split('/').collect();
-        let uri = format!(
-            "hat-gateway://iec104.yaml#/$defs/events/{kind}/{}/{}",
-            segments[0], segments[1]
-        );
-        let shape = match segments[1] {
-            "data" => Some(("data", "data", segments[2])),
-            "command" => Some(("command", "commands", segments[2])),
+        let type_name = match segments[1] {
+            "data" | "command" => Some(segments[2]),
+            _ => None,
+        };
+        self.check_event_in("iec104", kind, segments[0], segments[1], type_name, payload);
+    }
+
+    /// Like [`check_event`](Self::check_event) for any schema file (`iec101`,
+    /// `iec104`): the payload of event `event` (`data`, `command`, `status`, ...)
+    /// against `hat-gateway://<file>.yaml#/$defs/events/<kind>/<direction>/<event>`;
+    /// `type_name` is the data or command type the event type names, for `data` and
+    /// `command` events.
+    pub fn check_event_in(
+        &self,
+        file: &str,
+        kind: &str,
+        direction: &str,
+        event: &str,
+        type_name: Option<&str>,
+        payload: &Value,
+    ) {
+        let tail = format!("{direction}/{event}");
+        let uri = format!("hat-gateway://{file}.yaml#/$defs/events/{kind}/{direction}/{event}");
+        let shape = match (event, type_name) {
+            ("data", Some(type_name)) => Some(("data", "data", type_name)),
+            ("command", Some(type_name)) => Some(("command", "commands", type_name)),
             _ => None,
         };
         let Some((field, defs, type_name)) = shape else {
