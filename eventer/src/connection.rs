@@ -6,7 +6,7 @@
 //! about the Eventer flows (init, register, query, notify): those live in
 //! [`crate::client`] and [`crate::server`], which sit on top of it.
 //!
-//! What the task does (spec sections 3.3 to 3.6):
+//! What the task does (`docs/eventer-protocol.md` sections 3.3 to 3.6):
 //! - numbers every message it sends from 1 upwards, Ping and Pong included;
 //! - answers every `HatChatter.Ping` with a `HatChatter.Pong` itself, so keepalive
 //!   never reaches the application;

@@ -1,6 +1,6 @@
 //! The hat-event 0.9 Eventer protocol, byte-compatible with hat-event 0.9.44.
 //!
-//! Layers, bottom up (see `spec/eventer-protocol.md`):
+//! Layers, bottom up (see `docs/eventer-protocol.md`, section 14):
 //! - [`sbs`]: the SBS primitives the protocol uses (no sockets);
 //! - [`chatter`]: length-of-length framing and the `HatChatter.Msg` header (no sockets);
 //! - [`message`]: the `HatEventer.Msg*` messages, encoded into chatter `Data.data`;

@@ -11,7 +11,7 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The worked example of spec section 3.2.
+/// The worked example of `docs/eventer-protocol.md` section 3.2.
 const INIT_REQ_MINIMAL: &str =
     "01 2c 81 81 01 01 00 95 4861744576656e7465722e4d7367496e6974526571 \
     90 8b 676174657761792f677731 80 80 80 00";

@@ -2,7 +2,7 @@
 //! own [`crate::client::Client`]), runs hat's init rules, passes register and query
 //! requests to a [`ServerHandler`], and sends status and event notifications.
 //!
-//! Behaviour follows hat-event 0.9.44 (spec sections 8.1 to 8.6):
+//! Behaviour follows hat-event 0.9.44 (`docs/eventer-protocol.md` sections 8.1 to 8.6):
 //! - init: a client token must equal [`ServerConfig::server_token`] (no token is always
 //!   accepted) else `invalid client token`; a `*` not in last position gives
 //!   `invalid query event type`; then [`ServerHandler::connected`] may refuse with its
