@@ -110,7 +110,8 @@ impl Msg {
         }
     }
 
-    /// A keepalive request: a new conversation, `last = false` (`docs/eventer-protocol.md` 3.5).
+    /// A keepalive request: a new conversation, `last = false`
+    /// (`docs/eventer-protocol.md` 3.5).
     pub fn ping(id: i64) -> Self {
         Self::new(
             MsgHeader::new_conversation(id, false),
@@ -119,7 +120,8 @@ impl Msg {
         )
     }
 
-    /// The keepalive reply to the peer's Ping `ping_id`: `last = true` (`docs/eventer-protocol.md` 3.5).
+    /// The keepalive reply to the peer's Ping `ping_id`: `last = true`
+    /// (`docs/eventer-protocol.md` 3.5).
     pub fn pong(id: i64, ping_id: i64) -> Self {
         Self::new(MsgHeader::reply(id, ping_id, true), PONG_TYPE, Bytes::new())
     }

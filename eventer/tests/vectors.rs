@@ -1,7 +1,7 @@
 //! Byte-exact checks of the codec against the vectors recorded from the real Python
-//! libraries (`tests/data/`, described in `docs/eventer-protocol.md` section 12): synthetic message frames, SBS
-//! primitives, length prefixes, subscription matching, real captured sessions and the
-//! probe frames sent to a real hat-event-server.
+//! libraries (`tests/data/`, described in `docs/eventer-protocol.md` section 12):
+//! synthetic message frames, SBS primitives, length prefixes, subscription matching,
+//! real captured sessions and the probe frames sent to a real hat-event-server.
 
 #![allow(clippy::unwrap_used)]
 
