@@ -95,7 +95,7 @@ pub fn plugin_dirs(raw: &RawConfig) -> Vec<PathBuf> {
 
 /// Validates a configuration completely and builds the gateway spec.
 ///
-/// Order (spec section 3.3): main schema; then for every device entry its plugin is
+/// Order (`docs/gateway-semantics.md` 3.3): main schema; then for every device entry its plugin is
 /// resolved and the entry validated against the plugin's schema; then the host's own
 /// rules (unique `(device_type, name)`, log filter syntax, supported event-server mode).
 /// All errors found are returned together.
