@@ -1,5 +1,5 @@
 //! In-memory event storage with hat-event-server's id, timestamp and query
-//! semantics (`spec/eventer-protocol.md` sections 6.6, 8.4 and 8.5).
+//! semantics (`docs/eventer-protocol.md` sections 6.6, 8.4 and 8.5).
 
 use std::borrow::Borrow;
 use std::collections::{HashSet, VecDeque};
