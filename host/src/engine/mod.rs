@@ -1,6 +1,6 @@
 //! The gateway engine: one device proxy per configured device, routing of notified
 //! events by their 4-segment prefix, and the start-up enable query
-//! (`spec/gateway-semantics.md` section 6).
+//! (`docs/gateway-semantics.md` section 6).
 //!
 //! An engine lives for one *active* connection (section 5.3). It never blocks on a
 //! device: [`Engine::route`] hands events to each proxy's bounded input queue with
