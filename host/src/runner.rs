@@ -1,6 +1,6 @@
 //! The runner: connects to the event server (a remote hat-event server, or the
 //! embedded one), keeps an engine for every *active* connection
-//! (`spec/gateway-semantics.md` section 5.3), reconnects forever with backoff
+//! (`docs/gateway-semantics.md` section 5.3), reconnects forever with backoff
 //! (design.md section 3), and shuts down cleanly: every running device is closed and
 //! its `running=false` registered before the connection closes.
 //!
