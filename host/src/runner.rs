@@ -1,7 +1,7 @@
 //! The runner: connects to the event server (a remote hat-event server, or the
 //! embedded one), keeps an engine for every *active* connection
 //! (`docs/gateway-semantics.md` section 5.3), reconnects forever with backoff
-//! (design.md section 3), and shuts down cleanly: every running device is closed and
+//! (section 5.1 there), and shuts down cleanly: every running device is closed and
 //! its `running=false` registered before the connection closes.
 //!
 //! Entry point: [`run`].
