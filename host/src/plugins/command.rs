@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::{LoadedPlugin, PluginRegistry, PluginSearch};
 
-/// Exit code when a plugin is broken or missing (design.md section 8: plugin errors
+/// Exit code when a plugin is broken or missing (`docs/gateway-semantics.md` 3.3: plugin errors
 /// found before start exit with 2).
 const EXIT_BROKEN: i32 = 2;
 
