@@ -2,7 +2,7 @@
 //! stable ABI of `gateway-plugin-api`, and hands the engine a [`DeviceFactory`] per
 //! device type.
 //!
-//! Search order (design.md section 3): the directories given on the command line
+//! Search order (`docs/gateway-semantics.md` 8.1): the directories given on the command line
 //! (`--plugins-dir`) and in the configuration (`plugins_dir`), then the executable's
 //! own directory (so a `cargo build` tree just works), then
 //! `$XDG_DATA_HOME/hat/gateway/plugins`. A `module` is a plugin name (`sim` ->
