@@ -118,7 +118,8 @@ pub async fn run_embedded(
     .await
 }
 
-/// `enable_devices` (`docs/gateway-semantics.md` 3.2.1): `enable=true` for every device with no enable event.
+/// `enable_devices` (`docs/gateway-semantics.md` 3.2.1): `enable=true` for every
+/// device with no enable event.
 async fn enable_unconfigured_devices(spec: &GatewaySpec, server: &EmbeddedServer) {
     let enable_types: Vec<_> = spec
         .devices
