@@ -1,5 +1,5 @@
 //! Acceptance behaviours 18-42 (engine, device proxy, failures) of
-//! `spec/gateway-semantics.md` section 12, run through the gateway runner on the
+//! `docs/gateway-semantics.md` section 12, run through the gateway runner on the
 //! embedded event server and observed by a `gateway/*` subscriber.
 #![allow(clippy::unwrap_used)]
 
