@@ -1,6 +1,6 @@
-//! Configuration and start-up behaviours (spec section 12, 1-6 and 8) through the real
-//! `gateway-host` binary: bad configurations exit 2 with the file, the JSON pointer
-//! and the reason, before any network activity.
+//! Configuration and start-up behaviours (`docs/gateway-semantics.md` section 12, 1-6
+//! and 8) through the real `gateway-host` binary: bad configurations exit 2 with the
+//! file, the JSON pointer and the reason, before any network activity.
 #![allow(clippy::unwrap_used)]
 
 mod cli_support;
