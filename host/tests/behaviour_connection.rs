@@ -1,6 +1,6 @@
 //! Acceptance behaviours 9, 12-16, 28, 36 and 42 (connection lifecycle) of
-//! `spec/gateway-semantics.md` section 12 on the embedded event server, plus
-//! design.md's reconnect-instead-of-exit (replacing 10/11), `enable_devices`, and the
+//! `docs/gateway-semantics.md` section 12 on the embedded event server, plus
+//! the reconnect-instead-of-exit that replaces 10/11, `enable_devices`, and the
 //! embedded server's TCP side driven by our eventer client.
 #![allow(clippy::unwrap_used)]
 
