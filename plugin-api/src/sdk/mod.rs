@@ -1,7 +1,7 @@
 //! The plugin SDK: write a device in ordinary async Rust, export it with
 //! [`export_plugin!`](crate::export_plugin).
 //!
-//! What the SDK does for a plugin library (design.md section 4):
+//! What the SDK does for a plugin library (`docs/architecture.md`, the plugin boundary):
 //! - owns the library's tokio runtime, built lazily on the first `create`. `create`
 //!   is spawned there; the per-call entry points (`process_event`, `close`) are
 //!   polled in place on the host's thread with this runtime entered, so tokio
