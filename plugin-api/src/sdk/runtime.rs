@@ -101,7 +101,7 @@ where
 }
 
 // Why per-call entry points are polled in place rather than spawned (this replaces
-// design.md section 4's first "spawn at the seam" rule for them):
+// original design's "spawn at the seam" rule for them; `docs/architecture.md`):
 //
 // Spawning the body on the plugin runtime and awaiting the join handle costs two
 // thread hops per call (host worker -> plugin worker -> host worker: two wake-ups,
