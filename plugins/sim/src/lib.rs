@@ -1,6 +1,6 @@
 //! `sim`: the simulator device, gateway-host's reference plugin.
 //!
-//! Event contract (design.md section 7), with `P` the device prefix:
+//! Event contract (`docs/architecture.md`, the `sim` device contract), with `P` the device prefix:
 //! - created: `P/gateway/data/<point>` `{"value": <current>}` for every point;
 //! - every `period` seconds: each point goes up by 1 and its data event is registered;
 //! - `P/system/write/<point>` `{"value": v, "id": x}`: `P/gateway/data/<point>`
