@@ -1,4 +1,4 @@
-"""The `sim` device contract (design.md section 7) as a hat-gateway 0.6.48 device
+"""The `sim` device contract (docs/architecture.md) as a hat-gateway 0.6.48 device
 module, with hat-gateway's 3-segment prefix ``gateway/<device_type>/<name>``.
 
 Used only by the side-by-side benchmark, so both gateways run the same workload.
