@@ -414,9 +414,10 @@ fn main() {
         hat.cpu_per_100k() / ours.cpu_per_100k(),
         hat.cpu_per_100k() / results[1].cpu_per_100k()
     );
-    // Upstream scheduling (spec section 8) starts the next cycle `interval` after the
-    // previous one started *and* finished, so the read rate stays a little under the
-    // offered 100,000 points/s; the target is judged on CPU per 100,000 points.
+    // Upstream scheduling (`docs/modbus-master.md` section 8) starts the next cycle
+    // `interval` after the previous one started *and* finished, so the read rate stays a
+    // little under the offered 100,000 points/s; the target is judged on CPU per 100,000
+    // points.
     let normalised = ours.cpu_per_100k() * 100.0;
     println!(
         "target: 100,000 points/s under {TARGET_CORE_PERCENT}% of one core: gateway-host read \

@@ -13,7 +13,7 @@ pub const JSON_SCHEMA_ID: &str = "hat-gateway://modbus.yaml#/$defs/master";
 pub const JSON_SCHEMA: &str = include_str!("../../../schemas/modbus_master.json");
 
 /// Widest data point this implementation supports: values travel as JSON integers,
-/// which serde_json holds in 64 bits (spec open question Q5).
+/// which serde_json holds in 64 bits (`docs/modbus-master.md` open question Q5).
 pub const MAX_BIT_COUNT: u32 = 64;
 
 /// Why a configuration was rejected. `pointer` is the JSON pointer of the bad value.

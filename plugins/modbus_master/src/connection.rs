@@ -1,6 +1,6 @@
 //! One open Modbus connection: a task that owns the byte stream and a FIFO request
 //! queue, sends one request at a time and applies the request delay, timeouts and
-//! immediate / delayed retries of spec section 10.
+//! immediate / delayed retries of `docs/modbus-master.md` section 10.
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -1,5 +1,6 @@
 //! Data points: read groups built from the configuration, value decoding from
-//! registers and the request sequence that writes a value (spec sections 3 and 4).
+//! registers and the request sequence that writes a value (`docs/modbus-master.md`
+//! sections 3 and 4).
 
 use crate::config::{DataConfig, DataType};
 use modbus::Request;
@@ -36,7 +37,7 @@ impl ReadGroup {
     }
 }
 
-/// Builds the read groups of one remote device (spec section 3).
+/// Builds the read groups of one remote device (`docs/modbus-master.md` section 3).
 pub fn read_groups(data: &[DataConfig]) -> Vec<ReadGroup> {
     // Partitions keyed by (type, interval) in first-appearance order of the type, then
     // of the interval within the type.
@@ -92,9 +93,9 @@ pub fn read_groups(data: &[DataConfig]) -> Vec<ReadGroup> {
     groups
 }
 
-/// Decodes a point's value from the group's registers (spec 4.1). `offset` is the
-/// point's position in the group (`point start − group start`, in registers or bits);
-/// registers missing from the response read as 0.
+/// Decodes a point's value from the group's registers (`docs/modbus-master.md` 4.1).
+/// `offset` is the point's position in the group (`point start − group start`, in
+/// registers or bits); registers missing from the response read as 0.
 pub fn decode_value(point: &DataConfig, registers: &[u16], offset: usize) -> u64 {
     let size = point.data_type.register_size() as usize;
     let mut value: u64 = 0;
@@ -107,7 +108,8 @@ pub fn decode_value(point: &DataConfig, registers: &[u16], offset: usize) -> u64
     value
 }
 
-/// A written value that does not fit the point (spec Q6: rejected, never truncated).
+/// A written value that does not fit the point (`docs/modbus-master.md` Q6: rejected,
+/// never truncated).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteValueError {
     /// Negative, fractional, non-numeric, or wider than `bit_count` bits.
@@ -136,8 +138,8 @@ pub fn value_for_point(
     Ok(v)
 }
 
-/// The request sequence that writes `value` to `point` (spec 4.2). Sent in order,
-/// stopping at the first non-success.
+/// The request sequence that writes `value` to `point` (`docs/modbus-master.md` 4.2).
+/// Sent in order, stopping at the first non-success.
 pub fn write_requests(point: &DataConfig, value: u64) -> Result<Vec<Request>, WriteValueError> {
     match point.data_type {
         DataType::Coil => Ok(vec![coil_write(point, value)]),

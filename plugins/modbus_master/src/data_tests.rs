@@ -1,4 +1,5 @@
-//! Unit tests of read grouping, value decoding and write sequences (spec vectors).
+//! Unit tests of read grouping, value decoding and write sequences (the vectors of
+//! `docs/modbus-master.md` sections 3 and 4).
 
 use super::*;
 use serde_json::json;

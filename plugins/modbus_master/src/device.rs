@@ -1,6 +1,6 @@
 //! The Modbus master device: the connection loop, remote-device enable handling and
-//! writes (spec sections 6, 7 and 9). Independent of the plugin SDK: it talks to the
-//! event server through [`EventSink`] and receives events through
+//! writes (`docs/modbus-master.md` sections 6, 7 and 9). Independent of the plugin SDK:
+//! it talks to the event server through [`EventSink`] and receives events through
 //! [`MasterDevice::process_event`].
 
 use std::collections::{HashMap, HashSet};
@@ -321,7 +321,8 @@ async fn online(
             reader.stop().await;
         }
     }
-    // Pending writes are dropped: no response event for them (spec section 9).
+    // Pending writes are dropped: no response event for them (`docs/modbus-master.md`
+    // section 9).
     drop(writes);
     keep_running
 }

@@ -1,5 +1,5 @@
 //! Event mapping: the event types and payloads the device registers, and parsing of
-//! the system events it consumes (spec section 5).
+//! the system events it consumes (`docs/modbus-master.md` section 5).
 
 use gateway_model::{Event, EventType, Payload, RegisterEvent};
 use serde_json::{json, Value};
@@ -136,7 +136,7 @@ fn parse_device_id(segment: &str) -> Result<i64, &'static str> {
 }
 
 /// Python truthiness, as hat-gateway applies it to `remote_device/<id>/enable`
-/// (spec Q2: kept for compatibility).
+/// (`docs/modbus-master.md` Q2: kept for compatibility).
 pub fn truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,

@@ -1,5 +1,6 @@
 //! Remote-device reader: polls one remote device's read groups through the shared
-//! connection, tracks its status and reports values (spec sections 7 and 8).
+//! connection, tracks its status and reports values (`docs/modbus-master.md`
+//! sections 7 and 8).
 
 use std::sync::Arc;
 

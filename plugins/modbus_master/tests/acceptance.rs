@@ -1,4 +1,4 @@
-//! Acceptance behaviours of spec/modbus-master.md section 14 (b01..b16), driven
+//! Acceptance behaviours of `docs/modbus-master.md` section 14 (b01..b16), driven
 //! through the core device against a real pymodbus slave on loopback.
 #![allow(clippy::unwrap_used)]
 

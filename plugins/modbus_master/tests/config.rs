@@ -1,6 +1,7 @@
-//! The embedded JSON Schema accepts hat-gateway's example configurations (spec 2.5)
+//! The embedded JSON Schema accepts hat-gateway's example configurations
 //! unchanged, rejects malformed ones, and `create` rejects what the schema cannot see
-//! (duplicate ids and names) with the JSON pointer of the bad value.
+//! (duplicate ids and names) with the JSON pointer of the bad value
+//! (`docs/modbus-master.md` 2.5 and Q3).
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -22,8 +23,8 @@ fn validator() -> jsonschema::Validator {
     jsonschema::validator_for(&master).unwrap()
 }
 
-/// The two configurations of hat-gateway's `test_valid_conf` (spec 2.5), with
-/// `module` being the only difference a deployment makes.
+/// The two configurations of hat-gateway's `test_valid_conf` (`docs/modbus-master.md`
+/// 2.5), with `module` being the only difference a deployment makes.
 fn upstream_examples() -> Vec<Value> {
     vec![
         json!({

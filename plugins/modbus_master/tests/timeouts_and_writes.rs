@@ -1,4 +1,4 @@
-//! Acceptance behaviours b17..b33 of spec/modbus-master.md section 14: timeouts and
+//! Acceptance behaviours b17..b33 of `docs/modbus-master.md` section 14: timeouts and
 //! retries (silent TCP listener, muted pymodbus slave, a scripted late slave), remote
 //! device enable, writes and malformed events.
 #![allow(clippy::unwrap_used)]

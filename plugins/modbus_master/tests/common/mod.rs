@@ -309,7 +309,8 @@ pub fn system_event_raw(tail: &str, payload: Option<Payload>) -> Event {
     }
 }
 
-/// A device entry: TCP framing to `port` with the test timing of spec section 14.
+/// A device entry: TCP framing to `port` with the test timing of
+/// `docs/modbus-master.md` section 14.
 pub fn conf(port: u16, remote_devices: Value) -> Value {
     json!({
         "module": "modbus_master",
