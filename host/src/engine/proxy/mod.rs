@@ -1,15 +1,24 @@
 //! The device proxy: one task per configured device that creates, feeds and closes
-//! device instances according to `enable` (`spec/gateway-semantics.md` section 7,
-//! with design.md's decisions: events are buffered while a device is being created,
-//! a full queue fails the device instead of stalling others, optional restart).
+//! device instances according to `enable` (`docs/gateway-semantics.md` section 7:
+//! events are buffered while a device is being created, a full queue fails the
+//! device instead of stalling others, optional restart).
 //!
-//! The task never awaits a device call directly: `create`, `process_event` and
-//! `close` run as the single in-flight operation polled beside the input queue, so
-//! enable changes are seen at once (an `enable=false` cancels an in-flight
-//! `process_event`) and the engine's `try_send` never finds the queue stuck behind
-//! a slow device.
+//! Split as a protocol and its I/O: [`machine`] decides everything and knows nothing
+//! of tasks, futures or clocks; this module is the thin async shell around it. The
+//! shell owns the device instance, the single in-flight device call (`create`,
+//! `process_event` or `close`, polled beside the input queue so an enable change is
+//! seen at once and the engine's `try_send` never finds the queue stuck behind a slow
+//! device), the restart timer and the input queue. It turns each of them into a
+//! [`machine::Input`] and carries out the [`machine::Action`]s that follow.
+//!
+//! The shell is also the host's one catch of device panics (behaviour 40): around
+//! the synchronous part of `create` and around every device future, in-process
+//! devices included.
 
-use std::collections::VecDeque;
+mod machine;
+#[cfg(test)]
+mod tests;
+
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
@@ -26,7 +35,10 @@ use tracing::Instrument;
 
 use super::running_event;
 use crate::device::{DeviceClient, DeviceContext, DeviceError, DeviceFactory, DeviceInstance};
-use crate::spec::{DeviceSpec, RestartPolicy};
+use crate::spec::DeviceSpec;
+use machine::{Action, Config, Input, Machine, Shutdown};
+
+pub use machine::ProxyState;
 
 /// How long a device's `close` may take before the proxy gives up on it, logs an
 /// error and carries on as if it had closed (a hung plugin must not hang shutdown).
@@ -49,42 +61,54 @@ pub(crate) enum ProxyInput {
     Event(Box<Event>),
 }
 
-/// The observable state of a device proxy (section 7.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyState {
-    /// Registering `running=false`, waiting for the enable query.
-    Starting,
-    /// No instance; enable is not true.
-    Disabled,
-    /// `create` in progress.
-    Creating,
-    /// An instance is open and receives events.
-    Running,
-    /// The instance is closing.
-    Stopping,
-    /// The instance failed; waiting for `enable=false` (or a restart).
-    Failed,
-    /// The engine was destroyed.
-    Closed,
+impl From<ProxyInput> for Input {
+    fn from(input: ProxyInput) -> Self {
+        match input {
+            ProxyInput::Enable(enabled) => Self::Enable(enabled),
+            ProxyInput::QueryResult(enabled) => Self::QueryResult(enabled),
+            ProxyInput::Event(event) => Self::Event(*event),
+        }
+    }
 }
 
-impl ProxyState {
-    fn from_u8(value: u8) -> Self {
-        match value {
+/// The wire form of [`ProxyState`] in [`SharedState`]'s atomic (the only encoding).
+impl From<ProxyState> for u8 {
+    fn from(state: ProxyState) -> Self {
+        match state {
+            ProxyState::Starting => 0,
+            ProxyState::Disabled => 1,
+            ProxyState::Creating => 2,
+            ProxyState::Running => 3,
+            ProxyState::Stopping => 4,
+            ProxyState::Failed => 5,
+            ProxyState::Closed => 6,
+        }
+    }
+}
+
+/// The inverse of `From<ProxyState> for u8`; the error is the unknown value.
+impl TryFrom<u8> for ProxyState {
+    type Error = u8;
+
+    fn try_from(value: u8) -> Result<Self, u8> {
+        Ok(match value {
             0 => Self::Starting,
             1 => Self::Disabled,
             2 => Self::Creating,
             3 => Self::Running,
             4 => Self::Stopping,
             5 => Self::Failed,
-            _ => Self::Closed,
-        }
+            6 => Self::Closed,
+            other => return Err(other),
+        })
     }
 }
 
-/// State shared between the engine (writer of overflow counts) and the proxy task.
+/// State shared between the engine (reader of the state, writer of overflow counts)
+/// and the proxy task.
 #[derive(Default)]
 pub(crate) struct SharedState {
+    /// The proxy's [`ProxyState`], as `u8` (0 = `Starting`, the default).
     state: AtomicU8,
     /// Inputs the engine could not enqueue because the input queue was full.
     dropped: AtomicU64,
@@ -96,7 +120,12 @@ pub(crate) struct SharedState {
 
 impl SharedState {
     pub(crate) fn state(&self) -> ProxyState {
-        ProxyState::from_u8(self.state.load(Ordering::Relaxed))
+        // Only `set_state` writes the atomic, always a valid encoding.
+        ProxyState::try_from(self.state.load(Ordering::Relaxed)).unwrap_or(ProxyState::Closed)
+    }
+
+    fn set_state(&self, state: ProxyState) {
+        self.state.store(state.into(), Ordering::Relaxed);
     }
 }
 
@@ -135,25 +164,10 @@ enum OpResult {
     Closed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Starting,
-    Disabled,
-    Creating,
-    Running,
-    /// `registered`: `running=true` was registered for the closing instance.
-    Stopping {
-        registered: bool,
-    },
-    Failed,
-}
-
-/// The proxy task's state. Owned by exactly one task.
+/// The proxy task: the machine and what it needs from the outside world.
 pub(crate) struct DeviceProxy {
     factory: Arc<dyn DeviceFactory>,
     conf: serde_json::Value,
-    restart: RestartPolicy,
-    queue_capacity: usize,
     prefix: EventType,
     client: Arc<dyn DeviceClient>,
     span: tracing::Span,
@@ -161,25 +175,13 @@ pub(crate) struct DeviceProxy {
     shared: Arc<SharedState>,
     cancel: CancellationToken,
 
-    phase: Phase,
-    /// Latest enable value (`None` until the first enable event or query result).
-    desired: Option<bool>,
-    /// An enable notification arrived before the start-up query result.
-    notified_in_starting: bool,
-    /// `enable=false` was applied since the current create attempt started.
-    saw_false: bool,
-    /// Why the current instance / attempt failed.
-    failure: Option<String>,
-    /// Events waiting for the (current or next) instance.
-    queue: VecDeque<Event>,
-    /// Events dropped because the queue was full (logged when the device fails).
-    dropped_events: u64,
+    machine: Machine,
     instance: Option<Arc<dyn DeviceInstance>>,
+    /// The single in-flight device call.
     op: Option<BoxFuture<'static, OpResult>>,
+    /// Resolves when the running instance closes by itself.
     self_closed: Option<BoxFuture<'static, ()>>,
     restart_timer: Option<Pin<Box<Sleep>>>,
-    /// Failure times inside the restart window.
-    recent_failures: VecDeque<Instant>,
 }
 
 impl DeviceProxy {
@@ -192,29 +194,24 @@ impl DeviceProxy {
         shared: Arc<SharedState>,
         cancel: CancellationToken,
     ) -> Self {
+        let machine = Machine::new(Config {
+            queue_capacity: device.event_queue_size,
+            restart: device.restart,
+        });
         Self {
             factory: device.factory.clone(),
             conf: device.conf.clone(),
-            restart: device.restart,
-            queue_capacity: device.event_queue_size.max(1),
             prefix,
             client,
             span,
             input,
             shared,
             cancel,
-            phase: Phase::Starting,
-            desired: None,
-            notified_in_starting: false,
-            saw_false: false,
-            failure: None,
-            queue: VecDeque::new(),
-            dropped_events: 0,
+            machine,
             instance: None,
             op: None,
             self_closed: None,
             restart_timer: None,
-            recent_failures: VecDeque::new(),
         }
     }
 
@@ -226,291 +223,129 @@ impl DeviceProxy {
 
     async fn run_inner(mut self) {
         self.publish();
-        // Seed rule (behaviour 18): `running=false` before anything else.
-        register_running(&self.client, &self.prefix, false).await;
+        // The machine starts with the seed `running=false` (behaviour 18).
+        self.run_actions().await;
         loop {
-            if self.phase == Phase::Running && self.op.is_none() {
-                if let Some(event) = self.queue.pop_front() {
-                    self.start_process(event);
-                }
-            }
             self.publish();
-            tokio::select! {
+            let input = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => break,
-                () = self.shared.overflow.notified() => self.on_input_overflow().await,
+                () = self.shared.overflow.notified() => {
+                    let dropped = self.shared.dropped.swap(0, Ordering::Relaxed);
+                    let lost_enable = self
+                        .shared
+                        .lost_enable
+                        .lock()
+                        .ok()
+                        .and_then(|mut lost| lost.take());
+                    Input::QueueOverflow { dropped, lost_enable }
+                }
                 result = poll_optional(&mut self.op) => {
                     self.op = None;
-                    self.on_op(result).await;
+                    self.on_op(result).await
                 }
                 input = self.input.recv() => match input {
-                    Some(input) => self.on_input(input).await,
+                    Some(input) => input.into(),
                     None => break,
                 },
                 () = poll_optional(&mut self.self_closed) => {
                     self.self_closed = None;
-                    self.on_self_closed().await;
+                    Input::SelfClosed
                 }
                 () = poll_optional(&mut self.restart_timer) => {
                     self.restart_timer = None;
-                    if self.phase == Phase::Failed && self.desired == Some(true) {
-                        tracing::info!("restarting device after failure");
-                        self.start_create();
-                    }
+                    Input::RestartDue
                 }
-            }
+            };
+            self.step(input).await;
         }
         self.shutdown().await;
-        self.shared
-            .state
-            .store(ProxyState::Closed as u8, Ordering::Relaxed);
+        self.publish();
     }
 
     fn publish(&self) {
-        let state = match self.phase {
-            Phase::Starting => ProxyState::Starting,
-            Phase::Disabled => ProxyState::Disabled,
-            Phase::Creating => ProxyState::Creating,
-            Phase::Running => ProxyState::Running,
-            Phase::Stopping { .. } => ProxyState::Stopping,
-            Phase::Failed => ProxyState::Failed,
-        };
-        self.shared.state.store(state as u8, Ordering::Relaxed);
+        self.shared.set_state(self.machine.state());
     }
 
-    async fn on_input(&mut self, input: ProxyInput) {
-        match input {
-            ProxyInput::Enable(enabled) => self.on_enable(enabled).await,
-            ProxyInput::QueryResult(enabled) => {
-                if self.phase != Phase::Starting {
-                    return;
-                }
-                // A notification received while the query was pending wins (behaviour 28).
-                if !self.notified_in_starting {
-                    self.desired = Some(enabled.unwrap_or(false));
-                }
-                tracing::debug!(enabled = ?self.desired, "start-up enable state");
-                if self.desired == Some(true) {
-                    self.start_create();
-                } else {
-                    self.queue.clear();
-                    self.phase = Phase::Disabled;
-                }
-            }
-            ProxyInput::Event(event) => self.on_event(*event).await,
+    /// Hands one input to the machine and carries out what follows.
+    async fn step(&mut self, input: Input) {
+        self.machine.handle(input, Instant::now().into_std());
+        self.run_actions().await;
+    }
+
+    async fn run_actions(&mut self) {
+        while let Some(action) = self.machine.poll_action() {
+            self.run_action(action).await;
         }
     }
 
-    async fn on_enable(&mut self, enabled: bool) {
-        tracing::debug!(enabled, phase = ?self.phase, "enable");
-        self.desired = Some(enabled);
-        if !enabled {
-            self.saw_false = true;
-            self.queue.clear();
-        }
-        match (self.phase, enabled) {
-            (Phase::Starting, _) => self.notified_in_starting = true,
-            (Phase::Disabled, true) => self.start_create(),
-            (Phase::Running, false) => self.begin_stop(),
-            (Phase::Failed, false) => {
-                self.restart_timer = None;
-                self.recent_failures.clear();
-                self.failure = None;
-                self.phase = Phase::Disabled;
-            }
-            // Creating: the outcome is decided when `create` returns (behaviour 41).
-            // Stopping: decided when `close` returns. Others: nothing to do.
-            _ => {}
-        }
-    }
-
-    async fn on_event(&mut self, event: Event) {
-        let wanted = self.desired == Some(true)
-            && self.failure.is_none()
-            && !matches!(self.phase, Phase::Disabled | Phase::Failed);
-        if !wanted {
-            tracing::trace!(event_type = ?event.event_type, "event discarded: device not running");
-            return;
-        }
-        if self.queue.len() < self.queue_capacity {
-            self.queue.push_back(event);
-            return;
-        }
-        self.dropped_events += 1;
-        if matches!(self.phase, Phase::Running | Phase::Creating) {
-            self.fail_overflow().await;
-        }
-    }
-
-    async fn on_input_overflow(&mut self) {
-        let dropped = self.shared.dropped.swap(0, Ordering::Relaxed);
-        self.dropped_events += dropped;
-        let lost = self
-            .shared
-            .lost_enable
-            .lock()
-            .ok()
-            .and_then(|mut l| l.take());
-        if let Some(enabled) = lost {
-            // An enable change was lost with the overflow; apply it now.
-            self.on_enable(enabled).await;
-        }
-        if matches!(self.phase, Phase::Running | Phase::Creating) {
-            self.fail_overflow().await;
-        } else {
-            tracing::warn!(dropped, "input queue full; inputs dropped");
-        }
-    }
-
-    /// design.md: a device that stops consuming is failed, not waited for.
-    async fn fail_overflow(&mut self) {
-        if self.failure.is_some() {
-            return;
-        }
-        let reason = format!(
-            "event queue full (capacity {}): device stopped consuming events",
-            self.queue_capacity
-        );
-        tracing::error!(
-            capacity = self.queue_capacity,
-            queued = self.queue.len(),
-            dropped = self.dropped_events + self.queue.len() as u64,
-            "device failed: event queue full"
-        );
-        self.fail(reason);
-    }
-
-    /// Marks the current instance or attempt failed and starts closing what exists.
-    fn fail(&mut self, reason: String) {
-        self.failure = Some(reason);
-        self.queue.clear();
-        if self.phase == Phase::Running {
-            self.begin_stop();
-        }
-        // Creating: the instance (if any) is closed when `create` returns.
-    }
-
-    async fn on_op(&mut self, result: OpResult) {
+    /// The input that the end of the in-flight operation is.
+    async fn on_op(&mut self, result: OpResult) -> Input {
         match result {
             OpResult::Created(Ok(instance)) => {
                 // Inputs already received count as received while creating: an
                 // enable=false among them must prevent `running=true` (behaviour 41).
                 while let Ok(input) = self.input.try_recv() {
-                    self.on_input(input).await;
+                    self.step(input.into()).await;
                 }
-                if self.saw_false || self.failure.is_some() {
-                    // Disabled or failed while creating: no `running=true` was
-                    // registered, so none is registered now either (behaviour 41).
-                    tracing::info!("device created after it was disabled; closing it");
-                    self.start_close(instance, false);
-                    return;
-                }
-                tracing::info!("device created");
-                let watch = instance.clone();
-                self.self_closed = Some(Box::pin(async move { watch.closed().await }));
                 self.instance = Some(instance);
-                self.phase = Phase::Running;
-                // Queued events stay queued; the registration only reports it.
-                register_running(&self.client, &self.prefix, true).await;
+                Input::Created
             }
-            OpResult::Created(Err(err)) => {
-                tracing::error!(error = %err, "device create failed");
-                self.failure.get_or_insert_with(|| err.to_string());
-                self.settle();
-            }
-            OpResult::Processed(Ok(())) => {}
-            OpResult::Processed(Err(err)) => {
-                tracing::error!(error = %err, "device process_event failed");
-                self.fail(err.to_string());
-            }
+            OpResult::Created(Err(err)) => Input::CreateFailed(err.to_string()),
+            OpResult::Processed(Ok(())) => Input::Processed,
+            OpResult::Processed(Err(err)) => Input::ProcessFailed(err.to_string()),
             OpResult::Closed => {
-                let registered = matches!(self.phase, Phase::Stopping { registered: true });
                 self.instance = None;
                 self.self_closed = None;
-                tracing::info!("device closed");
-                if registered {
-                    register_running(&self.client, &self.prefix, false).await;
+                Input::CloseDone
+            }
+        }
+    }
+
+    async fn run_action(&mut self, action: Action) {
+        match action {
+            Action::Create => self.start_create(),
+            Action::Process(event) => {
+                // The machine processes only in RUNNING, which it enters on
+                // `Input::Created`, after `on_op` stored the instance.
+                let Some(instance) = self.instance.clone() else {
+                    tracing::error!("no device instance to process an event");
+                    self.op = Some(Box::pin(async { OpResult::Processed(Ok(())) }));
+                    return;
+                };
+                self.op = Some(Box::pin(async move {
+                    let result = guard(instance.process_event(event)).await.and_then(|r| r);
+                    OpResult::Processed(result)
+                }));
+            }
+            Action::Close => {
+                self.self_closed = None;
+                // Replacing the slot drops an in-flight `process_event`.
+                let instance = self.instance.take();
+                self.op = Some(Box::pin(async move {
+                    if let Some(instance) = instance {
+                        close_instance(instance).await;
+                    }
+                    OpResult::Closed
+                }));
+            }
+            Action::Watch => {
+                if let Some(instance) = self.instance.clone() {
+                    self.self_closed = Some(Box::pin(async move { instance.closed().await }));
                 }
-                self.settle();
             }
-        }
-    }
-
-    async fn on_self_closed(&mut self) {
-        if self.phase != Phase::Running {
-            return;
-        }
-        tracing::warn!("device closed itself");
-        self.fail("device closed itself".to_owned());
-    }
-
-    /// No instance and no operation: decide the next phase.
-    fn settle(&mut self) {
-        let failure = self.failure.take();
-        if self.saw_false {
-            // A disable arrived since this attempt started: failures are forgiven
-            // (FAILED + enable=false = DISABLED) and a later enable=true re-creates.
-            if self.desired == Some(true) {
-                self.start_create();
-            } else {
-                self.queue.clear();
-                self.phase = Phase::Disabled;
+            Action::RegisterRunning(running) => {
+                register_running(&self.client, &self.prefix, running).await;
             }
-        } else if let Some(reason) = failure {
-            self.queue.clear();
-            self.phase = Phase::Failed;
-            self.failure = Some(reason);
-            self.schedule_restart();
-        } else if self.desired == Some(true) {
-            self.start_create();
-        } else {
-            self.phase = Phase::Disabled;
+            Action::ArmRestart(at) => {
+                let at = Instant::from_std(at);
+                self.restart_timer = Some(Box::pin(tokio::time::sleep_until(at)));
+            }
+            Action::DisarmRestart => self.restart_timer = None,
         }
-    }
-
-    fn schedule_restart(&mut self) {
-        let RestartPolicy::OnFailure {
-            initial_backoff,
-            max_backoff,
-            max_restarts,
-            window,
-        } = self.restart
-        else {
-            tracing::warn!("device failed; waiting for enable=false");
-            return;
-        };
-        let now = Instant::now();
-        while self
-            .recent_failures
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > window)
-        {
-            self.recent_failures.pop_front();
-        }
-        self.recent_failures.push_back(now);
-        let failures = self.recent_failures.len() as u32;
-        if failures > max_restarts {
-            tracing::error!(
-                failures,
-                window_s = window.as_secs_f64(),
-                "device crash loop: giving up restarts; waiting for enable=false"
-            );
-            return;
-        }
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1));
-        let backoff = initial_backoff.saturating_mul(factor).min(max_backoff);
-        tracing::warn!(
-            backoff_s = backoff.as_secs_f64(),
-            failures,
-            "device failed; restarting after backoff"
-        );
-        self.restart_timer = Some(Box::pin(tokio::time::sleep(backoff)));
     }
 
     fn start_create(&mut self) {
-        self.saw_false = false;
-        self.failure = None;
-        self.phase = Phase::Creating;
         let context = DeviceContext {
             prefix: self.prefix.clone(),
             client: self.client.clone(),
@@ -523,38 +358,9 @@ impl DeviceProxy {
         self.op = Some(Box::pin(async move {
             let result = match created {
                 Ok(future) => guard(future).await.and_then(|r| r),
-                Err(panic) => Err(DeviceError::Panicked(panic_message(&panic))),
+                Err(panic) => Err(DeviceError::Panicked(panic_message(panic.as_ref()))),
             };
             OpResult::Created(result.map(Arc::from))
-        }));
-    }
-
-    fn start_process(&mut self, event: Event) {
-        let Some(instance) = self.instance.clone() else {
-            return;
-        };
-        self.op = Some(Box::pin(async move {
-            let result = guard(instance.process_event(event)).await.and_then(|r| r);
-            OpResult::Processed(result)
-        }));
-    }
-
-    /// Stops delivery and closes the running instance (an in-flight `process_event`
-    /// is dropped: after a disable or failure nothing more reaches the instance).
-    fn begin_stop(&mut self) {
-        self.queue.clear();
-        match self.instance.take() {
-            Some(instance) => self.start_close(instance, true),
-            None => self.settle(),
-        }
-    }
-
-    fn start_close(&mut self, instance: Arc<dyn DeviceInstance>, registered: bool) {
-        self.phase = Phase::Stopping { registered };
-        self.self_closed = None;
-        self.op = Some(Box::pin(async move {
-            close_instance(instance).await;
-            OpResult::Closed
         }));
     }
 
@@ -562,29 +368,35 @@ impl DeviceProxy {
     /// registered (failures to register are ignored, behaviour 42).
     async fn shutdown(&mut self) {
         self.restart_timer = None;
+        self.self_closed = None;
         let op = self.op.take();
-        match (self.phase, op) {
-            (Phase::Creating, Some(op)) => {
+        match self.machine.shutdown() {
+            Shutdown::AwaitCreate => {
+                let Some(op) = op else { return };
                 match tokio::time::timeout(CREATE_SHUTDOWN_GRACE, op).await {
                     Ok(OpResult::Created(Ok(instance))) => close_instance(instance).await,
                     Ok(_) => {}
                     Err(_) => tracing::error!("device create did not finish during shutdown"),
                 }
             }
-            (Phase::Stopping { registered }, Some(op)) => {
-                let _ = op.await;
+            Shutdown::AwaitClose { registered } => {
+                if let Some(op) = op {
+                    let _ = op.await;
+                }
                 if registered {
                     register_running(&self.client, &self.prefix, false).await;
                 }
             }
-            (Phase::Running, _) => {
+            Shutdown::CloseRunning => {
+                // An in-flight `process_event` is dropped before the close.
+                drop(op);
                 if let Some(instance) = self.instance.take() {
                     close_instance(instance).await;
                     tracing::info!("device closed");
                 }
                 register_running(&self.client, &self.prefix, false).await;
             }
-            _ => {}
+            Shutdown::Nothing => {}
         }
         self.instance = None;
     }
@@ -616,7 +428,7 @@ async fn guard<T>(future: impl std::future::Future<Output = T>) -> Result<T, Dev
     AssertUnwindSafe(future)
         .catch_unwind()
         .await
-        .map_err(|panic| DeviceError::Panicked(panic_message(&panic)))
+        .map_err(|panic| DeviceError::Panicked(panic_message(panic.as_ref())))
 }
 
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
