@@ -119,7 +119,7 @@ fn malformed_entries_are_rejected_by_the_schema() {
         ("/device_address_size", json!("ZERO")),
         ("/bytesize", json!(8)),
         ("/parity", json!("none")),
-        ("/remote_devices/0/address", json!(255)),
+        ("/remote_devices/0/address", json!(70000)),
         ("/remote_devices/0/poll_class1_delay", json!("1")),
         ("/remote_devices/1/send_retry_count", json!(-1)),
         ("/reconnect_delay", json!(-1)),
@@ -156,6 +156,7 @@ fn what_the_schema_cannot_see_is_rejected_with_its_pointer() {
         ("/queue_size", json!(0)),
     ] {
         let mut conf = hat_entry();
+        conf["queue_size"] = json!(1);
         *conf.pointer_mut(pointer).unwrap() = value;
         match MasterConfig::from_json(&conf) {
             Err(ConfigError::Invalid { pointer: p, .. }) => assert_eq!(p, pointer),
