@@ -491,6 +491,19 @@ fn b32_events_while_not_running_are_dropped_buffered_only_while_creating() {
             },
             Row {
                 b: "32",
+                case: "starting after an enable=true notification: buffered like creating",
+                from: STARTING,
+                steps: &[
+                    (Ev("a"), &[]),
+                    (En(true), &[]),
+                    (Ev("b"), &[]),
+                    (Query(Some(false)), &[Create]),
+                    (I::Created, &[Watch, Run(true), Process("b")]),
+                ],
+                end: ProxyState::Running,
+            },
+            Row {
+                b: "32",
                 case: "creating: buffered events are dropped by a disable",
                 from: CREATING,
                 steps: &[
@@ -526,6 +539,21 @@ fn b33_nothing_after_a_disable_reaches_the_old_instance() {
                     (I::Closed, &[Run(false)]),
                 ],
                 end: ProxyState::Disabled,
+            },
+            Row {
+                b: "33",
+                case: "after a re-enable while stopping, events wait for the new instance",
+                from: RUNNING,
+                steps: &[
+                    (Ev("a"), &[Process("a")]),
+                    (En(false), &[Close]),
+                    (Ev("b"), &[]),
+                    (En(true), &[]),
+                    (Ev("c"), &[]),
+                    (I::Closed, &[Run(false), Create]),
+                    (I::Created, &[Watch, Run(true), Process("c")]),
+                ],
+                end: ProxyState::Running,
             },
             Row {
                 b: "33",
