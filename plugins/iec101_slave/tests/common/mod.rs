@@ -1,0 +1,230 @@
+//! Test kit: an event recorder implementing the core's `EventSink` that checks every
+//! registered event against hat-gateway's event schema for it and answers the
+//! start-up `system/data/*` query from a list; device entries; the plugin directory.
+#![allow(clippy::unwrap_used, dead_code)]
+
+#[path = "../../../iec_common/tests/hat_schemas/mod.rs"]
+pub mod hat_schemas;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use iec101_slave::{EventSink, SinkError};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+/// Upper bound for any single expected event or line.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The 4-segment prefix of the device under test.
+pub fn prefix() -> EventType {
+    ["gateway", "gw", "iec101_slave", "dev"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// One registered event: type after the prefix, payload, source timestamp.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    /// Type after the 4-segment prefix, `/`-joined.
+    pub tail: String,
+    /// JSON payload.
+    pub payload: Value,
+    /// Source timestamp.
+    pub source_timestamp: Option<Timestamp>,
+    /// When it was registered.
+    pub at: Instant,
+}
+
+/// Checks a 101 slave event tail against hat's schema for it.
+pub fn check_slave_event(schemas: &hat_schemas::HatSchemas, tail: &str, payload: &Value) {
+    let segments: Vec<&str> = tail.split('/').collect();
+    schemas.check_event_in(
+        "iec101",
+        "slave",
+        segments[0],
+        segments[1],
+        segments.get(2).copied(),
+        payload,
+    );
+}
+
+/// `EventSink` that records everything, checking each event's prefix and payload
+/// schema, and answers the start-up query with `initial`.
+pub struct Recorder {
+    schemas: hat_schemas::HatSchemas,
+    tx: mpsc::UnboundedSender<Recorded>,
+    initial: Vec<Event>,
+    /// The queried event types.
+    pub queries: Mutex<Vec<Vec<EventType>>>,
+}
+
+/// Receiving side of a [`Recorder`].
+pub struct Events {
+    rx: mpsc::UnboundedReceiver<Recorded>,
+    /// The recorder.
+    pub recorder: Arc<Recorder>,
+}
+
+impl Recorder {
+    /// A recorder answering the start-up query with `initial`, and its receiving side.
+    pub fn new(initial: Vec<Event>) -> (Arc<Self>, Events) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let recorder = Arc::new(Self {
+            schemas: hat_schemas::HatSchemas::load(),
+            tx,
+            initial,
+            queries: Mutex::new(Vec::new()),
+        });
+        (recorder.clone(), Events { rx, recorder })
+    }
+}
+
+impl EventSink for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+        for event in events {
+            assert_eq!(event.event_type[..4], prefix()[..]);
+            let payload = match event.payload {
+                Some(Payload::Json(text)) => text.value(),
+                other => panic!("non-JSON payload {other:?}"),
+            };
+            let tail = event.event_type[4..].join("/");
+            // Every registered event against hat's schema for it.
+            check_slave_event(&self.schemas, &tail, &payload);
+            let _ = self.tx.send(Recorded {
+                tail,
+                payload,
+                source_timestamp: event.source_timestamp,
+                at: Instant::now(),
+            });
+        }
+        Box::pin(async { Ok(()) })
+    }
+
+    fn query_latest(
+        &self,
+        event_types: Vec<EventType>,
+    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
+        self.queries.lock().unwrap().push(event_types);
+        let events = self.initial.clone();
+        Box::pin(async move { Ok(events) })
+    }
+}
+
+impl Events {
+    /// Next registered event.
+    pub async fn next(&mut self) -> Recorded {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("no event within the wait")
+            .unwrap()
+    }
+
+    /// Asserts the next event's type and payload; returns it.
+    pub async fn expect(&mut self, tail: &str, payload: Value) -> Recorded {
+        let event = self.next().await;
+        assert_eq!((event.tail.as_str(), &event.payload), (tail, &payload));
+        event
+    }
+
+    /// Skips events until one of type `tail` arrives.
+    pub async fn until(&mut self, tail: &str) -> Recorded {
+        loop {
+            let event = self.next().await;
+            if event.tail == tail {
+                return event;
+            }
+        }
+    }
+
+    /// Events registered within `window` (only to assert that nothing happens).
+    pub async fn quiet_for(&mut self, window: Duration) -> Vec<Recorded> {
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + window;
+        while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
+            out.push(event);
+        }
+        out
+    }
+}
+
+/// An unbalanced device entry on `port` answering as `addresses`, with `data`.
+pub fn conf(port: &str, addresses: &[u16], data: Value) -> Value {
+    let devices: Vec<Value> = addresses
+        .iter()
+        .map(|a| json!({"address": a, "keep_alive_timeout": 5, "reconnect_delay": 0.2}))
+        .collect();
+    json!({
+        "module": "iec101_slave",
+        "name": "dev",
+        "port": port,
+        "baudrate": 115200,
+        "bytesize": "EIGHTBITS",
+        "parity": "NONE",
+        "stopbits": "ONE",
+        "flow_control": {"xonxoff": false, "rtscts": false, "dsrdtr": false},
+        "silent_interval": 0.001,
+        "cause_size": "TWO",
+        "asdu_address_size": "TWO",
+        "io_address_size": "THREE",
+        "buffers": [{"name": "b", "size": 10}],
+        "data": data,
+        "link_type": "UNBALANCED",
+        "device_address_size": "ONE",
+        "devices": devices
+    })
+}
+
+/// A `data[]` entry.
+pub fn point(data_type: &str, asdu: u16, io: u32, buffer: Option<&str>, with_ack: bool) -> Value {
+    json!({"data_type": data_type, "asdu_address": asdu, "io_address": io, "buffer": buffer, "with_ack": with_ack})
+}
+
+/// An event as the engine would hand it to the device (`tail` after the prefix).
+pub fn system_event(tail: &str, payload: Value, instance: i64) -> Event {
+    let mut event_type = prefix();
+    event_type.extend(tail.split('/').map(String::from));
+    Event {
+        id: EventId {
+            server: 1,
+            session: 1,
+            instance,
+        },
+        event_type,
+        timestamp: Timestamp::default(),
+        source_timestamp: None,
+        payload: Some(Payload::Json(JsonText::from_value(&payload))),
+    }
+}
+
+/// A `system/data` payload of a scaled value.
+pub fn scaled(value: i64) -> Value {
+    json!({"is_test": false, "cause": "SPONTANEOUS", "data": {"value": value, "quality": {"invalid": false, "not_topical": false, "substituted": false, "blocked": false, "overflow": false}}})
+}
+
+/// The target directory of this build (`target/<profile>`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+/// The cdylib cargo built (`target/<profile>/libiec101_slave.so`), copied into a
+/// private 0755 plugin directory as the loader requires (removed on drop).
+pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
+    use std::os::unix::fs::PermissionsExt as _;
+    let library = target_dir().join("libiec101_slave.so");
+    assert!(
+        library.is_file(),
+        "{} missing: cargo build -p iec101_slave",
+        library.display()
+    );
+    let dir = gateway_test_support::TempDir::new(&format!("iec101-slave-{label}"));
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = dir.path().join("libiec101_slave.so");
+    std::fs::copy(&library, &target).unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
