@@ -331,7 +331,12 @@ impl DeviceProxy {
             }
             Action::Watch => {
                 if let Some(instance) = self.instance.clone() {
-                    self.self_closed = Some(Box::pin(async move { instance.closed().await }));
+                    // A panic while waiting counts as the device having closed itself.
+                    self.self_closed = Some(Box::pin(async move {
+                        if let Err(err) = guard(instance.closed()).await {
+                            tracing::error!(error = %err, "device closed() failed");
+                        }
+                    }));
                 }
             }
             Action::RegisterRunning(running) => {

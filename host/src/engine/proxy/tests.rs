@@ -966,3 +966,212 @@ fn b40_a_panic_in_a_device_future_becomes_a_device_error() {
         Err(crate::device::DeviceError::Panicked("boom 7".to_owned()))
     );
 }
+
+/// The shell is the host's one catch of device panics (behaviour 40): driven with an
+/// in-memory device and client on a current-thread runtime, synchronised on the
+/// `running` registrations.
+mod shell {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use futures::future::BoxFuture;
+    use gateway_model::{Event, Payload, QueryParams, QueryResult, RegisterEvent};
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::super::{DeviceProxy, ProxyInput, SharedState};
+    use crate::device::{
+        ClientError, DeviceClient, DeviceContext, DeviceError, DeviceFactory, DeviceInstance,
+    };
+    use crate::spec::{DeviceSpec, RestartPolicy};
+
+    /// Forwards every registered `running` value.
+    struct Recorder(mpsc::UnboundedSender<bool>);
+
+    impl DeviceClient for Recorder {
+        fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
+            for event in &events {
+                let value = event.payload.as_ref().and_then(Payload::json_value);
+                if let Some(running) = value.and_then(|v| v.as_bool()) {
+                    let _ = self.0.send(running);
+                }
+            }
+            Box::pin(async { Ok(()) })
+        }
+
+        fn register_with_response(
+            &self,
+            _events: Vec<RegisterEvent>,
+        ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+            Box::pin(async { Ok(None) })
+        }
+
+        fn query(&self, _params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+            Box::pin(async { Ok(QueryResult::default()) })
+        }
+    }
+
+    #[derive(Default)]
+    struct Factory {
+        /// `create` panics before returning its future.
+        panic_create: AtomicBool,
+        /// The instances' `closed` future panics.
+        panic_closed: bool,
+    }
+
+    impl DeviceFactory for Factory {
+        fn device_type(&self) -> &str {
+            "T"
+        }
+
+        fn json_schema_id(&self) -> Option<&str> {
+            None
+        }
+
+        fn json_schema(&self) -> Option<&serde_json::Value> {
+            None
+        }
+
+        fn create(
+            &self,
+            _conf: serde_json::Value,
+            _context: DeviceContext,
+        ) -> BoxFuture<'static, Result<Box<dyn DeviceInstance>, DeviceError>> {
+            assert!(
+                !self.panic_create.load(Ordering::SeqCst),
+                "panic in the synchronous part of create"
+            );
+            let instance = Instance {
+                panic_closed: self.panic_closed,
+                closed: CancellationToken::new(),
+            };
+            Box::pin(async move { Ok(Box::new(instance) as Box<dyn DeviceInstance>) })
+        }
+    }
+
+    struct Instance {
+        panic_closed: bool,
+        closed: CancellationToken,
+    }
+
+    impl DeviceInstance for Instance {
+        fn process_event(&self, _event: Event) -> BoxFuture<'_, Result<(), DeviceError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn close(&self) -> BoxFuture<'_, ()> {
+            self.closed.cancel();
+            Box::pin(async {})
+        }
+
+        fn closed(&self) -> BoxFuture<'_, ()> {
+            if self.panic_closed {
+                Box::pin(async { panic!("panic while waiting for the close") })
+            } else {
+                Box::pin(self.closed.cancelled())
+            }
+        }
+    }
+
+    /// A running proxy task and its ends.
+    struct Proxy {
+        input: mpsc::Sender<ProxyInput>,
+        running: mpsc::UnboundedReceiver<bool>,
+        cancel: CancellationToken,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Proxy {
+        fn start(factory: Arc<Factory>) -> Self {
+            let device = DeviceSpec {
+                device_type: "T".to_owned(),
+                name: "D".to_owned(),
+                conf: serde_json::json!({}),
+                factory,
+                restart: RestartPolicy::Never,
+                event_queue_size: 8,
+            };
+            let (tx, running) = mpsc::unbounded_channel();
+            let (input, rx) = mpsc::channel(16);
+            let cancel = CancellationToken::new();
+            let proxy = DeviceProxy::new(
+                &device,
+                super::PREFIX.iter().map(|s| (*s).to_owned()).collect(),
+                Arc::new(Recorder(tx)),
+                tracing::Span::none(),
+                rx,
+                Arc::new(SharedState::default()),
+                cancel.clone(),
+            );
+            let task = tokio::spawn(proxy.run());
+            Self {
+                input,
+                running,
+                cancel,
+                task,
+            }
+        }
+
+        async fn send(&self, input: ProxyInput) {
+            self.input.send(input).await.expect("the proxy runs");
+        }
+
+        /// The next `running` registration (the timeout only turns a hang into a
+        /// failure).
+        async fn next_running(&mut self) -> bool {
+            tokio::time::timeout(Duration::from_secs(10), self.running.recv())
+                .await
+                .expect("a running registration")
+                .expect("the proxy holds the client")
+        }
+
+        /// Destroys the engine side; the task must end normally, not by a panic.
+        async fn stop(self) {
+            self.cancel.cancel();
+            self.task.await.expect("the proxy task did not panic");
+        }
+    }
+
+    fn block_on(future: impl std::future::Future<Output = ()>) {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("a runtime")
+            .block_on(future);
+    }
+
+    #[test]
+    fn b40_a_panic_in_the_synchronous_part_of_create_fails_the_attempt() {
+        block_on(async {
+            let factory = Arc::new(Factory::default());
+            factory.panic_create.store(true, Ordering::SeqCst);
+            let mut proxy = Proxy::start(factory.clone());
+            assert!(!proxy.next_running().await);
+            proxy.send(ProxyInput::QueryResult(Some(true))).await;
+            // The attempt failed (FAILED): false then true creates again.
+            factory.panic_create.store(false, Ordering::SeqCst);
+            proxy.send(ProxyInput::Enable(false)).await;
+            proxy.send(ProxyInput::Enable(true)).await;
+            assert!(proxy.next_running().await);
+            proxy.stop().await;
+        });
+    }
+
+    #[test]
+    fn b40_a_panic_in_closed_counts_as_the_device_closing_itself() {
+        block_on(async {
+            let factory = Arc::new(Factory {
+                panic_closed: true,
+                ..Factory::default()
+            });
+            let mut proxy = Proxy::start(factory);
+            assert!(!proxy.next_running().await);
+            proxy.send(ProxyInput::QueryResult(Some(true))).await;
+            assert!(proxy.next_running().await);
+            // Failed without any enable=false: the instance is closed, running=false.
+            assert!(!proxy.next_running().await);
+            proxy.stop().await;
+        });
+    }
+}
