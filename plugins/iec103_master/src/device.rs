@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
+use futures::FutureExt as _;
 use gateway_model::{Event, EventType, RegisterEvent, Timestamp};
 use iec60870::iec103::{
     self, Asdu, AsduType, Cause, DoubleValue, Iec103Error, Io, IoAddress, IoElement, KnownCause,
@@ -207,6 +208,8 @@ impl Session {
 /// One enabled remote device's running loop.
 struct Remote {
     cancel: CancellationToken,
+    /// Cancelled once the loop has ended and registered `DISCONNECTED`.
+    done: CancellationToken,
     session: Option<Arc<Session>>,
 }
 
@@ -491,10 +494,12 @@ fn start_remote(shared: &Arc<Shared>, state: &mut State, address: u16) {
         return;
     };
     let cancel = shared.cancel.child_token();
+    let done = CancellationToken::new();
     state.remotes.insert(
         address,
         Remote {
             cancel: cancel.clone(),
+            done: done.clone(),
             session: None,
         },
     );
@@ -502,6 +507,7 @@ fn start_remote(shared: &Arc<Shared>, state: &mut State, address: u16) {
     let span = tracing::info_span!("remote_device", address);
     shared.tasks.spawn(
         async move {
+            let _done = done.drop_guard();
             connection_loop(&shared_task, &link, address, &cancel).await;
             shared_task
                 .register(vec![status_event(
@@ -558,14 +564,22 @@ async fn link_loop(shared: &Arc<Shared>) {
         };
         // The remote devices end with the link (each registers DISCONNECTED); enabled
         // ones start again when it is open again.
-        {
+        let ended: Vec<CancellationToken> = {
             let mut state = lock(&shared.state);
             state.link = None;
-            for (_, remote) in state.remotes.drain() {
-                remote.cancel.cancel();
-            }
-        }
+            state
+                .remotes
+                .drain()
+                .map(|(_, remote)| {
+                    remote.cancel.cancel();
+                    remote.done
+                })
+                .collect()
+        };
         link.close();
+        for done in ended {
+            done.cancelled().await;
+        }
         if cancelled {
             return;
         }
@@ -598,6 +612,9 @@ async fn connection_loop(
         };
         let conn = match opened {
             Ok(conn) => conn,
+            // The link loop ends this loop (and registers DISCONNECTED) once the link
+            // has closed.
+            Err(_) if link_closed(link) => return,
             Err(err) => {
                 tracing::error!(error = %err, "connection error");
                 shared.register(vec![status("DISCONNECTED")]).await;
@@ -623,11 +640,15 @@ async fn connection_loop(
         }
         session.fail_pending();
         conn.close();
-        if cancelled {
+        if cancelled || link_closed(link) {
             return;
         }
         shared.register(vec![status("DISCONNECTED")]).await;
     }
+}
+
+fn link_closed(link: &Arc<dyn Link>) -> bool {
+    link.closed().now_or_never().is_some()
 }
 
 /// Registers what the remote device sends and hands answers to the waiting requests,
