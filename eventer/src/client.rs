@@ -30,6 +30,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use gateway_model::client::{self as model_client, BoxFuture, EventClient};
 use gateway_model::{Event, EventType, QueryParams, QueryResult, RegisterEvent, Status};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs};
@@ -108,14 +109,8 @@ impl Default for ClientConfig {
     }
 }
 
-/// Something the server pushed to the client.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notification {
-    /// `MsgStatusNotify`: the server's status changed.
-    Status(Status),
-    /// `MsgEventsNotify`: one batch of events matching the subscription, in batch order.
-    Events(Vec<Event>),
-}
+/// Something the server pushed to the client (the model's one notification type).
+pub use gateway_model::Notification;
 
 /// Errors of the client layer.
 #[derive(Debug, thiserror::Error)]
@@ -376,6 +371,56 @@ impl Client {
             .session
             .fail(ConnectionError::UnexpectedMessage { type_name, context });
         ClientError::ConnectionClosed(self.inner.session.closed().await)
+    }
+}
+
+impl ClientError {
+    /// The error as the event-client contract reports it. A closed connection stays
+    /// [`model_client::ClientError::ConnectionClosed`] (its reason is what
+    /// [`Client::closed`] returns); the connect-time variants never occur on an
+    /// initialized client and keep their text.
+    fn into_model(self) -> model_client::ClientError {
+        tracing::debug!(error = %self, "eventer request failed");
+        match self {
+            ClientError::ConnectionClosed(_) => model_client::ClientError::ConnectionClosed,
+            other => model_client::ClientError::Other(other.to_string()),
+        }
+    }
+}
+
+/// The Eventer client is the event-client contract the engine and devices use.
+impl EventClient for Client {
+    fn register(
+        &self,
+        events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<(), model_client::ClientError>> {
+        Box::pin(async move {
+            Client::register(self, events)
+                .await
+                .map_err(ClientError::into_model)
+        })
+    }
+
+    fn register_with_response(
+        &self,
+        events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, model_client::ClientError>> {
+        Box::pin(async move {
+            Client::register_with_response(self, events)
+                .await
+                .map_err(ClientError::into_model)
+        })
+    }
+
+    fn query(
+        &self,
+        params: QueryParams,
+    ) -> BoxFuture<'_, Result<QueryResult, model_client::ClientError>> {
+        Box::pin(async move {
+            Client::query(self, params)
+                .await
+                .map_err(ClientError::into_model)
+        })
     }
 }
 

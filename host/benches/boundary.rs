@@ -3,7 +3,8 @@
 //! runtime entered around each poll, FFI futures, JSON checks of what the plugin
 //! registers) against the same device linked statically (the `sim` rlib). Both are
 //! driven as a host `DeviceInstance` on the same host runtime and register through
-//! the SDK `Client` into the same host `DeviceClient` (a counter), so the only
+//! the SDK `Client` into the same event client (a counter; the host's and the SDK's
+//! client are one contract), so the only
 //! difference is the boundary.
 //!
 //! Workloads: `write` (one `system/write` event -> one registration of 2 events) and
@@ -37,7 +38,7 @@ use gateway_host::plugins::{PluginRegistry, PluginSearch};
 use gateway_model::{
     Event, EventId, EventType, Payload, QueryParams, QueryResult, RegisterEvent, Timestamp,
 };
-use gateway_plugin_api::sdk::{self, Client, ClientBackend, Context, Device as _};
+use gateway_plugin_api::sdk::{Client, Context, Device as _};
 use serde_json::json;
 
 /// Counts registered events; answers immediately. The host-side client of both
@@ -63,43 +64,6 @@ impl DeviceClient for Counter {
 
     fn query(&self, _params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
         Box::pin(async { Ok(QueryResult::default()) })
-    }
-}
-
-/// The statically linked device's client: the SDK's client over the same host
-/// [`DeviceClient`] the dynamic side's adapter calls.
-struct HostBackend(Arc<dyn DeviceClient>);
-
-fn sdk_error(err: ClientError) -> sdk::ClientError {
-    match err {
-        ClientError::ConnectionClosed => sdk::ClientError::ConnectionClosed,
-        ClientError::RegisterFailed => sdk::ClientError::RegisterFailed,
-    }
-}
-
-impl ClientBackend for HostBackend {
-    fn register(
-        &self,
-        events: Vec<RegisterEvent>,
-    ) -> sdk::BoxFuture<'_, Result<(), sdk::ClientError>> {
-        let call = self.0.register(events);
-        Box::pin(async move { call.await.map_err(sdk_error) })
-    }
-
-    fn register_with_response(
-        &self,
-        events: Vec<RegisterEvent>,
-    ) -> sdk::BoxFuture<'_, Result<Option<Vec<Event>>, sdk::ClientError>> {
-        let call = self.0.register_with_response(events);
-        Box::pin(async move { call.await.map_err(sdk_error) })
-    }
-
-    fn query(
-        &self,
-        params: QueryParams,
-    ) -> sdk::BoxFuture<'_, Result<QueryResult, sdk::ClientError>> {
-        let call = self.0.query(params);
-        Box::pin(async move { call.await.map_err(sdk_error) })
     }
 }
 
@@ -178,7 +142,7 @@ fn devices(rt: &tokio::runtime::Runtime) -> (Driven, Driven) {
     let dynamic = rt.block_on(plugin.create(conf.clone(), context())).unwrap();
     let statically = rt.block_on(async {
         let context = context();
-        let client = Client::new(Arc::new(HostBackend(context.client)), context.prefix);
+        let client = Client::new(context.client, context.prefix);
         sim::create(conf, Context::new(client)).await.unwrap()
     });
     (dynamic, Box::new(StaticSim(statically)))

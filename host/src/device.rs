@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use gateway_model::{Event, EventType, QueryParams, QueryResult, RegisterEvent};
+use gateway_model::{Event, EventType};
 
 /// Why a device call failed. The engine treats every variant as a device failure.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,31 +20,10 @@ pub enum DeviceError {
     Panicked(String),
 }
 
-/// Why a call a device made to the event server failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
-    /// The connection to the event server is gone (or was never there).
-    #[error("event server connection closed")]
-    ConnectionClosed,
-    /// The server answered a register request with `failure`.
-    #[error("event server refused the registration")]
-    RegisterFailed,
-}
-
-/// What a device may ask of the event server (hat-gateway's `eventer_client`).
-pub trait DeviceClient: Send + Sync {
-    /// Registers events without waiting for the server's answer.
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>>;
-
-    /// Registers events and returns what the server stored (`None` = server failure).
-    fn register_with_response(
-        &self,
-        events: Vec<RegisterEvent>,
-    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>>;
-
-    /// Runs a query.
-    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>>;
-}
+/// The event-client contract (`gateway_model::client`): what a device and the engine
+/// may ask of the event server. The host's name for [`gateway_model::EventClient`];
+/// the Eventer client and the embedded server's local connection implement it.
+pub use gateway_model::client::{ClientError, EventClient as DeviceClient};
 
 /// Everything a new device instance is given besides its configuration.
 #[derive(Clone)]

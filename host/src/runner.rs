@@ -9,16 +9,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
-use gateway_eventer::client::{self as eventer_client, Client, ClientConfig};
-use gateway_model::{Event, QueryLatestParams, QueryParams, QueryResult, RegisterEvent, Status};
+use gateway_eventer::client::{Client, ClientConfig};
+use gateway_model::{Notification, QueryLatestParams, QueryParams, RegisterEvent, Status};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::device::{ClientError, DeviceClient};
+use crate::device::DeviceClient;
 use crate::embedded::{self, EmbeddedConfig, EmbeddedServer, ListenError};
-use crate::engine::{self, Engine, ServerNotification};
+use crate::engine::{self, Engine};
 use crate::spec::{EventServerSpec, GatewaySpec};
 
 /// First delay before reconnecting after a refused or lost connection.
@@ -173,7 +172,7 @@ async fn run_remote(
                     tracing::info!(status = client.status().as_str(), "connected to event server");
                     backoff.reset();
                     let status = client.status();
-                    let device_client: Arc<dyn DeviceClient> = Arc::new(RemoteClient(client.clone()));
+                    let device_client: Arc<dyn DeviceClient> = Arc::new(client.clone());
                     let source = NotificationSource::Remote(notifications, client.clone());
                     let end = run_session(spec, device_client, source, status, &shutdown).await;
                     client.close().await;
@@ -231,20 +230,17 @@ enum SessionEnd {
 
 /// Where a session's notifications come from.
 enum NotificationSource {
-    Local(mpsc::Receiver<ServerNotification>),
-    Remote(mpsc::Receiver<eventer_client::Notification>, Client),
+    Local(mpsc::Receiver<Notification>),
+    Remote(mpsc::Receiver<Notification>, Client),
 }
 
 impl NotificationSource {
     /// Next notification; `None` when the connection has ended. Cancel safe.
-    async fn recv(&mut self) -> Option<ServerNotification> {
+    async fn recv(&mut self) -> Option<Notification> {
         match self {
             Self::Local(receiver) => receiver.recv().await,
             Self::Remote(receiver, client) => tokio::select! {
-                notification = receiver.recv() => notification.map(|n| match n {
-                    eventer_client::Notification::Status(status) => ServerNotification::Status(status),
-                    eventer_client::Notification::Events(events) => ServerNotification::Events(events),
-                }),
+                notification = receiver.recv() => notification,
                 reason = client.closed() => {
                     tracing::warn!(reason = %reason, "event server connection closed");
                     None
@@ -276,7 +272,7 @@ async fn run_session(
             () = shutdown.cancelled() => break SessionEnd::Shutdown,
             notification = source.recv() => match notification {
                 None => break SessionEnd::ConnectionLost,
-                Some(ServerNotification::Status(new_status)) => {
+                Some(Notification::Status(new_status)) => {
                     tracing::info!(status = new_status.as_str(), "event server status");
                     status = new_status;
                     match (active(status), engine.take()) {
@@ -288,7 +284,7 @@ async fn run_session(
                         (_, current) => engine = current,
                     }
                 }
-                Some(ServerNotification::Events(events)) => match engine.as_mut() {
+                Some(Notification::Events(events)) => match engine.as_mut() {
                     Some(engine) => engine.route(events),
                     // Behaviour 15: not kept for a later engine.
                     None => tracing::debug!(events = events.len(), "no engine: events discarded"),
@@ -310,35 +306,5 @@ async fn engine_fatal(engine: &mut Option<Engine>) -> engine::EngineError {
     match engine {
         Some(engine) => engine.fatal().await,
         None => std::future::pending().await,
-    }
-}
-
-/// The eventer client as the engine's and devices' [`DeviceClient`].
-struct RemoteClient(Client);
-
-fn client_error(err: eventer_client::ClientError) -> ClientError {
-    tracing::debug!(error = %err, "eventer request failed");
-    ClientError::ConnectionClosed
-}
-
-impl DeviceClient for RemoteClient {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
-        Box::pin(async move { self.0.register(events).await.map_err(client_error) })
-    }
-
-    fn register_with_response(
-        &self,
-        events: Vec<RegisterEvent>,
-    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
-        Box::pin(async move {
-            self.0
-                .register_with_response(events)
-                .await
-                .map_err(client_error)
-        })
-    }
-
-    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
-        Box::pin(async move { self.0.query(params).await.map_err(client_error) })
     }
 }

@@ -15,7 +15,7 @@ use common::*;
 use futures::future::BoxFuture;
 use gateway_host::device::{ClientError, DeviceClient};
 use gateway_host::embedded::{EmbeddedConfig, EmbeddedServer, LocalConnection};
-use gateway_host::engine::{self, Engine, ProxyState, ServerNotification};
+use gateway_host::engine::{self, Engine, ProxyState};
 use gateway_host::runner;
 use gateway_host::spec::EventServerSpec;
 use gateway_model::{event_type_from_str, Event, QueryParams, QueryResult, RegisterEvent, Status};
@@ -194,7 +194,7 @@ async fn b16_shutdown_registers_running_false_before_disconnecting() {
             .await
             .unwrap()
             .unwrap();
-        if let ServerNotification::Events(events) = batch {
+        if let gateway_model::Notification::Events(events) = batch {
             if let Some(e) = events.iter().find(|e| {
                 e.event_type == connection_event_type()
                     && e.payload.as_ref().and_then(|p| p.json_value())

@@ -5,9 +5,11 @@
 //! (`gateway-eventer`), the host and the plugin API all use them, so a value read
 //! off the wire reaches a device without being copied into another shape.
 
+pub mod client;
 mod subscription;
 mod time;
 
+pub use client::{ClientError, EventClient, Notification};
 pub use subscription::{query_type_matches, InvalidQueryType, Subscription};
 pub use time::Timestamp;
 

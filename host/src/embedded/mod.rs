@@ -14,14 +14,11 @@ mod tcp;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::future::BoxFuture;
+use gateway_model::client::{BoxFuture, ClientError, EventClient, Notification};
 use gateway_model::{
     Event, EventType, Payload, QueryParams, QueryResult, RegisterEvent, Status, Subscription,
 };
 use tokio::sync::mpsc;
-
-use crate::device::{ClientError, DeviceClient};
-use crate::engine::ServerNotification;
 
 pub use store::EventStore;
 pub use tcp::{ListenError, TcpListenerHandle};
@@ -89,7 +86,7 @@ pub struct QueryRecord {
 struct LocalSubscriber {
     info: ConnectionInfo,
     subscription: Subscription,
-    sender: mpsc::Sender<ServerNotification>,
+    sender: mpsc::Sender<Notification>,
 }
 
 struct State {
@@ -172,7 +169,7 @@ impl EmbeddedServer {
             state.status = status;
             state
                 .local
-                .retain(|sub| deliver(sub, ServerNotification::Status(status)));
+                .retain(|sub| deliver(sub, Notification::Status(status)));
         }
         for notifier in self.tcp_notifiers() {
             notifier.set_status(status).await;
@@ -187,7 +184,7 @@ impl EmbeddedServer {
         &self,
         client_name: &str,
         subscriptions: Vec<EventType>,
-    ) -> Result<(LocalConnection, mpsc::Receiver<ServerNotification>, Status), EmbeddedError> {
+    ) -> Result<(LocalConnection, mpsc::Receiver<Notification>, Status), EmbeddedError> {
         let subscription = Subscription::new(subscriptions.clone())
             .map_err(|_| EmbeddedError::InvalidSubscription)?;
         self.register_connection_event(client_name, "CONNECTED")
@@ -273,7 +270,7 @@ impl EmbeddedServer {
                     .filter(|e| sub.subscription.matches(&e.event_type))
                     .cloned()
                     .collect();
-                matching.is_empty() || deliver(sub, ServerNotification::Events(matching))
+                matching.is_empty() || deliver(sub, Notification::Events(matching))
             });
             stored
         };
@@ -333,7 +330,7 @@ impl EmbeddedServer {
 }
 
 /// Hands a notification to a local subscriber; false = drop the subscriber.
-fn deliver(sub: &LocalSubscriber, notification: ServerNotification) -> bool {
+fn deliver(sub: &LocalSubscriber, notification: Notification) -> bool {
     match sub.sender.try_send(notification) {
         Ok(()) => true,
         Err(mpsc::error::TrySendError::Full(_)) => {
@@ -348,7 +345,7 @@ fn deliver(sub: &LocalSubscriber, notification: ServerNotification) -> bool {
     }
 }
 
-/// An in-process connection to the [`EmbeddedServer`]; implements [`DeviceClient`]
+/// An in-process connection to the [`EmbeddedServer`]; implements [`EventClient`]
 /// so the engine and devices use it like a remote connection. Dropping it
 /// disconnects (and registers `"DISCONNECTED"` while operational).
 pub struct LocalConnection {
@@ -391,7 +388,7 @@ impl Drop for LocalConnection {
     }
 }
 
-impl DeviceClient for LocalConnection {
+impl EventClient for LocalConnection {
     fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         Box::pin(async move {
             if !self.is_open() {

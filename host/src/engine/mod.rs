@@ -11,7 +11,7 @@ mod proxy;
 use std::sync::Arc;
 
 use gateway_model::{
-    Event, EventType, Payload, QueryLatestParams, QueryParams, RegisterEvent, Status, Timestamp,
+    Event, EventType, Payload, QueryLatestParams, QueryParams, RegisterEvent, Timestamp,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -23,16 +23,6 @@ use crate::spec::{DeviceSpec, GatewaySpec};
 pub use proxy::ProxyState;
 
 use proxy::{DeviceProxy, ProxyHandle, ProxyInput};
-
-/// Something the event server told a connection: a status change or one batch of
-/// events (one register request's session, in order).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ServerNotification {
-    /// The server's status changed.
-    Status(Status),
-    /// One notified batch, already filtered by the connection's subscription.
-    Events(Vec<Event>),
-}
 
 /// Why an engine stopped by itself (the runner treats it as a broken connection).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,7 +3,6 @@
 //! plugin calls.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,7 +10,7 @@ use std::task::{Context, Poll};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{ROption, RResult, RStr, RString, RVec};
 use async_ffi::{FfiFuture, FutureExt as _};
-use futures::future::{BoxFuture, FutureExt as _};
+use futures::future::BoxFuture;
 use gateway_model::{Event, QueryParams, RegisterEvent};
 use gateway_plugin_api::abi::{
     FfiClientError, FfiError, FfiErrorKind, FfiEvent, FfiEventType, FfiLogLevel, FfiQueryParams,
@@ -56,25 +55,6 @@ fn device_error(err: FfiError) -> DeviceError {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "panic".to_owned()
-    }
-}
-
-/// Awaits a plugin future. The SDK never lets a panic out, but a hand-written plugin
-/// might: async-ffi then re-raises it on our side, where it is caught here.
-async fn await_plugin<T>(future: FfiFuture<T>) -> Result<T, DeviceError> {
-    AssertUnwindSafe(future)
-        .catch_unwind()
-        .await
-        .map_err(|payload| DeviceError::Panicked(panic_text(payload.as_ref())))
-}
-
 impl DeviceFactory for LoadedPlugin {
     fn device_type(&self) -> &str {
         &self.info.device_type
@@ -107,7 +87,9 @@ impl DeviceFactory for LoadedPlugin {
         let create = self.root.create();
         let future = create(RString::from(conf.to_string()), client, prefix);
         Box::pin(async move {
-            match await_plugin(future).await? {
+            // A panic that escapes the plugin (the SDK lets none out; a hand-written
+            // plugin might) is re-raised here by async-ffi and caught by the proxy.
+            match future.await {
                 RResult::ROk(device) => {
                     Ok(Box::new(PluginDevice { device }) as Box<dyn DeviceInstance>)
                 }
@@ -126,29 +108,15 @@ impl DeviceInstance for PluginDevice {
     fn process_event(&self, event: Event) -> BoxFuture<'_, Result<(), DeviceError>> {
         // By value: the event's buffers move into the FFI mirror.
         let future = self.device.process_event(FfiEvent::from(event));
-        Box::pin(async move {
-            await_plugin(future)
-                .await?
-                .into_result()
-                .map_err(device_error)
-        })
+        Box::pin(async move { future.await.into_result().map_err(device_error) })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
-        let future = self.device.close();
-        Box::pin(async move {
-            if let Err(err) = await_plugin(future).await {
-                tracing::error!(error = %err, "device close failed");
-            }
-        })
+        Box::pin(self.device.close())
     }
 
     fn closed(&self) -> BoxFuture<'_, ()> {
-        let future = self.device.closed();
-        Box::pin(async move {
-            // A panicking `closed` means the device is gone: resolve.
-            let _ = await_plugin(future).await;
-        })
+        Box::pin(self.device.closed())
     }
 }
 
@@ -194,9 +162,12 @@ impl<F: Future> Future for InRuntime<F> {
     }
 }
 
+/// The client error in the FFI mirror, once, on the host side.
 fn ffi_client_error(err: ClientError) -> FfiClientError {
     match err {
         ClientError::ConnectionClosed => FfiClientError::ConnectionClosed,
+        ClientError::Other(reason) => FfiClientError::Other(reason.into()),
+        #[allow(deprecated)] // never constructed; mapped for completeness
         ClientError::RegisterFailed => FfiClientError::RegisterFailed,
     }
 }

@@ -19,14 +19,12 @@ mod command;
 mod error;
 mod load;
 mod log;
-mod sdk_client;
 mod template;
 
 pub use adapter::LoadedPlugin;
 pub use command::{plugins_command, plugins_command_with};
 pub use error::PluginError;
 pub use log::{FALLBACK_TARGET, MAX_PLUGIN_LOG_TARGETS};
-pub use sdk_client::SdkClient;
 pub use template::{new_plugin_command, write_project, ApiSource, NewPlugin, TemplateError};
 
 use std::collections::HashMap;

@@ -15,7 +15,6 @@ use gateway_host::device::{
     DeviceClient, DeviceContext, DeviceError, DeviceFactory, DeviceInstance,
 };
 use gateway_host::embedded::{EmbeddedConfig, EmbeddedServer};
-use gateway_host::engine::ServerNotification;
 use gateway_host::runner::{self, RunError};
 use gateway_host::spec::{DeviceSpec, EventServerSpec, GatewaySpec, RestartPolicy};
 use gateway_model::{
@@ -438,7 +437,7 @@ pub fn gateway(devices: Vec<DeviceSpec>) -> GatewaySpec {
 
 /// Everything notified to a `gateway/*` subscriber, in order.
 pub struct Observer {
-    rx: mpsc::Receiver<ServerNotification>,
+    rx: mpsc::Receiver<gateway_model::Notification>,
     _connection: Box<dyn std::any::Any + Send>,
     pub events: Vec<Event>,
     pub statuses: Vec<Status>,
@@ -459,10 +458,10 @@ impl Observer {
         }
     }
 
-    fn push(&mut self, notification: ServerNotification) {
+    fn push(&mut self, notification: gateway_model::Notification) {
         match notification {
-            ServerNotification::Events(events) => self.events.extend(events),
-            ServerNotification::Status(status) => self.statuses.push(status),
+            gateway_model::Notification::Events(events) => self.events.extend(events),
+            gateway_model::Notification::Status(status) => self.statuses.push(status),
         }
     }
 

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use gateway_host::device::{ClientError, DeviceClient, DeviceContext};
-use gateway_host::plugins::SdkClient;
 use gateway_model::{
     Event, EventId, EventType, Payload, QueryParams, QueryResult, RegisterEvent, Timestamp,
 };
@@ -92,36 +91,34 @@ impl Drop for PluginDir {
 
 pub use gateway_plugin_api::sdk::testing::{Call, CallLog};
 
-/// The SDK test kit's recording client, as the host's client ([`SdkClient`]): every
-/// call the plugin makes through the real loader and adapter lands in the kit's
-/// [`CallLog`].
+/// The SDK test kit's recording client as the host's client (both are the one
+/// event-client contract): every call the plugin makes through the real loader and
+/// adapter lands in the kit's [`CallLog`].
 pub struct RecordingClient {
     pub backend: Arc<RecordingBackend>,
-    client: SdkClient,
 }
 
 impl RecordingClient {
     pub fn new() -> (Arc<Self>, CallLog) {
         let (backend, calls) = RecordingBackend::new();
-        let client = SdkClient::new(backend.clone());
-        (Arc::new(Self { backend, client }), calls)
+        (Arc::new(Self { backend }), calls)
     }
 }
 
 impl DeviceClient for RecordingClient {
     fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
-        self.client.register(events)
+        self.backend.register(events)
     }
 
     fn register_with_response(
         &self,
         events: Vec<RegisterEvent>,
     ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
-        self.client.register_with_response(events)
+        self.backend.register_with_response(events)
     }
 
     fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
-        self.client.query(params)
+        self.backend.query(params)
     }
 }
 

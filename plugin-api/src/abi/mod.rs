@@ -105,7 +105,8 @@ impl fmt::Display for FfiError {
 pub enum FfiClientError {
     /// The event server connection is gone.
     ConnectionClosed,
-    /// The server refused a registration.
+    /// Never sent by the host (a refused registration is `RNone` from
+    /// `register_with_response`); kept so the layout of API 1.0 does not change.
     RegisterFailed,
     /// Anything else (kept so hosts can report new reasons without an ABI change).
     Other(RString),

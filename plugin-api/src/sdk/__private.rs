@@ -11,7 +11,7 @@ use gateway_model::{Event, QueryParams, QueryResult, RegisterEvent};
 use tokio::sync::OnceCell;
 
 use super::client::{BoxFuture, Client, ClientBackend, ClientError};
-use super::device::{panic_message, Context, Device, Error, Lifecycle};
+use super::device::{Context, Device, Error, Lifecycle};
 use super::log::{self, DeviceLog, LogSink};
 use super::runtime::{in_place_ffi, spawn_ffi};
 use crate::abi::{
@@ -66,7 +66,7 @@ where
     match started {
         Ok(future) => future,
         Err(payload) => {
-            let err = FfiError::panicked(panic_message(payload.as_ref()));
+            let err = FfiError::panicked(crate::panic_message(payload.as_ref()));
             async move { RResult::RErr(err) }.into_ffi()
         }
     }
@@ -129,10 +129,14 @@ struct HostClientBackend {
     host: HostClientBox,
 }
 
+/// The FFI mirror's client error, once, on the plugin side.
 fn client_error(err: FfiClientError) -> ClientError {
     match err {
         FfiClientError::ConnectionClosed => ClientError::ConnectionClosed,
-        FfiClientError::RegisterFailed => ClientError::RegisterFailed,
+        // No host sends it (the variant stays in the ABI layout); keep its meaning.
+        FfiClientError::RegisterFailed => {
+            ClientError::Other("event server refused the registration".to_owned())
+        }
         FfiClientError::Other(message) => ClientError::Other(message.into()),
     }
 }

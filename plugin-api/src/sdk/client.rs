@@ -1,44 +1,21 @@
 //! The event client a device uses: register, register with response, query, and the
 //! device's event-type prefix.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use gateway_model::{Event, EventType, QueryParams, QueryResult, RegisterEvent};
 
 /// A boxed, sendable future (what [`ClientBackend`] methods return).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub use gateway_model::client::BoxFuture;
 
-/// Why a call to the event server failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ClientError {
-    /// The connection to the event server is gone.
-    #[error("event server connection closed")]
-    ConnectionClosed,
-    /// The server refused the registration.
-    #[error("event server refused the registration")]
-    RegisterFailed,
-    /// Another failure reported by the host.
-    #[error("event client error: {0}")]
-    Other(String),
-}
+/// Why a call to the event server failed (the model's one client error).
+pub use gateway_model::client::ClientError;
 
-/// What a [`Client`] talks to. In a plugin library it is the host's client across the
-/// ABI; a host that links a device statically (benchmarks, tests) supplies its own.
-pub trait ClientBackend: Send + Sync {
-    /// Registers events without waiting for the server's answer.
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>>;
-
-    /// Registers events and returns what the server stored (`None` = server failure).
-    fn register_with_response(
-        &self,
-        events: Vec<RegisterEvent>,
-    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>>;
-
-    /// Runs a query.
-    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>>;
-}
+/// What a [`Client`] talks to: the model's one event-client contract
+/// ([`gateway_model::EventClient`]). In a plugin library it is the host's client across
+/// the ABI; a host that links a device statically (benchmarks, tests) passes its own
+/// client, e.g. the host's connection to the event server, unchanged.
+pub use gateway_model::client::EventClient as ClientBackend;
 
 /// A device's access to the event server. Cheap to clone.
 #[derive(Clone)]
@@ -86,5 +63,24 @@ impl Client {
     /// Runs a query.
     pub async fn query(&self, params: QueryParams) -> Result<QueryResult, ClientError> {
         self.backend.query(params).await
+    }
+}
+
+/// A [`Client`] is itself an event client (without the prefix), so a device core can
+/// hold `Arc<dyn ClientBackend>` and be tested with any implementation.
+impl ClientBackend for Client {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
+        self.backend.register(events)
+    }
+
+    fn register_with_response(
+        &self,
+        events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        self.backend.register_with_response(events)
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        self.backend.query(params)
     }
 }

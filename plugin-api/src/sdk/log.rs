@@ -58,7 +58,7 @@ pub(crate) fn install() {
         // Fails only if this library already has a global subscriber: keep that one.
         let _ = tracing::subscriber::set_global_default(subscriber);
         std::panic::set_hook(Box::new(|info| {
-            let message = super::device::panic_message(info.payload());
+            let message = crate::panic_message(info.payload());
             let location = info
                 .location()
                 .map(|l| format!("{}:{}", l.file(), l.line()))

@@ -90,9 +90,7 @@ where
             Ok(result) => result.into(),
             Err(err) if err.is_panic() => {
                 let payload = err.into_panic();
-                RResult::RErr(FfiError::panicked(super::device::panic_message(
-                    payload.as_ref(),
-                )))
+                RResult::RErr(FfiError::panicked(crate::panic_message(payload.as_ref())))
             }
             Err(_) => RResult::RErr(FfiError::failed("the plugin task was cancelled")),
         }
@@ -169,9 +167,9 @@ where
             }
             Err(payload) => {
                 self.drop_body();
-                Poll::Ready(RResult::RErr(FfiError::panicked(
-                    super::device::panic_message(payload.as_ref()),
-                )))
+                Poll::Ready(RResult::RErr(FfiError::panicked(crate::panic_message(
+                    payload.as_ref(),
+                ))))
             }
         }
     }

@@ -1,17 +1,16 @@
 //! The real `libiec104_slave.so` loaded through the host's plugin loader, driven
 //! through the host's device traits against a real hat-drivers master; the device's
 //! client is the SDK test kit's recording client behind the host's client trait
-//! (`gateway_host::plugins::SdkClient`).
+//! (the SDK's recording client is the host's client contract too).
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use common::{conf, data_event, point, prefix, single, venv_python, HatSchemas, Master};
 use gateway_host::device::{DeviceContext, DeviceFactory};
-use gateway_host::plugins::{PluginRegistry, PluginSearch, SdkClient};
+use gateway_host::plugins::{PluginRegistry, PluginSearch};
 use gateway_model::{Payload, QueryParams, RegisterEvent};
 use gateway_plugin_api::sdk::testing::{self, Call, CallLog, RecordingBackend};
 use serde_json::{json, Value};
@@ -105,7 +104,7 @@ async fn cdylib_loads_through_the_host_loader_and_serves_a_real_master() {
     let mut registered = Registered::new(calls);
     let context = DeviceContext {
         prefix: prefix(),
-        client: Arc::new(SdkClient::new(backend)),
+        client: backend,
         span: tracing::info_span!("device", device = "dev"),
     };
     // The port is only known through the configuration here (the core's local_addr

@@ -1,7 +1,7 @@
 //! The real `libmodbus_master.so` loaded through the host's plugin loader, driven
 //! through the host's device traits against a real pymodbus slave; the device's client
 //! is the SDK test kit's recording client behind the host's client trait
-//! (`gateway_host::plugins::SdkClient`).
+//! (the SDK's recording client is the host's client contract too).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -9,11 +9,10 @@ mod common;
 use std::collections::VecDeque;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use common::{point, prefix, remote, system_event, venv_python, Slave};
 use gateway_host::device::{DeviceContext, DeviceFactory};
-use gateway_host::plugins::{PluginRegistry, PluginSearch, SdkClient};
+use gateway_host::plugins::{PluginRegistry, PluginSearch};
 use gateway_model::{Payload, QueryParams, RegisterEvent};
 use gateway_plugin_api::sdk::testing::{self, Call, CallLog, RecordingBackend};
 use serde_json::{json, Value};
@@ -131,7 +130,7 @@ async fn cdylib_loads_through_the_host_loader_and_polls_a_real_slave() {
     let mut registered = Registered::new(calls);
     let context = DeviceContext {
         prefix: prefix(),
-        client: Arc::new(SdkClient::new(backend)),
+        client: backend,
         span: tracing::info_span!("device", device = "dev"),
     };
     let data = json!([
