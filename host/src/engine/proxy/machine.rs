@@ -226,7 +226,7 @@ impl Machine {
             Input::QueueOverflow {
                 dropped,
                 lost_enable,
-            } => self.on_input_overflow(dropped, lost_enable),
+            } => self.on_queue_overflow(dropped, lost_enable),
             Input::Created => self.on_created(),
             Input::CreateFailed(reason) => match self.take_phase() {
                 Phase::Creating(mut attempt) => {
@@ -374,7 +374,7 @@ impl Machine {
         self.fail_overflow();
     }
 
-    fn on_input_overflow(&mut self, dropped: u64, lost_enable: Option<bool>) {
+    fn on_queue_overflow(&mut self, dropped: u64, lost_enable: Option<bool>) {
         self.dropped_events += dropped;
         if let Some(enabled) = lost_enable {
             // An enable change was lost with the overflow; apply it now.
