@@ -8,7 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::config::{MasterConfig, RemoteDevice};
+use crate::config::{
+    secs, ByteSize, LinkDirection, MasterConfig, Parity, RemoteDevice, RemoteKind, Size, StopBits,
+};
 
 /// Why a link or a connection could not be opened or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,12 +58,188 @@ pub trait Conn: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SerialOpener;
 
+/// The serial parameters of a configuration.
+pub fn serial_params(config: &MasterConfig) -> iec_link::SerialParams {
+    let mut params = iec_link::SerialParams::new(config.port.clone(), config.baudrate);
+    params.bytesize = match config.bytesize {
+        ByteSize::Five => iec_link::ByteSize::Five,
+        ByteSize::Six => iec_link::ByteSize::Six,
+        ByteSize::Seven => iec_link::ByteSize::Seven,
+        ByteSize::Eight => iec_link::ByteSize::Eight,
+    };
+    params.parity = match config.parity {
+        Parity::None => iec_link::Parity::None,
+        Parity::Even => iec_link::Parity::Even,
+        Parity::Odd => iec_link::Parity::Odd,
+        Parity::Mark => iec_link::Parity::Mark,
+        Parity::Space => iec_link::Parity::Space,
+    };
+    params.stopbits = match config.stopbits {
+        StopBits::One => iec_link::StopBits::One,
+        StopBits::OnePointFive => iec_link::StopBits::OnePointFive,
+        StopBits::Two => iec_link::StopBits::Two,
+    };
+    params.xonxoff = config.flow_control.xonxoff;
+    params.rtscts = config.flow_control.rtscts;
+    params.dsrdtr = config.flow_control.dsrdtr;
+    params.silent_interval = secs(config.silent_interval);
+    params
+}
+
+/// The link address size of a configuration.
+pub fn address_size(config: &MasterConfig) -> iec_link::AddressSize {
+    match config.device_address_size() {
+        Size::Zero => iec_link::AddressSize::Zero,
+        Size::One => iec_link::AddressSize::One,
+        // THREE is rejected by the configuration check.
+        Size::Two | Size::Three => iec_link::AddressSize::Two,
+    }
+}
+
 impl LinkOpener for SerialOpener {
-    fn open(&self, _config: &MasterConfig) -> BoxFuture<'static, Result<Arc<dyn Link>, LinkError>> {
-        Box::pin(async {
-            Err(LinkError(
-                "the serial link layer (iec_link) is not available yet".to_owned(),
-            ))
+    fn open(&self, config: &MasterConfig) -> BoxFuture<'static, Result<Arc<dyn Link>, LinkError>> {
+        let params = serial_params(config);
+        let size = address_size(config);
+        let balanced = config.is_balanced();
+        Box::pin(async move {
+            let link = if balanced {
+                SerialLink::Balanced(
+                    iec_link::BalancedLink::open(&params, size)
+                        .await
+                        .map_err(link_error)?,
+                )
+            } else {
+                SerialLink::Unbalanced(
+                    iec_link::MasterLink::open(&params, size)
+                        .await
+                        .map_err(link_error)?,
+                )
+            };
+            Ok(Arc::new(link) as Arc<dyn Link>)
         })
+    }
+}
+
+fn link_error(err: iec_link::LinkError) -> LinkError {
+    LinkError(err.to_string())
+}
+
+/// An open `iec_link` link of either kind.
+enum SerialLink {
+    Unbalanced(iec_link::MasterLink),
+    Balanced(iec_link::BalancedLink),
+}
+
+impl Link for SerialLink {
+    fn open_connection(
+        &self,
+        config: &MasterConfig,
+        remote: &RemoteDevice,
+    ) -> BoxFuture<'static, Result<Arc<dyn Conn>, LinkError>> {
+        let name = Some(config.name.clone());
+        let queue_size = config.queue_size();
+        let address = remote.address;
+        let response_timeout = remote.response_timeout;
+        let send_retry_count = remote.send_retry_count;
+        match (self, remote.kind) {
+            (
+                Self::Unbalanced(link),
+                RemoteKind::Unbalanced {
+                    poll_class1_delay,
+                    poll_class2_delay,
+                },
+            ) => {
+                let link = link.clone();
+                Box::pin(async move {
+                    let options = iec_link::MasterConnectionOptions {
+                        name,
+                        response_timeout,
+                        send_retry_count,
+                        poll_class1_delay,
+                        poll_class2_delay,
+                        send_queue_size: queue_size,
+                        receive_queue_size: queue_size,
+                    };
+                    let conn = link
+                        .open_connection(address, options)
+                        .await
+                        .map_err(link_error)?;
+                    Ok(Arc::new(SerialConn(conn)) as Arc<dyn Conn>)
+                })
+            }
+            (
+                Self::Balanced(link),
+                RemoteKind::Balanced {
+                    direction,
+                    status_delay,
+                },
+            ) => {
+                let link = link.clone();
+                let direction = match direction {
+                    LinkDirection::AToB => iec_link::Direction::AToB,
+                    LinkDirection::BToA => iec_link::Direction::BToA,
+                };
+                Box::pin(async move {
+                    let options = iec_link::BalancedConnectionOptions {
+                        name,
+                        response_timeout,
+                        send_retry_count,
+                        status_delay,
+                        send_queue_size: queue_size,
+                        receive_queue_size: queue_size,
+                    };
+                    let conn = link
+                        .open_connection(direction, address, options)
+                        .await
+                        .map_err(link_error)?;
+                    Ok(Arc::new(SerialConn(conn)) as Arc<dyn Conn>)
+                })
+            }
+            // The configuration gives every remote device the kind of its link.
+            _ => Box::pin(async { Err(LinkError("remote device of another link type".into())) }),
+        }
+    }
+
+    fn closed(&self) -> BoxFuture<'static, ()> {
+        match self {
+            Self::Unbalanced(link) => {
+                let link = link.clone();
+                Box::pin(async move {
+                    let reason = link.closed().await;
+                    tracing::warn!(%reason, "link closed");
+                })
+            }
+            Self::Balanced(link) => {
+                let link = link.clone();
+                Box::pin(async move {
+                    let reason = link.closed().await;
+                    tracing::warn!(%reason, "link closed");
+                })
+            }
+        }
+    }
+
+    fn close(&self) {
+        match self {
+            Self::Unbalanced(link) => link.close(),
+            Self::Balanced(link) => link.close(),
+        }
+    }
+}
+
+/// An `iec_link` connection.
+struct SerialConn(iec_link::Connection);
+
+impl Conn for SerialConn {
+    fn send(&self, asdu: Bytes) -> BoxFuture<'_, Result<(), LinkError>> {
+        Box::pin(async move { self.0.send(asdu, true).await.map_err(link_error) })
+    }
+
+    fn receive(&self) -> BoxFuture<'_, Option<Bytes>> {
+        Box::pin(self.0.receive())
+    }
+
+    fn close(&self) {
+        self.0.close();
     }
 }
