@@ -175,10 +175,14 @@ impl Rig {
             gates: Mutex::new(Vec::new()),
         });
         let (recorder, mut events) = Recorder::new(initial);
-        let device =
-            SlaveDevice::create_with(&conf, prefix(), recorder, Arc::new(FakeOpener(line.clone())))
-                .await
-                .unwrap();
+        let device = SlaveDevice::create_with(
+            &conf,
+            prefix(),
+            recorder,
+            Arc::new(FakeOpener(line.clone())),
+        )
+        .await
+        .unwrap();
         events.expect("gateway/connections", json!([])).await;
         Rig {
             line,
@@ -231,7 +235,10 @@ async fn connections_are_registered_with_their_link_address_and_reopened_after_c
     let four = rig.connect(4).await;
     assert_eq!(four.address, 4);
     rig.events
-        .expect("gateway/connections", json!([{"connection_id": 1, "address": 4}]))
+        .expect(
+            "gateway/connections",
+            json!([{"connection_id": 1, "address": 4}]),
+        )
         .await;
     let three = rig.connect(3).await;
     rig.events
@@ -242,7 +249,10 @@ async fn connections_are_registered_with_their_link_address_and_reopened_after_c
         .await;
     four.closed.cancel();
     rig.events
-        .expect("gateway/connections", json!([{"connection_id": 2, "address": 3}]))
+        .expect(
+            "gateway/connections",
+            json!([{"connection_id": 2, "address": 3}]),
+        )
         .await;
     // Address 4 is served again: a new connection with a new id.
     let _four = rig.connect(4).await;
@@ -298,16 +308,20 @@ async fn data_goes_to_every_connection_with_its_with_ack_and_buffers_replay_to_n
     // Once sent it left the buffer: a third connection gets nothing.
     let mut third = rig.connect(1).await;
     rig.events.until("gateway/connections").await;
-    assert!(tokio::time::timeout(Duration::from_millis(200), third.rx.recv())
-        .await
-        .is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), third.rx.recv())
+            .await
+            .is_err()
+    );
     // Unconfigured points are ignored.
     rig.device
         .process_event(system_event("system/data/scaled/9/9", scaled(1), 5))
         .await;
-    assert!(tokio::time::timeout(Duration::from_millis(200), third.rx.recv())
-        .await
-        .is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), third.rx.recv())
+            .await
+            .is_err()
+    );
     rig.device.close().await;
 }
 
@@ -380,7 +394,9 @@ async fn commands_become_events_with_their_connection_and_responses_go_back_to_i
         ))
         .await;
     let (msgs, _) = master.recv().await;
-    let Msg::Command(back) = &msgs[0] else { panic!() };
+    let Msg::Command(back) = &msgs[0] else {
+        panic!()
+    };
     assert!(back.is_negative_confirm);
     assert_eq!(back.cause, CommandCause::ActivationConfirmation);
     // A response for a connection that does not exist goes nowhere.
@@ -391,9 +407,11 @@ async fn commands_become_events_with_their_connection_and_responses_go_back_to_i
             2,
         ))
         .await;
-    assert!(tokio::time::timeout(Duration::from_millis(200), master.rx.recv())
-        .await
-        .is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), master.rx.recv())
+            .await
+            .is_err()
+    );
     rig.device.close().await;
 }
 
