@@ -33,6 +33,8 @@ pub mod config;
 pub mod device;
 pub mod events;
 pub mod link;
+pub mod plugin;
+pub mod serial;
 
 pub use config::{ConfigError, MasterConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
 pub use device::{CreateError, EventSink, MasterDevice, SinkError};

@@ -487,3 +487,104 @@ pub fn hat_config_validator() -> jsonschema::Validator {
         .build(&json!({"$ref": format!("{id}#/$defs/master")}))
         .unwrap()
 }
+
+// ---------------------------------------------------------------------------------
+// The hat-drivers based 103 slave (tests/py/slave.py) on a socat pty pair.
+
+/// A `slave.py` on end `b` of its own pty pair; the device opens end `a`.
+pub struct Slave {
+    pub script: gateway_test_support::script::PyScript,
+    pub pty: gateway_test_support::pty::PtyPair,
+}
+
+/// One `HAT` line: the event hat-gateway's master registers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HatEvent {
+    pub tail: String,
+    pub payload: Value,
+    pub source_timestamp: Option<Timestamp>,
+}
+
+impl Slave {
+    /// Starts the slave answering for `addresses` and waits for READY.
+    pub async fn start(label: &str, addresses: &[u16]) -> Slave {
+        let pty = gateway_test_support::pty::PtyPair::start(label);
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/slave.py");
+        let addresses: Vec<String> = addresses.iter().map(u16::to_string).collect();
+        let mut script = gateway_test_support::script::PyScript::start(
+            &script,
+            &["--port", &pty.b_str(), "--addresses", &addresses.join(",")],
+        );
+        script.line(|l| l == "READY").await;
+        Slave { script, pty }
+    }
+
+    /// The port the device opens.
+    pub fn port(&self) -> String {
+        self.pty.a_str()
+    }
+
+    /// Runs a stdin command and collects the `HAT` lines before its `OK`.
+    pub async fn command(&mut self, line: &str) -> Vec<HatEvent> {
+        self.script.send(line).await;
+        let mut hat = Vec::new();
+        loop {
+            let out = self.script.next().await;
+            if out == format!("OK {line}") {
+                return hat;
+            }
+            if let Some(json) = out.strip_prefix("HAT ") {
+                hat.push(hat_event(json));
+            }
+        }
+    }
+
+    /// Waits for `CONNECT <address>`.
+    pub async fn connected(&mut self, address: u16) {
+        let want = format!("CONNECT {address}");
+        self.script.line(|l| l == want).await;
+    }
+
+    /// The next ASDU received for `address` with hat class `class` (hat's decoding as
+    /// JSON), skipping others; `HAT` lines of answers are collected in `hat`.
+    pub async fn asdu(&mut self, address: u16, asdu_type: &str) -> Value {
+        let prefix = format!("ASDU {address} ");
+        loop {
+            let line = self.script.next().await;
+            if let Some(json) = line.strip_prefix(&prefix) {
+                let v: Value = serde_json::from_str(json).unwrap();
+                if v["type"] == json!(asdu_type) {
+                    return v;
+                }
+            }
+        }
+    }
+}
+
+/// A `HAT` line's JSON as a [`HatEvent`].
+pub fn hat_event(json: &str) -> HatEvent {
+    let v: Value = serde_json::from_str(json).unwrap();
+    assert!(v.get("error").is_none(), "hat: {v}");
+    HatEvent {
+        tail: v["type"].as_str().unwrap().to_owned(),
+        payload: v["payload"].clone(),
+        source_timestamp: v["source_timestamp"]
+            .as_array()
+            .map(|a| Timestamp::new(a[0].as_i64().unwrap(), a[1].as_i64().unwrap())),
+    }
+}
+
+impl Registered {
+    /// The same event as hat's (source timestamps within a millisecond: hat rounds
+    /// through floats).
+    pub fn assert_same(&self, hat: &HatEvent) {
+        assert_eq!((&self.tail, &self.payload), (&hat.tail, &hat.payload));
+        match (self.source_timestamp, hat.source_timestamp) {
+            (Some(a), Some(b)) => {
+                let d = (a.s - b.s) * 1_000_000 + (a.us - b.us);
+                assert!(d.abs() <= 1000, "{a:?} vs hat's {b:?}");
+            }
+            (a, b) => assert_eq!(a, b),
+        }
+    }
+}
