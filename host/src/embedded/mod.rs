@@ -10,6 +10,8 @@
 
 pub mod store;
 mod tcp;
+#[cfg(test)]
+mod tests;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -96,15 +98,16 @@ struct State {
     local: Vec<LocalSubscriber>,
     tcp_connections: Vec<ConnectionInfo>,
     query_log: VecDeque<QueryRecord>,
+    /// One queue per TCP listener, fed under this lock so every listener gets batches
+    /// and status changes in the order the local connections get them.
+    tcp: Vec<tcp::TcpNotifier>,
 }
 
 struct Inner {
     config: EmbeddedConfig,
+    /// Never held across an await: the TCP fan-out runs in each listener's own task
+    /// (`tcp::TcpNotifier`), fed in order while this lock is held.
     state: Mutex<State>,
-    /// Serialises registrations so that every connection (local and TCP) sees batches
-    /// in session order; held across the TCP notification.
-    register_lock: tokio::sync::Mutex<()>,
-    tcp: Mutex<Vec<tcp::TcpNotifier>>,
 }
 
 /// The embedded event server. Cheap to clone (a shared handle).
@@ -127,9 +130,8 @@ impl EmbeddedServer {
                     local: Vec::new(),
                     tcp_connections: Vec::new(),
                     query_log: VecDeque::new(),
+                    tcp: Vec::new(),
                 }),
-                register_lock: tokio::sync::Mutex::new(()),
-                tcp: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -138,14 +140,6 @@ impl EmbeddedServer {
         // A poisoned lock means a panic while holding it; the data is still
         // consistent (every critical section is short and panic-free), so go on.
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn tcp_notifiers(&self) -> Vec<tcp::TcpNotifier> {
-        self.inner
-            .tcp
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     /// The configured server id.
@@ -160,8 +154,7 @@ impl EmbeddedServer {
 
     /// Changes the status and notifies every connection (local and TCP).
     pub async fn set_status(&self, status: Status) {
-        let _order = self.inner.register_lock.lock().await;
-        {
+        let queued = {
             let mut state = self.state();
             if state.status == status {
                 return;
@@ -170,10 +163,9 @@ impl EmbeddedServer {
             state
                 .local
                 .retain(|sub| deliver(sub, Notification::Status(status)));
-        }
-        for notifier in self.tcp_notifiers() {
-            notifier.set_status(status).await;
-        }
+            tcp::queue(&state.tcp, &tcp::TcpUpdate::Status(status))
+        };
+        tcp::queued(queued).await;
     }
 
     /// Opens an in-process connection (no socket). Returns the connection, its
@@ -241,8 +233,7 @@ impl EmbeddedServer {
     /// Registers one request (one session). `None` = hat's `failure` answer (the
     /// server is not operational and registrations need it).
     pub async fn register(&self, events: Vec<RegisterEvent>) -> Option<Vec<Event>> {
-        let _order = self.inner.register_lock.lock().await;
-        let stored = {
+        let (stored, queued) = {
             let mut state = self.state();
             if self.inner.config.refuse_registers_unless_operational
                 && state.status != Status::Operational
@@ -272,12 +263,17 @@ impl EmbeddedServer {
                     .collect();
                 matching.is_empty() || deliver(sub, Notification::Events(matching))
             });
-            stored
+            if state.tcp.is_empty() {
+                return Some(stored);
+            }
+            let stored = Arc::new(stored);
+            let queued = tcp::queue(&state.tcp, &tcp::TcpUpdate::Events(stored.clone()));
+            (stored, queued)
         };
-        for notifier in self.tcp_notifiers() {
-            notifier.notify_events(&stored).await;
-        }
-        Some(stored)
+        // Every TCP connection has the notify queued before the register answer.
+        tcp::queued(queued).await;
+        // The listener tasks drop their share before saying done: no copy then.
+        Some(Arc::try_unwrap(stored).unwrap_or_else(|shared| shared.as_ref().clone()))
     }
 
     /// Answers a query.

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 use gateway_eventer::server::{self as eventer_server, Server, ServerConfig, ServerHandler};
 use gateway_model::{Event, QueryParams, QueryResult, RegisterEvent, Status};
+use tokio::sync::{mpsc, oneshot};
 
 use super::{ConnectionInfo, EmbeddedServer};
 
@@ -20,23 +21,72 @@ pub enum ListenError {
     Bind(#[from] eventer_server::ServerError),
 }
 
-/// Forwards batches and status changes to the TCP connections of one listener.
+/// What a listener's TCP connections are told.
 #[derive(Clone)]
-pub(crate) struct TcpNotifier {
-    listener_id: u64,
-    server: Server,
+pub(crate) enum TcpUpdate {
+    /// One stored batch.
+    Events(Arc<Vec<Event>>),
+    /// A status change.
+    Status(Status),
 }
 
-impl TcpNotifier {
-    pub(crate) async fn notify_events(&self, events: &[Event]) {
-        // Everything is "persisted" once stored in memory: persisted and
-        // non-persisted connections are both notified right away.
-        self.server.notify_events(events, false, false).await;
-        self.server.notify_events(events, true, false).await;
-    }
+/// One queued update and who waits for it to be queued on every connection.
+struct Queued {
+    update: TcpUpdate,
+    done: oneshot::Sender<()>,
+}
 
-    pub(crate) async fn set_status(&self, status: Status) {
-        self.server.set_status(status).await;
+/// The queue to one listener's fan-out task ([`fan_out`]).
+///
+/// Unbounded, yet bounded in practice: every entry has a caller waiting on its `done`
+/// (a registration or a status change), so the queue holds at most one entry per
+/// concurrent caller, and the task drains it without waiting for any client (the
+/// eventer server closes a connection that does not read).
+pub(crate) struct TcpNotifier {
+    listener_id: u64,
+    queue: mpsc::UnboundedSender<Queued>,
+}
+
+/// Queues `update` to every listener (called under the embedded server's state lock,
+/// which fixes the order); returns what to wait for.
+pub(crate) fn queue(notifiers: &[TcpNotifier], update: &TcpUpdate) -> Vec<oneshot::Receiver<()>> {
+    notifiers
+        .iter()
+        .filter_map(|notifier| {
+            let (done, queued) = oneshot::channel();
+            let queued_update = Queued {
+                update: update.clone(),
+                done,
+            };
+            // A closed queue means the listener is closing: nothing to wait for.
+            notifier.queue.send(queued_update).ok().map(|()| queued)
+        })
+        .collect()
+}
+
+/// Waits until every listener has queued its update on its connections (a listener
+/// that closed meanwhile counts as done).
+pub(crate) async fn queued(waiting: Vec<oneshot::Receiver<()>>) {
+    for done in waiting {
+        let _ = done.await;
+    }
+}
+
+/// A listener's fan-out task: hands each update to the eventer server in queue order.
+/// Ends when the listener is closed (its [`TcpNotifier`] dropped).
+async fn fan_out(server: Server, mut queue: mpsc::UnboundedReceiver<Queued>) {
+    while let Some(Queued { update, done }) = queue.recv().await {
+        match update {
+            TcpUpdate::Events(events) => {
+                // Everything is "persisted" once stored in memory: persisted and
+                // non-persisted connections are both notified right away.
+                server.notify_events(&events, false, false).await;
+                server.notify_events(&events, true, false).await;
+            }
+            TcpUpdate::Status(status) => server.set_status(status).await,
+        }
+        // The update (and its share of the batch) is dropped before `done`.
+        let _ = done.send(());
     }
 }
 
@@ -57,10 +107,8 @@ impl TcpListenerHandle {
     /// Stops listening and closes every TCP connection.
     pub async fn close(self) {
         self.embedded
-            .inner
+            .state()
             .tcp
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
             .retain(|n| n.listener_id != self.listener_id);
         self.server.close().await;
     }
@@ -159,14 +207,9 @@ impl EmbeddedServer {
         };
         let server = Server::listen(addr, handler, config).await?;
         let listener_id = self.next_connection_id();
-        self.inner
-            .tcp
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(TcpNotifier {
-                listener_id,
-                server: server.clone(),
-            });
+        let (queue, queued) = mpsc::unbounded_channel();
+        tokio::spawn(fan_out(server.clone(), queued));
+        self.state().tcp.push(TcpNotifier { listener_id, queue });
         tracing::info!(addr = ?server.local_addr(), "embedded event server listening");
         Ok(TcpListenerHandle {
             listener_id,

@@ -1,0 +1,99 @@
+//! The embedded server's fan-out: local and TCP subscribers see the same batches in
+//! the same order, with no lock held while the TCP side is notified.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use gateway_eventer::client::{Client, ClientConfig};
+use gateway_model::{event_type_from_str, Event, Notification, RegisterEvent, Status};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::{EmbeddedConfig, EmbeddedServer};
+
+const WAIT: Duration = Duration::from_secs(10);
+const WRITERS: usize = 4;
+const PER_WRITER: usize = 25;
+
+/// The next notification, within [`WAIT`].
+async fn next(receiver: &mut mpsc::Receiver<Notification>) -> Notification {
+    tokio::time::timeout(WAIT, receiver.recv())
+        .await
+        .expect("no notification in time")
+        .expect("notifications ended")
+}
+
+/// The next `count` event batches, skipping status notifications.
+async fn batches(receiver: &mut mpsc::Receiver<Notification>, count: usize) -> Vec<Vec<Event>> {
+    let mut batches = Vec::with_capacity(count);
+    while batches.len() < count {
+        if let Notification::Events(events) = next(receiver).await {
+            batches.push(events);
+        }
+    }
+    batches
+}
+
+async fn tcp_observer(server: &EmbeddedServer) -> (Client, mpsc::Receiver<Notification>) {
+    let listener = server.listen("127.0.0.1:0", None).await.unwrap();
+    let mut config = ClientConfig::new("observer");
+    config.subscriptions = vec![event_type_from_str("t/*")];
+    let addr = listener.local_addr().unwrap();
+    // The listener keeps running when its handle is dropped.
+    drop(listener);
+    Client::connect(addr, config).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_registrations_reach_local_and_tcp_subscribers_in_one_order() {
+    let server = EmbeddedServer::new(EmbeddedConfig::default());
+    let (_client, mut tcp) = tcp_observer(&server).await;
+    let (_local, mut local, _) = server
+        .connect("local", vec![event_type_from_str("t/*")])
+        .await
+        .unwrap();
+    let mut writers = JoinSet::new();
+    for writer in 0..WRITERS {
+        let server = server.clone();
+        writers.spawn(async move {
+            for i in 0..PER_WRITER {
+                let event = RegisterEvent::json(
+                    event_type_from_str(&format!("t/{writer}")),
+                    serde_json::json!(i),
+                );
+                assert!(server.register(vec![event]).await.is_some());
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let total = WRITERS * PER_WRITER;
+    let local = batches(&mut local, total).await;
+    let tcp = batches(&mut tcp, total).await;
+    assert_eq!(local, tcp);
+    // Session order: one session per registration, increasing.
+    let sessions: Vec<i64> = local.iter().map(|batch| batch[0].id.session).collect();
+    assert!(sessions.windows(2).all(|pair| pair[0] < pair[1]));
+}
+
+#[tokio::test]
+async fn a_status_change_reaches_tcp_subscribers_between_the_batches_around_it() {
+    let server = EmbeddedServer::new(EmbeddedConfig {
+        refuse_registers_unless_operational: false,
+        ..EmbeddedConfig::default()
+    });
+    let (_client, mut tcp) = tcp_observer(&server).await;
+    let event = |i: i64| RegisterEvent::json(event_type_from_str("t/a"), serde_json::json!(i));
+    server.register(vec![event(1)]).await.unwrap();
+    server.set_status(Status::Standby).await;
+    server.register(vec![event(2)]).await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        seen.push(next(&mut tcp).await);
+    }
+    assert!(matches!(&seen[0], Notification::Events(e) if e[0].id.session == 2));
+    assert_eq!(seen[1], Notification::Status(Status::Standby));
+    assert!(matches!(&seen[2], Notification::Events(e) if e[0].id.session == 3));
+}
