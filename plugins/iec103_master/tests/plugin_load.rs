@@ -9,8 +9,17 @@ use common::{prefix, Slave};
 use gateway_host::device::{DeviceContext, DeviceFactory};
 use gateway_host::plugins::{PluginRegistry, PluginSearch};
 use gateway_model::{Payload, QueryParams};
-use gateway_plugin_api::sdk::testing::{self, Call, RecordingBackend};
+use gateway_plugin_api::sdk::testing::{self, Call, CallLog, RecordingBackend};
 use serde_json::{json, Value};
+
+/// The next registered event as `(tail, payload)`, checked against hat's schema.
+async fn next(calls: &mut CallLog) -> (String, Value) {
+    let event = calls.next_event().await;
+    assert!(matches!(event.payload, Some(Payload::Json(_))));
+    let (tail, payload) = testing::summary(&prefix(), &event);
+    common::HatSchemas::get().check(&tail, &payload);
+    (tail, payload)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cdylib_loads_through_the_host_loader_and_talks_to_a_real_slave() {
@@ -47,29 +56,22 @@ async fn cdylib_loads_through_the_host_loader_and_talks_to_a_real_slave() {
         latest.event_types.unwrap()[0].join("/"),
         "gateway/dev/system/remote_device/1/enable"
     );
-    let mut next = || {
-        let calls = &mut calls;
-        async move {
-            let event = calls.next_event().await;
-            assert!(matches!(event.payload, Some(Payload::Json(_))));
-            let (tail, payload) = testing::summary(&prefix(), &event);
-            common::HatSchemas::get().check(&tail, &payload);
-            (tail, payload)
-        }
-    };
     for expected in [
         ("gateway/status", json!("CONNECTING")),
         ("gateway/status", json!("CONNECTED")),
         ("gateway/remote_device/1/status", json!("CONNECTING")),
         ("gateway/remote_device/1/status", json!("CONNECTED")),
     ] {
-        assert_eq!(next().await, (expected.0.to_owned(), expected.1));
+        assert_eq!(next(&mut calls).await, (expected.0.to_owned(), expected.1));
     }
     slave.connected(1).await;
     let hat = slave
         .command("send 1 [c.ASDU(type=c.AsduType.MEASURANDS_1, cause=c.Cause.CYCLIC, address=5, ios=[c.IO(address=io(128, 144), elements=[c.IoElement_MEASURANDS_1(c.MeasurandValue(overflow=False, invalid=False, value=0.25))])])]")
         .await;
-    assert_eq!(next().await, (hat[0].tail.clone(), hat[0].payload.clone()));
+    assert_eq!(
+        next(&mut calls).await,
+        (hat[0].tail.clone(), hat[0].payload.clone())
+    );
     device
         .process_event(testing::event(
             &prefix(),
@@ -79,7 +81,7 @@ async fn cdylib_loads_through_the_host_loader_and_talks_to_a_real_slave() {
         .await
         .unwrap();
     assert_eq!(
-        next().await,
+        next(&mut calls).await,
         (
             "gateway/remote_device/1/command/5/160/16".to_owned(),
             json!({"success": true, "session_id": "s1"})
