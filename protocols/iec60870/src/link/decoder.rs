@@ -97,6 +97,11 @@ impl Decoder {
         }
     }
 
+    /// The frame format.
+    pub fn format(&self) -> LinkFormat {
+        self.format
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> DecoderStats {
         self.stats

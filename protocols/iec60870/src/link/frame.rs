@@ -61,7 +61,7 @@ impl AddressSize {
 }
 
 /// The DIR bit of balanced transmission: which of the two stations sent the frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {
     /// DIR = 0: from station B to station A.
     BToA,
@@ -375,12 +375,10 @@ pub fn decode(format: &LinkFormat, data: &[u8]) -> Result<Frame, FrameError> {
         .rev()
         .fold(0u16, |acc, &b| (acc << 8) | u16::from(b));
     let payload = Bytes::copy_from_slice(&user[1 + address_len..]);
-    let direction = format.direction_valid.then(|| {
-        if control & 0x80 != 0 {
-            Direction::AToB
-        } else {
-            Direction::BToA
-        }
+    let direction = format.direction_valid.then_some(if control & 0x80 != 0 {
+        Direction::AToB
+    } else {
+        Direction::BToA
     });
     let code = control & 0x0F;
     let primary = control & 0x40 != 0;
