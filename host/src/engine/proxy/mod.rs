@@ -28,6 +28,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use gateway_model::{Event, EventType};
+use gateway_plugin_api::panic_message;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
@@ -434,16 +435,6 @@ async fn guard<T>(future: impl std::future::Future<Output = T>) -> Result<T, Dev
         .catch_unwind()
         .await
         .map_err(|panic| DeviceError::Panicked(panic_message(panic.as_ref())))
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "panic with a non-text payload".to_owned()
-    }
 }
 
 /// Polls an optional future; pending forever when there is none. The caller must
