@@ -1,17 +1,16 @@
 //! The real `libiec101_master.so` loaded through the host's plugin loader, driven
 //! through the host's device traits against a real hat-drivers outstation on a pty
-//! line; the device's client is the SDK test kit's recording client behind the host's
-//! client trait (`gateway_host::plugins::SdkClient`).
+//! line; the device's client is the SDK test kit's recording client as the host's
+//! event client.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use common::{prefix, system_event, Outstation};
 use gateway_host::device::{DeviceContext, DeviceFactory};
-use gateway_host::plugins::{PluginRegistry, PluginSearch, SdkClient};
+use gateway_host::plugins::{PluginRegistry, PluginSearch};
 use gateway_model::{Payload, QueryParams, RegisterEvent};
 use gateway_plugin_api::sdk::testing::{self, Call, CallLog, RecordingBackend};
 use gateway_test_support::pty::PtyPair;
@@ -97,7 +96,7 @@ async fn cdylib_loads_through_the_host_loader_and_talks_to_a_real_outstation() {
     };
     let context = DeviceContext {
         prefix: prefix(),
-        client: Arc::new(SdkClient::new(backend)),
+        client: backend,
         span: tracing::info_span!("device", device = "dev"),
     };
     let conf = common::conf(&pty.a_str(), &[1]);
@@ -137,7 +136,10 @@ async fn cdylib_loads_through_the_host_loader_and_talks_to_a_real_outstation() {
     assert_eq!(
         tail[tail.len() - 2..],
         [
-            ("gateway/remote_device/1/status".to_owned(), json!("DISCONNECTED")),
+            (
+                "gateway/remote_device/1/status".to_owned(),
+                json!("DISCONNECTED")
+            ),
             ("gateway/status".to_owned(), json!("DISCONNECTED")),
         ]
     );
@@ -147,5 +149,8 @@ async fn cdylib_loads_through_the_host_loader_and_talks_to_a_real_outstation() {
     let mut bad = conf;
     bad["remote_devices"][0]["address"] = json!(255);
     let err = plugin.create(bad, context).await.err().unwrap();
-    assert!(err.to_string().contains("/remote_devices/0/address"), "{err}");
+    assert!(
+        err.to_string().contains("/remote_devices/0/address"),
+        "{err}"
+    );
 }

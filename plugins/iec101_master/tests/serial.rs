@@ -100,13 +100,41 @@ async fn every_data_type_with_and_without_time_tags_becomes_hats_event() {
 /// (command type, command payload, hat class).
 fn command_cases() -> Vec<(&'static str, Value, &'static str)> {
     vec![
-        ("single", json!({"value": "ON", "select": true, "qualifier": 3}), "SingleCommand"),
-        ("double", json!({"value": "OFF", "select": false, "qualifier": 0}), "DoubleCommand"),
-        ("regulating", json!({"value": "HIGHER", "select": false, "qualifier": 31}), "RegulatingCommand"),
-        ("normalized", json!({"value": 0.25, "select": true}), "NormalizedCommand"),
-        ("scaled", json!({"value": -300, "select": false}), "ScaledCommand"),
-        ("floating", json!({"value": 2.5, "select": true}), "FloatingCommand"),
-        ("bitstring", json!({"value": [1, 2, 3, 4]}), "BitstringCommand"),
+        (
+            "single",
+            json!({"value": "ON", "select": true, "qualifier": 3}),
+            "SingleCommand",
+        ),
+        (
+            "double",
+            json!({"value": "OFF", "select": false, "qualifier": 0}),
+            "DoubleCommand",
+        ),
+        (
+            "regulating",
+            json!({"value": "HIGHER", "select": false, "qualifier": 31}),
+            "RegulatingCommand",
+        ),
+        (
+            "normalized",
+            json!({"value": 0.25, "select": true}),
+            "NormalizedCommand",
+        ),
+        (
+            "scaled",
+            json!({"value": -300, "select": false}),
+            "ScaledCommand",
+        ),
+        (
+            "floating",
+            json!({"value": 2.5, "select": true}),
+            "FloatingCommand",
+        ),
+        (
+            "bitstring",
+            json!({"value": [1, 2, 3, 4]}),
+            "BitstringCommand",
+        ),
     ]
 }
 
@@ -118,15 +146,22 @@ async fn every_command_type_reaches_the_outstation_and_its_answers_come_back() {
             outstation.command(&format!("reply {mode}")).await;
             let tail = format!("system/remote_device/1/command/{cmd_type}/3/{io}");
             let payload = json!({"is_test": false, "cause": "ACTIVATION", "command": command});
-            device.process_event(system_event(&tail, payload.clone())).await;
+            device
+                .process_event(system_event(&tail, payload.clone()))
+                .await;
             let msg = outstation.msg(1, "CommandMsg").await;
             let confirmation_hat = outstation.hat_answer().await;
             // Exactly the message hat-gateway's master sends for the same event.
             assert_eq!(msg, outstation.hat_msg(&tail, &payload).await);
             assert_eq!(msg["command"]["_type"], json!(class), "{msg}");
             let response = format!("gateway/remote_device/1/command/{cmd_type}/3/{io}");
-            let confirmation = events.until(&response, confirmation_hat["payload"].clone()).await;
-            assert_eq!(confirmation.payload["is_negative_confirm"], json!(mode == "negative"));
+            let confirmation = events
+                .until(&response, confirmation_hat["payload"].clone())
+                .await;
+            assert_eq!(
+                confirmation.payload["is_negative_confirm"],
+                json!(mode == "negative")
+            );
             assert_as_hat(&confirmation, &confirmation_hat);
             if mode == "positive" {
                 let termination_hat = outstation.hat_answer().await;
@@ -142,11 +177,21 @@ async fn every_command_type_reaches_the_outstation_and_its_answers_come_back() {
 async fn interrogations_and_counter_interrogations_go_out_and_their_answers_come_back() {
     let (_pty, mut outstation, device, mut events) = connected().await;
     for (tail, payload, class) in [
-        ("interrogation/65535", json!({"is_test": false, "request": 20, "cause": "ACTIVATION"}), "InterrogationMsg"),
-        ("counter_interrogation/2", json!({"is_test": true, "request": 5, "freeze": "FREEZE_AND_RESET", "cause": "ACTIVATION"}), "CounterInterrogationMsg"),
+        (
+            "interrogation/65535",
+            json!({"is_test": false, "request": 20, "cause": "ACTIVATION"}),
+            "InterrogationMsg",
+        ),
+        (
+            "counter_interrogation/2",
+            json!({"is_test": true, "request": 5, "freeze": "FREEZE_AND_RESET", "cause": "ACTIVATION"}),
+            "CounterInterrogationMsg",
+        ),
     ] {
         let system = format!("system/remote_device/1/{tail}");
-        device.process_event(system_event(&system, payload.clone())).await;
+        device
+            .process_event(system_event(&system, payload.clone()))
+            .await;
         let msg = outstation.msg(1, class).await;
         assert_eq!(msg, outstation.hat_msg(&system, &payload).await);
         for _ in 0..2 {
@@ -240,14 +285,20 @@ async fn a_remote_device_that_stops_answering_is_disconnected_and_reconnected_wh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_balanced_line_carries_data_and_commands() {
     let pty = PtyPair::start("iec101-master-balanced");
-    let mut outstation = Outstation::start(&pty, &["--link", "balanced", "--direction", "B_TO_A"]).await;
+    let mut outstation =
+        Outstation::start(&pty, &["--link", "balanced", "--direction", "B_TO_A"]).await;
     let (device, mut events) = start(&balanced_conf(&pty.a_str(), 1), &[1]).await;
     events.until_remote(1, "CONNECTED").await;
     outstation.line(|l| l == "CONNECT 1").await;
     let hat = outstation
         .send(1, "[iec101.DataMsg(is_test=False, originator_address=0, asdu_address=4, io_address=5, data=iec101.FloatingData(value=iec101.FloatingValue(value=2.5), quality=MQ), time=T, cause=iec101.DataResCause.SPONTANEOUS)]")
         .await;
-    let event = events.until("gateway/remote_device/1/data/floating/4/5", hat[0]["payload"].clone()).await;
+    let event = events
+        .until(
+            "gateway/remote_device/1/data/floating/4/5",
+            hat[0]["payload"].clone(),
+        )
+        .await;
     assert_as_hat(&event, &hat[0]);
     device
         .process_event(system_event(
@@ -257,7 +308,12 @@ async fn a_balanced_line_carries_data_and_commands() {
         .await;
     outstation.msg(1, "CommandMsg").await;
     let hat = outstation.hat_answer().await;
-    let event = events.until("gateway/remote_device/1/command/single/4/6", hat["payload"].clone()).await;
+    let event = events
+        .until(
+            "gateway/remote_device/1/command/single/4/6",
+            hat["payload"].clone(),
+        )
+        .await;
     assert_as_hat(&event, &hat);
     device.close().await;
     let _ = Duration::ZERO;

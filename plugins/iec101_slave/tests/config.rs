@@ -71,7 +71,11 @@ fn hat_entries_of_both_link_types_validate_with_only_module_changed() {
     let ours = ours();
     for mut conf in [hat_entry(), balanced_entry()] {
         hats.assert_valid("hat-gateway://iec101.yaml#/$defs/slave", &conf);
-        assert!(errors(&ours, &conf).is_empty(), "{:?}", errors(&ours, &conf));
+        assert!(
+            errors(&ours, &conf).is_empty(),
+            "{:?}",
+            errors(&ours, &conf)
+        );
         conf["module"] = json!("iec101_slave");
         assert!(errors(&ours, &conf).is_empty());
         let config = SlaveConfig::from_json(&conf).unwrap();
@@ -98,7 +102,10 @@ fn malformed_entries_are_rejected_by_the_schema() {
     }
     let mut conf = hat_entry();
     conf["data"][0].as_object_mut().unwrap().remove("with_ack");
-    assert!(!errors(&ours, &conf).is_empty(), "data without with_ack accepted");
+    assert!(
+        !errors(&ours, &conf).is_empty(),
+        "data without with_ack accepted"
+    );
     for field in ["port", "devices", "buffers", "data"] {
         let mut conf = hat_entry();
         conf.as_object_mut().unwrap().remove(field);

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use gateway_test_support::pty::PtyPair;
+use gateway_test_support::script::PyScript;
 use iec101_slave::{EventSink, SinkError};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
@@ -24,6 +26,68 @@ pub fn prefix() -> EventType {
     ["gateway", "gw", "iec101_slave", "dev"]
         .map(String::from)
         .to_vec()
+}
+
+/// hat-drivers' master (`tests/py/master.py`) on end `b` of a pty pair.
+pub struct Master {
+    /// The script.
+    pub script: PyScript,
+}
+
+impl Master {
+    /// Starts it with `args` (see the script) and waits until its port is open.
+    pub async fn start(pty: &PtyPair, args: &[&str]) -> Master {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/master.py");
+        let port = pty.b_str();
+        let mut all = vec!["--port", port.as_str()];
+        all.extend_from_slice(args);
+        let mut master = Master {
+            script: PyScript::start(&script, &all).with_wait(WAIT),
+        };
+        master.script.line(|l| l == "READY").await;
+        master
+    }
+
+    /// The next message of hat class `class` received on address `addr`.
+    pub async fn msg(&mut self, addr: u16, class: &str) -> Value {
+        let head = format!("MSG {addr} ");
+        let tag = format!("\"_type\": \"{class}\"");
+        let line = self
+            .script
+            .line(|l| l.starts_with(&head) && l.contains(&tag))
+            .await;
+        serde_json::from_str(&line[head.len()..]).unwrap()
+    }
+
+    /// Sends a command; the lines printed before its `OK`.
+    pub async fn command(&mut self, command: &str) -> Vec<String> {
+        self.script.send(command).await;
+        let ack = format!("OK {command}");
+        let mut before = Vec::new();
+        loop {
+            let line = self.script.line(|_| true).await;
+            if line == ack {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+
+    /// What hat's slave sends for a `system/data` event.
+    pub async fn hat_data(
+        &mut self,
+        tail: &str,
+        payload: &Value,
+        source: Option<Timestamp>,
+    ) -> Value {
+        let spec = json!({"type": tail, "payload": payload, "source_timestamp": source.map(|t| json!([t.s, t.us]))});
+        let lines = self.command(&format!("hatdata {spec}")).await;
+        let line = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("HATDATA "))
+            .unwrap();
+        serde_json::from_str(line).unwrap()
+    }
 }
 
 /// One registered event: type after the prefix, payload, source timestamp.
