@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use gateway_model::{Event, EventType, RegisterEvent};
-use modbus_master::{EventSink, MasterDevice, SinkError};
+use gateway_model::{ClientError, Event, EventClient, QueryParams, QueryResult, RegisterEvent};
+use modbus_master::MasterDevice;
 use serde_json::json;
 
 const REMOTE_DEVICES: u8 = 10;
@@ -48,15 +48,22 @@ struct CountingSink {
     events: AtomicU64,
 }
 
-impl EventSink for CountingSink {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+impl EventClient for CountingSink {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         self.events
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         Box::pin(async { Ok(()) })
     }
 
-    fn query_latest(&self, _: Vec<EventType>) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
-        Box::pin(async { Ok(Vec::new()) })
+    fn register_with_response(
+        &self,
+        _: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn query(&self, _: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        Box::pin(async { Ok(QueryResult::default()) })
     }
 }
 

@@ -1,6 +1,8 @@
 //! The Modbus master device: the connection loop, remote-device enable handling and
 //! writes (`docs/modbus-master.md` sections 6, 7 and 9). Independent of the plugin SDK:
-//! it talks to the event server through [`EventSink`] and receives events through
+//! it talks to the event server through the event-client contract
+//! ([`gateway_model::EventClient`]: the SDK client in the plugin, a recorder in tests)
+//! and receives events through
 //! [`MasterDevice::process_event`].
 
 use std::collections::{HashMap, HashSet};
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
-use gateway_model::{Event, EventType, RegisterEvent};
+use gateway_model::{Event, EventClient, EventType, QueryLatestParams, QueryParams, RegisterEvent};
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -27,24 +29,6 @@ use modbus::{ExceptionCode, Framer};
 /// device queue is bounded too; this one only smooths hand-over.
 pub const DEVICE_COMMAND_CAPACITY: usize = 1024;
 
-/// A failure of the event-server side of the device.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event client: {0}")]
-pub struct SinkError(pub String);
-
-/// The device's access to the event server (the SDK client in the plugin, a recorder
-/// in tests).
-pub trait EventSink: Send + Sync + 'static {
-    /// Registers events, fire-and-forget.
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>>;
-
-    /// Latest event of every type matching one of `event_types`.
-    fn query_latest(
-        &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>>;
-}
-
 /// Why a device could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreateError {
@@ -61,13 +45,13 @@ pub struct Shared {
     pub types: EventTypes,
     /// Read groups per remote device (configuration order).
     pub groups: Vec<Vec<ReadGroup>>,
-    sink: Arc<dyn EventSink>,
+    client: Arc<dyn EventClient>,
 }
 
 impl Shared {
     /// Registers events; a failure is logged (the host notices a dead event client).
     pub async fn register(&self, events: Vec<RegisterEvent>) {
-        if let Err(err) = self.sink.register(events).await {
+        if let Err(err) = self.client.register(events).await {
             tracing::warn!(error = %err, "registering events failed");
         }
     }
@@ -86,7 +70,7 @@ impl MasterDevice {
     pub fn create(
         conf: &Value,
         prefix: EventType,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
     ) -> Result<Self, CreateError> {
         let config = MasterConfig::from_json(conf)?;
         let groups = config
@@ -99,7 +83,7 @@ impl MasterDevice {
             config,
             types: types.clone(),
             groups,
-            sink,
+            client,
         });
         let (commands, command_rx) = mpsc::channel(DEVICE_COMMAND_CAPACITY);
         let cancel = CancellationToken::new();
@@ -167,8 +151,10 @@ async fn run(
     let query = shared.types.enable_query();
     let mut enabled: HashSet<i64> = tokio::select! {
         _ = cancel.cancelled() => return,
-        result = shared.sink.query_latest(vec![query]) => match result {
-            Ok(events) => enabled_from_query(&shared.types, &events).into_iter().collect(),
+        result = shared.client.query(QueryParams::Latest(QueryLatestParams {
+            event_types: Some(vec![query]),
+        })) => match result {
+            Ok(result) => enabled_from_query(&shared.types, &result.events).into_iter().collect(),
             Err(err) => {
                 tracing::warn!(error = %err, "enable query failed; all remote devices start disabled");
                 HashSet::new()

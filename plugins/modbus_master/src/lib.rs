@@ -1,7 +1,8 @@
 //! hat-gateway compatible Modbus master device (`modbus_master`).
 //!
 //! The core ([`device::MasterDevice`]) does not depend on the plugin SDK: it registers
-//! events through [`device::EventSink`] and takes events through
+//! events through the event-client contract ([`gateway_model::EventClient`]) and takes
+//! events through
 //! [`device::MasterDevice::process_event`]. Layers, bottom up: the shared `modbus` crate
 //! (PDU codec, TCP / RTU / ASCII framing, exception codes, two-level replies),
 //! [`transport`] (TCP or serial byte stream),
@@ -31,7 +32,7 @@ pub mod reader;
 pub mod transport;
 
 pub use config::{JSON_SCHEMA, JSON_SCHEMA_ID};
-pub use device::{CreateError, EventSink, MasterDevice, SinkError};
+pub use device::{CreateError, MasterDevice};
 
 /// Device type name.
 pub const DEVICE_TYPE: &str = "modbus_master";

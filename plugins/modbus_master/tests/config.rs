@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
-use gateway_model::{Event, EventType, RegisterEvent};
-use modbus_master::{CreateError, EventSink, MasterDevice, SinkError, JSON_SCHEMA, JSON_SCHEMA_ID};
+use gateway_model::{ClientError, Event, EventClient, QueryParams, QueryResult, RegisterEvent};
+use modbus_master::{CreateError, MasterDevice, JSON_SCHEMA, JSON_SCHEMA_ID};
 use serde_json::{json, Value};
 
 fn validator() -> jsonschema::Validator {
@@ -112,12 +112,18 @@ fn malformed_configurations_are_rejected_by_the_schema() {
 
 struct NoSink;
 
-impl EventSink for NoSink {
-    fn register(&self, _: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+impl EventClient for NoSink {
+    fn register(&self, _: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         Box::pin(async { Ok(()) })
     }
-    fn query_latest(&self, _: Vec<EventType>) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
-        Box::pin(async { Ok(Vec::new()) })
+    fn register_with_response(
+        &self,
+        _: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        Box::pin(async { Ok(None) })
+    }
+    fn query(&self, _: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        Box::pin(async { Ok(QueryResult::default()) })
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Modbus slave device: start-up values, the owner of the connection table
 //! (`gateway/connections`), request handling and the write round trip through
 //! `gateway/write` / `system/write`. Independent of the plugin SDK: it talks to the
-//! event server through [`EventSink`] and receives events through
+//! event server through the event-client contract ([`gateway_model::EventClient`]: the
+//! SDK client in the plugin, a recorder in tests) and receives events through
 //! [`SlaveDevice::process_event`].
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,8 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures::future::BoxFuture;
-use gateway_model::{Event, EventType, RegisterEvent};
+use gateway_model::{Event, EventClient, EventType, QueryLatestParams, QueryParams, RegisterEvent};
 use modbus::{decode_request, encode_response, Adu, ExceptionCode, Reply};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -31,24 +31,6 @@ pub const SERIAL_EVENT_CAPACITY: usize = 16;
 
 /// Pause after a failed `accept` (for example when out of file descriptors).
 pub const ACCEPT_ERROR_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// A failure of the event-server side of the device.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event client: {0}")]
-pub struct SinkError(pub String);
-
-/// The device's access to the event server (the SDK client in the plugin, a recorder
-/// in tests).
-pub trait EventSink: Send + Sync + 'static {
-    /// Registers events, fire-and-forget.
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>>;
-
-    /// Latest event of every type matching one of `event_types`.
-    fn query_latest(
-        &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>>;
-}
 
 /// Why a device could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +65,7 @@ pub struct Shared {
     /// Validated configuration.
     pub config: SlaveConfig,
     types: EventTypes,
-    sink: Arc<dyn EventSink>,
+    client: Arc<dyn EventClient>,
     data: Mutex<DataMap>,
     /// Writes waiting for their `system/write`: at most one per connection, since each
     /// connection handles one request at a time.
@@ -96,7 +78,7 @@ pub struct Shared {
 impl Shared {
     /// Registers events; a failure is logged (the host notices a dead event client).
     pub async fn register(&self, events: Vec<RegisterEvent>) {
-        if let Err(err) = self.sink.register(events).await {
+        if let Err(err) = self.client.register(events).await {
             tracing::warn!(error = %err, "registering events failed");
         }
     }
@@ -224,14 +206,17 @@ impl SlaveDevice {
     pub async fn create(
         conf: &Value,
         prefix: EventType,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
     ) -> Result<Self, CreateError> {
         let config = SlaveConfig::from_json(conf)?;
         let types = EventTypes::new(prefix);
         let mut data = DataMap::new(&config.data);
-        match sink.query_latest(vec![types.data_query()]).await {
-            Ok(events) => {
-                for event in events {
+        let query = QueryParams::Latest(QueryLatestParams {
+            event_types: Some(vec![types.data_query()]),
+        });
+        match client.query(query).await {
+            Ok(result) => {
+                for event in result.events {
                     match types.parse_system(&event) {
                         Ok(SystemEvent::Data { name, value }) => {
                             if let Err(err) = data.set(&name, &value) {
@@ -253,7 +238,7 @@ impl SlaveDevice {
             .unwrap_or(0);
         let shared = Arc::new(Shared {
             types,
-            sink,
+            client,
             data: Mutex::new(data),
             pending: Mutex::new(HashMap::new()),
             request_prefix: format!("{nanos:x}-{:x}", std::process::id()),

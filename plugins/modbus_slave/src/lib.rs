@@ -2,7 +2,8 @@
 //! `hat/gateway/devices/modbus/slave.py`).
 //!
 //! The core ([`device::SlaveDevice`]) does not depend on the plugin SDK: it registers
-//! and queries through [`device::EventSink`] and takes events through
+//! and queries through the event-client contract ([`gateway_model::EventClient`]) and
+//! takes events through
 //! [`device::SlaveDevice::process_event`]. Layers, bottom up: the shared `modbus` crate
 //! (request decoding, response encoding, TCP / RTU / ASCII framing), [`data`] (the
 //! table entries of the configured points and what each request does to them),
@@ -34,7 +35,7 @@ pub mod transport;
 mod data_tests;
 
 pub use config::{JSON_SCHEMA, JSON_SCHEMA_ID};
-pub use device::{CreateError, EventSink, SinkError, SlaveDevice};
+pub use device::{CreateError, SlaveDevice};
 
 /// Device type name.
 pub const DEVICE_TYPE: &str = "modbus_slave";

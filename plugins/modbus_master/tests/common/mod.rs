@@ -1,5 +1,6 @@
 //! Test kit: a real pymodbus slave process, a silent TCP listener, a scripted slave
-//! that answers late, and an event recorder implementing the core's `EventSink`.
+//! that answers late, and an event recorder implementing the event-client contract the
+//! core holds.
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::path::PathBuf;
@@ -7,9 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
-use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use gateway_model::{
+    ClientError, Event, EventClient, EventId, EventType, JsonText, Payload, QueryLatestParams,
+    QueryParams, QueryResult, RegisterEvent, Timestamp,
+};
 use gateway_test_support::script::PyScript;
-use modbus_master::{EventSink, MasterDevice, SinkError};
+use modbus_master::MasterDevice;
 use serde_json::{json, Value};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
@@ -136,7 +140,7 @@ pub enum Record {
     Event(String, Value, Instant),
 }
 
-/// `EventSink` that records everything and answers the start-up query with
+/// Event client that records everything and answers the start-up query with
 /// `enabled` ids.
 pub struct Recorder {
     enabled: Vec<u8>,
@@ -174,8 +178,8 @@ impl Recorder {
     }
 }
 
-impl EventSink for Recorder {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+impl EventClient for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         for event in events {
             // Behaviour 33 holds for every event of every test.
             assert!(
@@ -203,10 +207,20 @@ impl EventSink for Recorder {
         Box::pin(async { Ok(()) })
     }
 
-    fn query_latest(
+    fn register_with_response(
         &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
+        _events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        panic!("modbus_master never registers with response")
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        let QueryParams::Latest(QueryLatestParams {
+            event_types: Some(event_types),
+        }) = params
+        else {
+            panic!("modbus_master asks only latest queries with types: {params:?}");
+        };
         self.push(Record::Query(
             event_types.iter().map(|t| t.join("/")).collect(),
         ));
@@ -215,7 +229,12 @@ impl EventSink for Recorder {
             .iter()
             .map(|id| system_event(&format!("system/remote_device/{id}/enable"), json!(true)))
             .collect();
-        Box::pin(async move { Ok(events) })
+        Box::pin(async move {
+            Ok(QueryResult {
+                events,
+                more_follows: false,
+            })
+        })
     }
 }
 

@@ -1,5 +1,5 @@
 //! Test kit: a real pymodbus client process (`tests/py/client.py`), an event recorder
-//! implementing the core's `EventSink` (answering the start-up query), hat-gateway
+//! implementing the event-client contract the core holds (answering the start-up query), hat-gateway
 //! 0.6.48's event schemas from the test venv, socat pty pairs and device entries.
 #![allow(clippy::unwrap_used, dead_code)]
 
@@ -9,9 +9,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
+use gateway_model::{
+    ClientError, Event, EventClient, EventId, EventType, JsonText, Payload, QueryLatestParams,
+    QueryParams, QueryResult, RegisterEvent, Timestamp,
+};
 use gateway_test_support::script::PyScript;
-use modbus_slave::{EventSink, SinkError, SlaveDevice};
+use modbus_slave::SlaveDevice;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -164,7 +167,7 @@ pub struct Registered {
     pub payload: Value,
 }
 
-/// `EventSink` that records every registration (checking it against hat's schemas) and
+/// Event client that records every registration (checking it against hat's schemas) and
 /// answers the start-up query with `latest`.
 pub struct Recorder {
     latest: Vec<Event>,
@@ -172,8 +175,8 @@ pub struct Recorder {
     tx: mpsc::UnboundedSender<Registered>,
 }
 
-impl EventSink for Recorder {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+impl EventClient for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         for event in events {
             assert_eq!(event.event_type[..4], prefix()[..]);
             let payload = match event.payload {
@@ -187,16 +190,31 @@ impl EventSink for Recorder {
         Box::pin(async { Ok(()) })
     }
 
-    fn query_latest(
+    fn register_with_response(
         &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
+        _events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        panic!("modbus_slave never registers with response")
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        let QueryParams::Latest(QueryLatestParams {
+            event_types: Some(event_types),
+        }) = params
+        else {
+            panic!("modbus_slave asks only latest queries with types: {params:?}");
+        };
         self.queries
             .lock()
             .unwrap()
             .push(event_types.iter().map(|t| t.join("/")).collect());
         let events = self.latest.clone();
-        Box::pin(async move { Ok(events) })
+        Box::pin(async move {
+            Ok(QueryResult {
+                events,
+                more_follows: false,
+            })
+        })
     }
 }
 
