@@ -222,6 +222,15 @@ impl Registrations {
         }
     }
 
+    /// Skips events until each of `wanted` (tail, payload) has been seen, in any order.
+    pub async fn until_each(&mut self, wanted: &[(&str, Value)]) {
+        let mut left: Vec<(&str, Value)> = wanted.to_vec();
+        while !left.is_empty() {
+            let e = self.next().await;
+            left.retain(|(t, p)| !(e.tail == *t && e.payload == *p));
+        }
+    }
+
     /// Events registered so far and not read.
     pub fn drain(&mut self) -> Vec<Registered> {
         let mut out = Vec::new();
@@ -543,6 +552,15 @@ impl Slave {
     pub async fn connected(&mut self, address: u16) {
         let want = format!("CONNECT {address}");
         self.script.line(|l| l == want).await;
+    }
+
+    /// Waits for `CONNECT <address>` of every one of `addresses`, in any order.
+    pub async fn connected_all(&mut self, addresses: &[u16]) {
+        let mut left: HashSet<String> = addresses.iter().map(|a| format!("CONNECT {a}")).collect();
+        while !left.is_empty() {
+            let line = self.script.next().await;
+            left.remove(&line);
+        }
     }
 
     /// The next ASDU received for `address` with hat class `class` (hat's decoding as

@@ -167,7 +167,10 @@ class Slave:
 
     async def send(self, addr, asdus):
         for asdu in asdus:
-            for data in hat_data(asdu):
+            encoded = self.encoder.encode_asdu(asdu)
+            # What hat's master receives: the ASDU after hat's encoding.
+            received, _ = self.encoder.decode_asdu(encoded)
+            for data in hat_data(received):
                 try:
                     events = list(hat_master._events_from_data(data, addr,
                                                                ('p',)))
@@ -180,7 +183,7 @@ class Slave:
                         'type': '/'.join(event.type[1:]),
                         'payload': event.payload.data,
                         'source_timestamp': [ts.s, ts.us] if ts else None}))
-            await self.conns[addr].send(self.encoder.encode_asdu(asdu))
+            await self.conns[addr].send(encoded)
 
     async def answer(self, addr, conn, asdu):
         if asdu.type == c.AsduType.GENERAL_COMMAND:
