@@ -95,9 +95,11 @@ async fn cdylib_loads_through_the_host_loader_and_talks_to_a_real_slave() {
         };
         tail.extend(batch.iter().map(|e| testing::summary(&prefix(), e)));
     }
+    // The last two: the remote device's and the device's DISCONNECTED (on a loaded
+    // machine a slow answer may have cost the remote device a reconnection before).
     assert_eq!(
-        tail,
-        vec![
+        tail[tail.len().saturating_sub(2)..],
+        [
             (
                 "gateway/remote_device/1/status".to_owned(),
                 json!("DISCONNECTED")

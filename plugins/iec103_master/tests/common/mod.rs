@@ -256,7 +256,8 @@ pub fn config(port: &str, addresses: &[u16], time_sync_delay: Option<f64>) -> Va
         "reconnect_delay": 0.2,
         "remote_devices": addresses.iter().map(|a| json!({
             "address": a,
-            "response_timeout": 0.2,
+            // Generous for a loaded test machine; the mute test waits 3 of them.
+            "response_timeout": 0.5,
             "send_retry_count": 2,
             "poll_class1_delay": 0.05,
             "poll_class2_delay": null,
