@@ -214,6 +214,33 @@ async fn a_remote_device_that_stops_answering_and_per_device_enable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_asdu_type_is_skipped_and_a_malformed_asdu_ends_the_connection() {
+    let mut slave = Slave::start("iec103-bad", &[1]).await;
+    let conf = config(&slave.port(), &[1], None);
+    let (device, mut events) = device(&slave, conf, &[(1, true)]).await;
+    slave.connected(1).await;
+    events
+        .until_payload("gateway/remote_device/1/status", json!("CONNECTED"))
+        .await;
+    // Type 99 is not a 103 type: skipped, the connection goes on.
+    slave.command("raw 1 6381010500000000").await;
+    let hat = slave.command(&format!("send 1 [{MESSAGE}]")).await;
+    // The very next event: no status change in between.
+    events.next().await.assert_same(&hat[0]);
+    // A time-tagged message cut short: hat's master ends the connection, so do we;
+    // the link to the device is reset and the connection opened again.
+    slave.command("raw 1 0181010aa010").await;
+    events
+        .until_payload("gateway/remote_device/1/status", json!("DISCONNECTED"))
+        .await;
+    events
+        .until_payload("gateway/remote_device/1/status", json!("CONNECTED"))
+        .await;
+    same_as_hat(&mut slave, &mut events, 1, MEASURANDS_1).await;
+    device.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_that_cannot_be_opened_is_retried() {
     let slave = Slave::start("iec103-noport", &[1]).await;
     let conf = config("/nonexistent/tty-iec103", &[1], None);

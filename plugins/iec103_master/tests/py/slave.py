@@ -23,6 +23,7 @@ Stdin commands, one a line:
                                `io(ft, inf)` in scope), queued as class 1 data
     gi <addr> <python expr>    the ASDUs sent (with cause GENERAL_INTERROGATION) before
                                the termination when <addr> is interrogated
+    raw <addr> <hex>           these octets queued as one ASDU (for malformed input)
     reply <mode>               how general commands are answered: `positive`,
                                `negative`, `none`
     mute <addr>                close <addr>'s connection and stop answering for it
@@ -221,6 +222,9 @@ class Slave:
         elif word == 'gi':
             addr, _, expr = rest.partition(' ')
             self.gi[int(addr)] = eval(expr, scope)
+        elif word == 'raw':
+            addr, _, data = rest.partition(' ')
+            await self.conns[int(addr)].send(bytes.fromhex(data))
         elif word == 'reply':
             self.reply = rest.strip()
         elif word == 'mute':
