@@ -72,6 +72,3 @@ pub enum CloseCause {
     /// No request from the master within the keep-alive timeout.
     KeepAliveTimeout,
 }
-
-#[cfg(test)]
-mod tests;
