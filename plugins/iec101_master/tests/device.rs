@@ -306,8 +306,7 @@ async fn data_and_answers_are_registered_under_their_remote_device_and_commands_
     let mut rig = Rig::start(conf_two(), &[1, 2], &[1, 2], 0).await;
     let mut ends = vec![rig.remote().await, rig.remote().await];
     ends.sort_by_key(|e| e.address);
-    rig.events.until_remote(1, "CONNECTED").await;
-    rig.events.until_remote(2, "CONNECTED").await;
+    rig.events.until_connected(&[1, 2]).await;
     let codec = codec();
     for end in &ends {
         let msg: Msg = Msg::Data(iec60870::types::DataMsg {

@@ -232,8 +232,7 @@ async fn two_remote_devices_share_one_line_and_are_enabled_one_by_one() {
     let pty = PtyPair::start("iec101-master-two");
     let mut outstation = Outstation::start(&pty, &["--addresses", "1,2"]).await;
     let (device, mut events) = start(&conf(&pty.a_str(), &[1, 2]), &[1, 2]).await;
-    events.until_remote(1, "CONNECTED").await;
-    events.until_remote(2, "CONNECTED").await;
+    events.until_connected(&[1, 2]).await;
     for addr in [1u16, 2] {
         outstation
             .send(addr, &format!("[iec101.DataMsg(is_test=False, originator_address=0, asdu_address=1, io_address={addr}, data=iec101.ScaledData(value=iec101.ScaledValue(value={addr}), quality=MQ), time=None, cause=iec101.DataResCause.SPONTANEOUS)]"))
@@ -271,8 +270,7 @@ async fn a_remote_device_that_stops_answering_is_disconnected_and_reconnected_wh
     let pty = PtyPair::start("iec101-master-mute");
     let mut outstation = Outstation::start(&pty, &["--addresses", "1,2"]).await;
     let (device, mut events) = start(&conf(&pty.a_str(), &[1, 2]), &[1, 2]).await;
-    events.until_remote(1, "CONNECTED").await;
-    events.until_remote(2, "CONNECTED").await;
+    events.until_connected(&[1, 2]).await;
     outstation.command("mute 1").await;
     events.until_remote(1, "DISCONNECTED").await;
     // 2 is still polled and answers.

@@ -259,6 +259,21 @@ impl Events {
         .await
     }
 
+    /// Skips events until every remote device of `addresses` reported `CONNECTED`,
+    /// in any order.
+    pub async fn until_connected(&mut self, addresses: &[u16]) {
+        let mut waiting: Vec<String> = addresses
+            .iter()
+            .map(|a| format!("gateway/remote_device/{a}/status"))
+            .collect();
+        while !waiting.is_empty() {
+            let event = self.next().await;
+            if event.payload == json!("CONNECTED") {
+                waiting.retain(|t| *t != event.tail);
+            }
+        }
+    }
+
     /// Events registered within `window` (only to assert that nothing happens).
     pub async fn quiet_for(&mut self, window: Duration) -> Vec<Recorded> {
         let mut out = Vec::new();
