@@ -49,6 +49,15 @@ pub struct HatEventServer {
     pub addr: SocketAddr,
 }
 
+impl std::fmt::Debug for HatEventServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HatEventServer")
+            .field("addr", &self.addr)
+            .field("pid", &self.child.as_ref().map(Child::id))
+            .finish_non_exhaustive()
+    }
+}
+
 impl HatEventServer {
     /// Starts a server on a free port with a fresh database and waits (bounded) until it
     /// accepts TCP connections; tries another port when the process exits early.

@@ -48,6 +48,7 @@ pub fn free_port() -> u16 {
 }
 
 /// A fresh, empty directory under the system temp dir, removed on drop.
+#[derive(Debug)]
 pub struct TempDir(PathBuf);
 
 impl TempDir {

@@ -23,6 +23,7 @@ pub fn spawn_logged(label: &str, command: &mut Command, log: &Path) -> Child {
 }
 
 /// A child process killed on drop.
+#[derive(Debug)]
 pub struct Proc {
     /// What it is, for messages.
     pub label: String,

@@ -13,6 +13,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Two linked ptys, `a` and `b` (symlinks in a private directory); socat is killed and
 /// the directory removed on drop.
+#[derive(Debug)]
 pub struct PtyPair {
     child: Child,
     dir: TempDir,

@@ -31,6 +31,15 @@ pub struct PyScript {
     wait: Duration,
 }
 
+impl std::fmt::Debug for PyScript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PyScript")
+            .field("label", &self.label)
+            .field("pid", &self.child.id())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PyScript {
     /// Starts `script` with `args` under the test venv's Python (panics with
     /// instructions when the venv is missing, or naming the script when it cannot

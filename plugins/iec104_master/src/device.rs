@@ -96,6 +96,14 @@ pub struct MasterDevice {
     finished: CancellationToken,
 }
 
+impl std::fmt::Debug for MasterDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterDevice")
+            .field("finished", &self.finished.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MasterDevice {
     /// Validates `conf` (the whole device entry) and starts the device task; must be
     /// called inside a tokio runtime.

@@ -22,6 +22,7 @@ impl EventSink for ClientSink {
 }
 
 /// An `iec104_master` device as the SDK sees it.
+#[derive(Debug)]
 pub struct Iec104MasterDevice {
     inner: Arc<MasterDevice>,
 }

@@ -85,6 +85,15 @@ pub struct SlaveDevice {
     finished: CancellationToken,
 }
 
+impl std::fmt::Debug for SlaveDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlaveDevice")
+            .field("local_addr", &self.local_addr)
+            .field("finished", &self.finished.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
 impl SlaveDevice {
     /// Validates `conf` (the whole device entry), reads the current values from the
     /// event server, listens and starts the device task.

@@ -38,6 +38,7 @@ impl EventSink for ClientSink {
 }
 
 /// An `iec104_slave` device as the SDK sees it.
+#[derive(Debug)]
 pub struct Iec104SlaveDevice {
     inner: Arc<SlaveDevice>,
 }

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 /// What the outstation sends.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Load {
+pub(crate) enum Load {
     /// Nothing.
     Idle,
     /// As fast as the master acknowledges.
@@ -33,7 +33,7 @@ const BATCH: u32 = 300;
 const PACE_TICK: Duration = Duration::from_millis(2);
 
 /// The running outstation; stops on drop.
-pub struct Outstation {
+pub(crate) struct Outstation {
     port: u16,
     load: watch::Sender<Load>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -42,7 +42,7 @@ pub struct Outstation {
 
 impl Outstation {
     /// Listens on a free loopback port with send window `k` and receive window `w`.
-    pub fn start(points: u32, k: u16, w: u16) -> Outstation {
+    pub(crate) fn start(points: u32, k: u16, w: u16) -> Outstation {
         let (load, load_rx) = watch::channel(Load::Idle);
         let (stop, stop_rx) = tokio::sync::oneshot::channel();
         let (port_tx, port_rx) = std::sync::mpsc::channel();
@@ -85,12 +85,12 @@ impl Outstation {
     }
 
     /// The port it listens on.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
     /// Changes what every connected (and every future) master gets.
-    pub fn set_load(&self, load: Load) {
+    pub(crate) fn set_load(&self, load: Load) {
         self.load.send_replace(load);
     }
 }

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 #[path = "../../../iec_common/tests/hat_schemas/mod.rs"]
-pub mod hat_schemas;
+pub(crate) mod hat_schemas;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,17 +18,17 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// The 4-segment prefix of the device under test.
-pub fn prefix() -> EventType {
+pub(crate) fn prefix() -> EventType {
     ["gateway", "gw", "iec104_master", "dev"]
         .map(String::from)
         .to_vec()
 }
 
 /// A hat-drivers outstation process, killed on drop.
-pub struct Outstation {
+pub(crate) struct Outstation {
     script: PyScript,
     /// Listening port.
     pub port: u16,
@@ -36,12 +36,12 @@ pub struct Outstation {
 
 impl Outstation {
     /// An outstation on a free loopback port.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         Self::start_with(&[]).await
     }
 
     /// An outstation listening on `port` (a restart on the same port).
-    pub async fn start_on(port: u16) -> Self {
+    pub(crate) async fn start_on(port: u16) -> Self {
         Self::start_with(&["--port", &port.to_string()]).await
     }
 
@@ -57,22 +57,22 @@ impl Outstation {
     }
 
     /// Next output line satisfying `pred` (earlier lines are skipped).
-    pub async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
         self.script.line(pred).await
     }
 
     /// Like [`line`](Self::line), with the time the line was read.
-    pub async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
+    pub(crate) async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
         self.script.line_at(pred).await
     }
 
     /// Next received message of hat class `class` (others are skipped), as JSON.
-    pub async fn msg(&mut self, class: &str) -> Value {
+    pub(crate) async fn msg(&mut self, class: &str) -> Value {
         self.msg_at(class).await.1
     }
 
     /// Like [`msg`](Self::msg), with the time it was printed.
-    pub async fn msg_at(&mut self, class: &str) -> (Instant, Value) {
+    pub(crate) async fn msg_at(&mut self, class: &str) -> (Instant, Value) {
         let tag = format!("\"_type\": \"{class}\"");
         let (at, line) = self
             .line_at(|l| l.starts_with("MSG ") && l.contains(&tag))
@@ -82,7 +82,7 @@ impl Outstation {
 
     /// Sends a command and waits for its acknowledgement; returns the lines printed
     /// before it.
-    pub async fn command(&mut self, command: &str) -> Vec<String> {
+    pub(crate) async fn command(&mut self, command: &str) -> Vec<String> {
         self.script.send(command).await;
         let ack = format!("OK {command}");
         let mut before = Vec::new();
@@ -97,7 +97,7 @@ impl Outstation {
 
     /// Sends hat messages (a Python list expression, see the script); returns what
     /// hat-gateway's master would register for each (the script's `HAT` lines).
-    pub async fn send(&mut self, msgs: &str) -> Vec<Value> {
+    pub(crate) async fn send(&mut self, msgs: &str) -> Vec<Value> {
         self.command(&format!("send {msgs}"))
             .await
             .iter()
@@ -108,13 +108,13 @@ impl Outstation {
 
     /// The next `HAT` line: what hat-gateway's master registers for the outstation's
     /// next answer.
-    pub async fn hat_answer(&mut self) -> Value {
+    pub(crate) async fn hat_answer(&mut self) -> Value {
         let line = self.line(|l| l.starts_with("HAT ")).await;
         serde_json::from_str(&line["HAT ".len()..]).unwrap()
     }
 
     /// The message hat-gateway's master sends for a `system/...` event.
-    pub async fn hat_msg(
+    pub(crate) async fn hat_msg(
         &mut self,
         tail: &str,
         payload: &Value,
@@ -134,14 +134,14 @@ impl Outstation {
     }
 
     /// Stops the process now.
-    pub async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         self.script.kill().await;
     }
 }
 
 /// One registered event: type after the prefix, payload, source timestamp.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// Type after the 4-segment prefix, `/`-joined.
     pub tail: String,
     /// JSON payload.
@@ -154,7 +154,7 @@ pub struct Recorded {
 
 /// `EventSink` that records everything, checking each event's prefix and payload
 /// schema, and counting register calls.
-pub struct Recorder {
+pub(crate) struct Recorder {
     schemas: hat_schemas::HatSchemas,
     tx: mpsc::UnboundedSender<Recorded>,
     /// Sizes of the register calls, in order.
@@ -162,7 +162,7 @@ pub struct Recorder {
 }
 
 /// Receiving side of a [`Recorder`].
-pub struct Events {
+pub(crate) struct Events {
     rx: mpsc::UnboundedReceiver<Recorded>,
     /// The recorder (for its call log).
     pub recorder: Arc<Recorder>,
@@ -170,7 +170,7 @@ pub struct Events {
 
 impl Recorder {
     /// A recorder and its receiving side.
-    pub fn new() -> (Arc<Self>, Events) {
+    pub(crate) fn new() -> (Arc<Self>, Events) {
         let (tx, rx) = mpsc::unbounded_channel();
         let recorder = Arc::new(Self {
             schemas: hat_schemas::HatSchemas::load(),
@@ -211,7 +211,7 @@ impl EventSink for Recorder {
 
 impl Events {
     /// Next registered event.
-    pub async fn next(&mut self) -> Recorded {
+    pub(crate) async fn next(&mut self) -> Recorded {
         tokio::time::timeout(WAIT, self.rx.recv())
             .await
             .expect("no event within the wait")
@@ -219,21 +219,21 @@ impl Events {
     }
 
     /// Asserts the next event's type and payload; returns it.
-    pub async fn expect(&mut self, tail: &str, payload: Value) -> Recorded {
+    pub(crate) async fn expect(&mut self, tail: &str, payload: Value) -> Recorded {
         let event = self.next().await;
         assert_eq!((event.tail.as_str(), &event.payload), (tail, &payload));
         event
     }
 
     /// Asserts the next events are `gateway/status` with these values, in order.
-    pub async fn expect_status(&mut self, statuses: &[&str]) {
+    pub(crate) async fn expect_status(&mut self, statuses: &[&str]) {
         for status in statuses {
             self.expect("gateway/status", json!(status)).await;
         }
     }
 
     /// Skips events until one of type `tail` arrives.
-    pub async fn until(&mut self, tail: &str) -> Recorded {
+    pub(crate) async fn until(&mut self, tail: &str) -> Recorded {
         loop {
             let event = self.next().await;
             if event.tail == tail {
@@ -243,7 +243,7 @@ impl Events {
     }
 
     /// Events registered within `window` (only to assert that nothing happens).
-    pub async fn quiet_for(&mut self, window: Duration) -> Vec<Recorded> {
+    pub(crate) async fn quiet_for(&mut self, window: Duration) -> Vec<Recorded> {
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + window;
         while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
@@ -254,7 +254,7 @@ impl Events {
 }
 
 /// Asserts that `event` is what hat-gateway's master registers (a `HAT` line).
-pub fn assert_as_hat(event: &Recorded, hat: &Value) {
+pub(crate) fn assert_as_hat(event: &Recorded, hat: &Value) {
     assert_eq!(event.tail, hat["type"].as_str().unwrap(), "{hat}");
     assert_eq!(event.payload, hat["payload"], "{}", event.tail);
     let source = event
@@ -265,7 +265,7 @@ pub fn assert_as_hat(event: &Recorded, hat: &Value) {
 }
 
 /// A device entry with test timing, connecting to `ports` in turn.
-pub fn conf(ports: &[u16]) -> Value {
+pub(crate) fn conf(ports: &[u16]) -> Value {
     let addresses: Vec<Value> = ports
         .iter()
         .map(|port| json!({"host": "127.0.0.1", "port": port}))
@@ -285,14 +285,14 @@ pub fn conf(ports: &[u16]) -> Value {
 }
 
 /// Creates the device with a recorder.
-pub fn start(conf: &Value) -> (MasterDevice, Events) {
+pub(crate) fn start(conf: &Value) -> (MasterDevice, Events) {
     let (recorder, events) = Recorder::new();
     let device = MasterDevice::create(conf, prefix(), recorder).unwrap();
     (device, events)
 }
 
 /// A started device connected to a fresh outstation.
-pub async fn connected() -> (Outstation, MasterDevice, Events) {
+pub(crate) async fn connected() -> (Outstation, MasterDevice, Events) {
     let mut outstation = Outstation::start().await;
     let (device, mut events) = start(&conf(&[outstation.port]));
     events.expect_status(&["CONNECTING", "CONNECTED"]).await;
@@ -301,7 +301,11 @@ pub async fn connected() -> (Outstation, MasterDevice, Events) {
 }
 
 /// An event as the engine would hand it to the device (`tail` after the prefix).
-pub fn system_event(tail: &str, payload: Value, source_timestamp: Option<Timestamp>) -> Event {
+pub(crate) fn system_event(
+    tail: &str,
+    payload: Value,
+    source_timestamp: Option<Timestamp>,
+) -> Event {
     system_event_raw(
         tail,
         Some(Payload::Json(JsonText::from_value(&payload))),
@@ -310,7 +314,7 @@ pub fn system_event(tail: &str, payload: Value, source_timestamp: Option<Timesta
 }
 
 /// Like [`system_event`] with any payload (or none).
-pub fn system_event_raw(
+pub(crate) fn system_event_raw(
     tail: &str,
     payload: Option<Payload>,
     source_timestamp: Option<Timestamp>,
@@ -327,25 +331,25 @@ pub fn system_event_raw(
 }
 
 /// A loopback port nobody listens on.
-pub fn closed_port() -> u16 {
+pub(crate) fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
 
 /// The source timestamp of the outstation's `T` (2024-02-29 23:59:58.123 UTC).
-pub fn t_stamp() -> Timestamp {
+pub(crate) fn t_stamp() -> Timestamp {
     Timestamp::new(1_709_251_198, 123_000)
 }
 
 /// The target directory of this build (`target/<profile>`).
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
 /// The cdylib cargo built (`target/<profile>/libiec104_master.so`), copied into a
 /// private 0755 plugin directory as the loader requires (removed on drop).
-pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
+pub(crate) fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
     use std::os::unix::fs::PermissionsExt as _;
     let library = target_dir().join("libiec104_master.so");
     assert!(

@@ -16,22 +16,22 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// The 4-segment prefix of the device under test.
-pub fn prefix() -> EventType {
+pub(crate) fn prefix() -> EventType {
     ["gateway", "gw", "iec104_slave", "dev"]
         .map(String::from)
         .to_vec()
 }
 
 /// The Python of the test venv; fails with instructions if it is missing.
-pub fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     gateway_test_support::venv_with(&["bin/python"]).join("bin/python")
 }
 
 /// A hat-drivers master process, killed on drop.
-pub struct Master {
+pub(crate) struct Master {
     script: PyScript,
     /// `MSG` and `CLOSED` lines that arrived while a command waited for its `OK`.
     held: std::collections::VecDeque<String>,
@@ -41,7 +41,7 @@ pub struct Master {
 
 impl Master {
     /// A master process, not connected yet.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/master.py");
         let no_args: [&str; 0] = [];
         let mut master = Self {
@@ -54,19 +54,19 @@ impl Master {
     }
 
     /// A master connected to `port` that acknowledges every I-frame at once.
-    pub async fn connected(port: u16) -> Self {
+    pub(crate) async fn connected(port: u16) -> Self {
         let mut master = Self::start().await;
         assert!(master.connect(port).await, "connect failed");
         master
     }
 
     /// Connects (acknowledging at once); `false` if hat's connect failed.
-    pub async fn connect(&mut self, port: u16) -> bool {
+    pub(crate) async fn connect(&mut self, port: u16) -> bool {
         self.connect_with(port, 1, 0.05).await
     }
 
     /// Connects with receive window `w` and supervisory timeout `t2`.
-    pub async fn connect_with(&mut self, port: u16, w: u32, t2: f64) -> bool {
+    pub(crate) async fn connect_with(&mut self, port: u16, w: u32, t2: f64) -> bool {
         let lines = self.command(&format!("connect {port} {w} {t2}")).await;
         match lines.iter().find_map(|l| l.strip_prefix("CONNECTED ")) {
             Some(local) => {
@@ -81,7 +81,7 @@ impl Master {
     }
 
     /// Next output line satisfying `pred` (earlier lines are skipped).
-    pub async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
         loop {
             let next = self.next_line().await;
             if pred(&next) {
@@ -98,7 +98,7 @@ impl Master {
     }
 
     /// The next received message.
-    pub async fn msg(&mut self) -> Value {
+    pub(crate) async fn msg(&mut self) -> Value {
         let line = self.line(|l| l.starts_with("MSG ") || l == "CLOSED").await;
         let text = line
             .strip_prefix("MSG ")
@@ -107,7 +107,7 @@ impl Master {
     }
 
     /// The next received message satisfying `pred` (earlier ones are skipped).
-    pub async fn msg_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) async fn msg_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         loop {
             let msg = self.msg().await;
             if pred(&msg) {
@@ -118,7 +118,7 @@ impl Master {
 
     /// Every message up to and including the termination of an interrogation (`gi`)
     /// or counter interrogation (`ci`) of `asdu`.
-    pub async fn interrogate(&mut self, kind: &str, asdu: u16) -> Vec<Value> {
+    pub(crate) async fn interrogate(&mut self, kind: &str, asdu: u16) -> Vec<Value> {
         self.command(&format!("{kind} {asdu}")).await;
         let mut msgs = Vec::new();
         loop {
@@ -138,13 +138,13 @@ impl Master {
     }
 
     /// Waits until the connection ended.
-    pub async fn closed(&mut self) {
+    pub(crate) async fn closed(&mut self) {
         self.line(|l| l == "CLOSED").await;
     }
 
     /// Sends a command and waits for its acknowledgement; returns the lines printed
     /// before it, except received messages and `CLOSED`, which `msg` and `closed` see.
-    pub async fn command(&mut self, command: &str) -> Vec<String> {
+    pub(crate) async fn command(&mut self, command: &str) -> Vec<String> {
         self.script.send(command).await;
         let ack = format!("OK {command}");
         let error = format!("ERROR {command}");
@@ -169,7 +169,7 @@ impl Master {
 }
 
 /// hat-gateway 0.6.48's event payload schemas (`json_schema_repo.json` of the venv).
-pub struct HatSchemas {
+pub(crate) struct HatSchemas {
     data: std::collections::HashMap<String, jsonschema::Validator>,
     commands: std::collections::HashMap<String, jsonschema::Validator>,
     connections: jsonschema::Validator,
@@ -180,7 +180,7 @@ pub struct HatSchemas {
 
 impl HatSchemas {
     /// The validators, built once.
-    pub fn get() -> &'static HatSchemas {
+    pub(crate) fn get() -> &'static HatSchemas {
         static SCHEMAS: OnceLock<HatSchemas> = OnceLock::new();
         SCHEMAS.get_or_init(|| {
             let venv = gateway_test_support::venv_with(&["bin/python"]);
@@ -270,7 +270,7 @@ impl HatSchemas {
     }
 
     /// Panics unless `payload` of the event `tail` (after the prefix) is valid.
-    pub fn check(&self, tail: &str, payload: &Value) {
+    pub(crate) fn check(&self, tail: &str, payload: &Value) {
         let validator = if tail == "gateway/connections" {
             &self.connections
         } else if tail.starts_with("gateway/command/") {
@@ -317,7 +317,7 @@ fn any_of(schema: &mut Value) {
 
 /// A registered event: type after the prefix, payload, source timestamp.
 #[derive(Debug, Clone)]
-pub struct Registered {
+pub(crate) struct Registered {
     /// Type after the prefix.
     pub tail: String,
     /// JSON payload.
@@ -328,7 +328,7 @@ pub struct Registered {
 
 /// `EventSink` that records every registration (checking it against hat's schemas) and
 /// answers the start-up query with `latest`.
-pub struct Recorder {
+pub(crate) struct Recorder {
     latest: Vec<Event>,
     queries: Mutex<Vec<Vec<String>>>,
     tx: mpsc::UnboundedSender<Registered>,
@@ -336,7 +336,7 @@ pub struct Recorder {
 
 impl Recorder {
     /// A recorder answering the query with `latest`, and the receiving side.
-    pub fn new(latest: Vec<Event>) -> (Arc<Self>, mpsc::UnboundedReceiver<Registered>) {
+    pub(crate) fn new(latest: Vec<Event>) -> (Arc<Self>, mpsc::UnboundedReceiver<Registered>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Arc::new(Self {
@@ -349,7 +349,7 @@ impl Recorder {
     }
 
     /// The event types of every query so far.
-    pub fn queries(&self) -> Vec<Vec<String>> {
+    pub(crate) fn queries(&self) -> Vec<Vec<String>> {
         self.queries.lock().unwrap().clone()
     }
 }
@@ -387,11 +387,11 @@ impl EventSink for Recorder {
 }
 
 /// Receiving side of a [`Recorder`].
-pub struct Registrations(pub mpsc::UnboundedReceiver<Registered>);
+pub(crate) struct Registrations(pub mpsc::UnboundedReceiver<Registered>);
 
 impl Registrations {
     /// The next registered event.
-    pub async fn next(&mut self) -> Registered {
+    pub(crate) async fn next(&mut self) -> Registered {
         tokio::time::timeout(WAIT, self.0.recv())
             .await
             .expect("no event within the wait")
@@ -399,7 +399,7 @@ impl Registrations {
     }
 
     /// The next `gateway/connections` payload (other events are skipped).
-    pub async fn connections(&mut self) -> Value {
+    pub(crate) async fn connections(&mut self) -> Value {
         loop {
             let event = self.next().await;
             if event.tail == "gateway/connections" {
@@ -409,7 +409,7 @@ impl Registrations {
     }
 
     /// Skips `gateway/connections` payloads until one with `count` connections.
-    pub async fn connections_count(&mut self, count: usize) -> Value {
+    pub(crate) async fn connections_count(&mut self, count: usize) -> Value {
         loop {
             let payload = self.connections().await;
             if payload.as_array().unwrap().len() == count {
@@ -421,7 +421,11 @@ impl Registrations {
 
 /// An event as the engine would hand it to the device (`tail` after the prefix), with
 /// a fresh id.
-pub fn system_event(tail: &str, payload: Value, source_timestamp: Option<Timestamp>) -> Event {
+pub(crate) fn system_event(
+    tail: &str,
+    payload: Value,
+    source_timestamp: Option<Timestamp>,
+) -> Event {
     static NEXT: AtomicI64 = AtomicI64::new(1);
     if tail.starts_with("system/") {
         HatSchemas::get().check(tail, &payload);
@@ -442,7 +446,7 @@ pub fn system_event(tail: &str, payload: Value, source_timestamp: Option<Timesta
 }
 
 /// Like [`system_event`] with any payload text, not checked.
-pub fn raw_event(tail: &str, payload: Option<Payload>) -> Event {
+pub(crate) fn raw_event(tail: &str, payload: Option<Payload>) -> Event {
     let mut event = system_event("x", json!(null), None);
     event.event_type = prefix();
     event.event_type.extend(tail.split('/').map(String::from));
@@ -451,7 +455,7 @@ pub fn raw_event(tail: &str, payload: Option<Payload>) -> Event {
 }
 
 /// A `system/data` event for `data_type`/`asdu`/`io` with hat's payload.
-pub fn data_event(
+pub(crate) fn data_event(
     data_type: &str,
     asdu: u16,
     io: u32,
@@ -466,23 +470,23 @@ pub fn data_event(
 }
 
 /// An indication quality, all flags clear.
-pub fn indication() -> Value {
+pub(crate) fn indication() -> Value {
     json!({"invalid": false, "not_topical": false, "substituted": false, "blocked": false})
 }
 
 /// A measurement quality, all flags clear.
-pub fn measurement() -> Value {
+pub(crate) fn measurement() -> Value {
     json!({"invalid": false, "not_topical": false, "substituted": false, "blocked": false,
            "overflow": false})
 }
 
 /// A single point's data payload.
-pub fn single(value: &str) -> Value {
+pub(crate) fn single(value: &str) -> Value {
     json!({"value": value, "quality": indication()})
 }
 
 /// A device entry listening on a free loopback port with `data`.
-pub fn conf(data: Value, buffers: Value) -> Value {
+pub(crate) fn conf(data: Value, buffers: Value) -> Value {
     json!({
         "module": "iec104_slave",
         "name": "dev",
@@ -501,13 +505,13 @@ pub fn conf(data: Value, buffers: Value) -> Value {
 }
 
 /// A `data[]` entry.
-pub fn point(data_type: &str, asdu: u16, io: u32, buffer: Option<&str>) -> Value {
+pub(crate) fn point(data_type: &str, asdu: u16, io: u32, buffer: Option<&str>) -> Value {
     json!({"data_type": data_type, "asdu_address": asdu, "io_address": io, "buffer": buffer})
 }
 
 /// Creates the device; returns it with its registrations (the initial empty
 /// `gateway/connections` already taken) and the recorder.
-pub async fn start(
+pub(crate) async fn start(
     conf: &Value,
     latest: Vec<Event>,
 ) -> (SlaveDevice, Registrations, Arc<Recorder>) {
@@ -521,14 +525,14 @@ pub async fn start(
 }
 
 /// `target/<profile>`, where cargo put this test's executable's crates.
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
 /// The cdylib cargo built (`target/<profile>/libiec104_slave.so`), copied into a
 /// private 0755 plugin directory as the loader requires (removed on drop).
-pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
+pub(crate) fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
     use std::os::unix::fs::PermissionsExt as _;
     let library = target_dir().join("libiec104_slave.so");
     assert!(

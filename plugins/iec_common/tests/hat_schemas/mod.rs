@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 /// The schemas of hat's `json_schema_repo.json`, by id.
 #[derive(Clone)]
-pub struct HatSchemas {
+pub(crate) struct HatSchemas {
     repo: Arc<HashMap<String, Value>>,
 }
 
@@ -41,7 +41,7 @@ impl jsonschema::Retrieve for RepoRetriever {
 
 impl HatSchemas {
     /// Loads the repository from the test venv.
-    pub fn load() -> Self {
+    pub(crate) fn load() -> Self {
         let venv = gateway_test_support::venv_with(&["bin/python"]);
         let path = std::fs::read_dir(venv.join("lib"))
             .unwrap()
@@ -61,7 +61,7 @@ impl HatSchemas {
 
     /// Errors of `payload` against the schema at `uri` (`hat-gateway://...#/...`), as
     /// `(instance path, is oneOf with several matches, message)`.
-    pub fn errors(&self, uri: &str, payload: &Value) -> Vec<(String, bool, String)> {
+    pub(crate) fn errors(&self, uri: &str, payload: &Value) -> Vec<(String, bool, String)> {
         let validator = jsonschema::options()
             .with_retriever(RepoRetriever(self.repo.clone()))
             .build(&json!({"$schema": "https://json-schema.org/draft/2020-12/schema", "$ref": uri}))
@@ -76,7 +76,7 @@ impl HatSchemas {
     }
 
     /// Asserts that `payload` is valid at `uri`.
-    pub fn assert_valid(&self, uri: &str, payload: &Value) {
+    pub(crate) fn assert_valid(&self, uri: &str, payload: &Value) {
         let errors = self.errors(uri, payload);
         assert!(errors.is_empty(), "{uri}: {payload}: {errors:?}");
     }
@@ -86,7 +86,7 @@ impl HatSchemas {
     /// `gateway/status`, ...) and the device kind (`master` or `slave`), against
     /// `hat-gateway://iec104.yaml#/$defs/events/<kind>/<direction>/<event>`, allowing
     /// only hat's two known schema faults (module documentation).
-    pub fn check_event(&self, kind: &str, tail: &str, payload: &Value) {
+    pub(crate) fn check_event(&self, kind: &str, tail: &str, payload: &Value) {
         let segments: Vec<&str> = tail.split('/').collect();
         let type_name = match segments[1] {
             "data" | "command" => Some(segments[2]),
@@ -100,7 +100,7 @@ impl HatSchemas {
     /// against `hat-gateway://<file>.yaml#/$defs/events/<kind>/<direction>/<event>`;
     /// `type_name` is the data or command type the event type names, for `data` and
     /// `command` events.
-    pub fn check_event_in(
+    pub(crate) fn check_event_in(
         &self,
         file: &str,
         kind: &str,

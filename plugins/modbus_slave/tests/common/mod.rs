@@ -19,22 +19,22 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// The prefix of the device under test.
-pub fn prefix() -> EventType {
+pub(crate) fn prefix() -> EventType {
     ["gateway", "gw", "modbus_slave", "dev"]
         .map(String::from)
         .to_vec()
 }
 
 /// The Python of the test venv; fails with instructions if it is missing.
-pub fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     gateway_test_support::venv_with(&["bin/python"]).join("bin/python")
 }
 
 /// The site-packages directory of the test venv (hat-gateway's sources and schemas).
-pub fn site_packages() -> PathBuf {
+pub(crate) fn site_packages() -> PathBuf {
     let venv = gateway_test_support::venv_with(&["bin/python"]);
     std::fs::read_dir(venv.join("lib"))
         .unwrap()
@@ -44,18 +44,18 @@ pub fn site_packages() -> PathBuf {
 }
 
 /// A pymodbus client process, killed on drop.
-pub struct Client {
+pub(crate) struct Client {
     script: PyScript,
 }
 
 impl Client {
     /// A client connected over TCP with `framer` (`socket`, `rtu`, `ascii`).
-    pub async fn tcp(port: u16, framer: &str) -> Self {
+    pub(crate) async fn tcp(port: u16, framer: &str) -> Self {
         Self::start(&["tcp", "127.0.0.1", &port.to_string(), framer]).await
     }
 
     /// A client on the serial port `path` with `framer` (`rtu`, `ascii`).
-    pub async fn serial(path: &std::path::Path, framer: &str) -> Self {
+    pub(crate) async fn serial(path: &std::path::Path, framer: &str) -> Self {
         Self::start(&["serial", path.to_str().unwrap(), framer]).await
     }
 
@@ -74,13 +74,13 @@ impl Client {
     }
 
     /// Sends one request without waiting for its answer.
-    pub async fn send(&mut self, method: &str, kwargs: Value) {
+    pub(crate) async fn send(&mut self, method: &str, kwargs: Value) {
         self.script.send(&format!("{method} {kwargs}")).await;
     }
 
     /// The answer to the oldest request sent: `Ok(result)` or `Err(reason)` when
     /// there was no answer.
-    pub async fn result(&mut self) -> Result<Value, String> {
+    pub(crate) async fn result(&mut self) -> Result<Value, String> {
         let line = self.line().await;
         if let Some(json) = line.strip_prefix("RESULT ") {
             return Ok(serde_json::from_str(json).unwrap());
@@ -92,20 +92,20 @@ impl Client {
     }
 
     /// Sends one request and waits for its answer (which must come).
-    pub async fn call(&mut self, method: &str, kwargs: Value) -> Value {
+    pub(crate) async fn call(&mut self, method: &str, kwargs: Value) -> Value {
         self.send(method, kwargs).await;
         self.result().await.expect("no response")
     }
 }
 
 /// hat-gateway 0.6.48's modbus slave event payload schemas.
-pub struct HatSchemas {
+pub(crate) struct HatSchemas {
     validators: Vec<(&'static str, jsonschema::Validator)>,
 }
 
 impl HatSchemas {
     /// The validators, built once.
-    pub fn get() -> &'static HatSchemas {
+    pub(crate) fn get() -> &'static HatSchemas {
         static SCHEMAS: OnceLock<HatSchemas> = OnceLock::new();
         SCHEMAS.get_or_init(|| {
             let path = site_packages().join("hat/gateway/json_schema_repo.json");
@@ -139,7 +139,7 @@ impl HatSchemas {
     }
 
     /// Panics unless `payload` of the event `tail` (after the prefix) is valid.
-    pub fn check(&self, tail: &str, payload: &Value) {
+    pub(crate) fn check(&self, tail: &str, payload: &Value) {
         let def = if tail.starts_with("system/data/") {
             "system/data"
         } else {
@@ -160,7 +160,7 @@ impl HatSchemas {
 
 /// A registered event: type after the prefix and payload.
 #[derive(Debug, Clone)]
-pub struct Registered {
+pub(crate) struct Registered {
     /// Type after the prefix.
     pub tail: String,
     /// JSON payload.
@@ -169,7 +169,7 @@ pub struct Registered {
 
 /// Event client that records every registration (checking it against hat's schemas) and
 /// answers the start-up query with `latest`.
-pub struct Recorder {
+pub(crate) struct Recorder {
     latest: Vec<Event>,
     queries: Mutex<Vec<Vec<String>>>,
     tx: mpsc::UnboundedSender<Registered>,
@@ -220,17 +220,17 @@ impl EventClient for Recorder {
 
 impl Recorder {
     /// The event types of every query so far.
-    pub fn queries(&self) -> Vec<Vec<String>> {
+    pub(crate) fn queries(&self) -> Vec<Vec<String>> {
         self.queries.lock().unwrap().clone()
     }
 }
 
 /// Receiving side of a [`Recorder`].
-pub struct Registrations(pub mpsc::UnboundedReceiver<Registered>);
+pub(crate) struct Registrations(pub mpsc::UnboundedReceiver<Registered>);
 
 impl Registrations {
     /// The next registered event.
-    pub async fn next(&mut self) -> Registered {
+    pub(crate) async fn next(&mut self) -> Registered {
         tokio::time::timeout(WAIT, self.0.recv())
             .await
             .expect("no event within the wait")
@@ -238,7 +238,7 @@ impl Registrations {
     }
 
     /// The next `gateway/connections` payload (other events are skipped).
-    pub async fn connections(&mut self) -> Value {
+    pub(crate) async fn connections(&mut self) -> Value {
         loop {
             let event = self.next().await;
             if event.tail == "gateway/connections" {
@@ -248,7 +248,7 @@ impl Registrations {
     }
 
     /// The next `gateway/write` payload (other events are skipped).
-    pub async fn write(&mut self) -> Value {
+    pub(crate) async fn write(&mut self) -> Value {
         loop {
             let event = self.next().await;
             if event.tail == "gateway/write" {
@@ -258,13 +258,13 @@ impl Registrations {
     }
 
     /// True if nothing is registered by now (events already queued count).
-    pub fn is_idle(&mut self) -> bool {
+    pub(crate) fn is_idle(&mut self) -> bool {
         self.0.try_recv().is_err()
     }
 }
 
 /// An event as the engine would hand it to the device (`tail` after the prefix).
-pub fn system_event(tail: &str, payload: Value) -> Event {
+pub(crate) fn system_event(tail: &str, payload: Value) -> Event {
     static NEXT: AtomicI64 = AtomicI64::new(1);
     HatSchemas::get().check(tail, &payload);
     let mut event_type = prefix();
@@ -283,12 +283,12 @@ pub fn system_event(tail: &str, payload: Value) -> Event {
 }
 
 /// `system/data/<name>` with `value`.
-pub fn data_event(name: &str, value: u64) -> Event {
+pub(crate) fn data_event(name: &str, value: u64) -> Event {
     system_event(&format!("system/data/{name}"), json!({ "value": value }))
 }
 
 /// `system/write` answering `request_id`.
-pub fn write_result(request_id: &Value, success: bool) -> Event {
+pub(crate) fn write_result(request_id: &Value, success: bool) -> Event {
     system_event(
         "system/write",
         json!({"request_id": request_id, "success": success}),
@@ -296,13 +296,13 @@ pub fn write_result(request_id: &Value, success: bool) -> Event {
 }
 
 /// A `data[]` entry on unit 1.
-pub fn point(name: &str, data_type: &str, start: u16, offset: u32, count: u32) -> Value {
+pub(crate) fn point(name: &str, data_type: &str, start: u16, offset: u32, count: u32) -> Value {
     json!({"name": name, "device_id": 1, "data_type": data_type, "start_address": start,
            "bit_offset": offset, "bit_count": count})
 }
 
 /// Points of every data type, bit offsets and counts across register boundaries.
-pub fn all_points() -> Value {
+pub(crate) fn all_points() -> Value {
     json!([
         point("coil", "COIL", 0, 0, 1),
         point("coils", "COIL", 10, 2, 4),
@@ -317,7 +317,7 @@ pub fn all_points() -> Value {
 }
 
 /// A hat-gateway device entry listening on a free loopback port.
-pub fn tcp_conf(modbus_type: &str, data: Value) -> Value {
+pub(crate) fn tcp_conf(modbus_type: &str, data: Value) -> Value {
     json!({
         "module": "modbus_slave",
         "name": "dev",
@@ -336,7 +336,7 @@ pub fn tcp_conf(modbus_type: &str, data: Value) -> Value {
 }
 
 /// A hat-gateway device entry on the serial port `port`.
-pub fn serial_conf(modbus_type: &str, port: &std::path::Path, data: Value) -> Value {
+pub(crate) fn serial_conf(modbus_type: &str, port: &std::path::Path, data: Value) -> Value {
     json!({
         "module": "modbus_slave",
         "name": "dev",
@@ -359,7 +359,7 @@ pub fn serial_conf(modbus_type: &str, port: &std::path::Path, data: Value) -> Va
 
 /// Creates the device; returns it with its registrations (the initial empty
 /// `gateway/connections` already taken) and the recorder.
-pub async fn start(
+pub(crate) async fn start(
     conf: &Value,
     latest: Vec<Event>,
 ) -> (Arc<SlaveDevice>, Registrations, Arc<Recorder>) {
@@ -378,14 +378,14 @@ pub async fn start(
 }
 
 /// A socat pseudo-terminal pair; killed and cleaned up on drop.
-pub struct PtyPair {
+pub(crate) struct PtyPair {
     child: std::process::Child,
     dir: PathBuf,
 }
 
 impl PtyPair {
     /// Two linked ptys, `<dir>/a` and `<dir>/b`.
-    pub async fn start(name: &str) -> Self {
+    pub(crate) async fn start(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("modbus-slave-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let link = |end: &str| format!("pty,raw,echo=0,link={}", dir.join(end).display());
@@ -405,7 +405,7 @@ impl PtyPair {
     }
 
     /// One end.
-    pub fn end(&self, name: &str) -> PathBuf {
+    pub(crate) fn end(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 }
@@ -419,14 +419,14 @@ impl Drop for PtyPair {
 }
 
 /// `target/<profile>`, where cargo put this test's executable's crates.
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
 /// The cdylib cargo built (`target/<profile>/libmodbus_slave.so`), copied into a
 /// private 0755 plugin directory as the loader requires (removed on drop).
-pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
+pub(crate) fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
     use std::os::unix::fs::PermissionsExt as _;
     let library = target_dir().join("libmodbus_slave.so");
     assert!(

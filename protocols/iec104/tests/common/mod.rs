@@ -12,10 +12,10 @@ use bytes::Bytes;
 use gateway_test_support::script::PyScript;
 
 /// Upper bound for any single expected line or event.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
 
 /// A Python peer process (`tests/py/<script>`), killed on drop.
-pub struct Peer {
+pub(crate) struct Peer {
     script: PyScript,
     /// Listening port (listen mode), else 0.
     pub port: u16,
@@ -23,7 +23,7 @@ pub struct Peer {
 
 impl Peer {
     /// Starts `script` with `args`; in listen mode waits for its `PORT n` line.
-    pub async fn start(script: &str, args: &[&str]) -> Peer {
+    pub(crate) async fn start(script: &str, args: &[&str]) -> Peer {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/py")
             .join(script);
@@ -39,17 +39,17 @@ impl Peer {
     }
 
     /// The peer's listening address.
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// The next line the peer printed (panics after [`WAIT`]).
-    pub async fn next_line(&mut self) -> String {
+    pub(crate) async fn next_line(&mut self) -> String {
         self.script.next().await
     }
 
     /// Lines up to and including the first `matching` one (that one last).
-    pub async fn until(&mut self, matching: impl Fn(&str) -> bool) -> Vec<String> {
+    pub(crate) async fn until(&mut self, matching: impl Fn(&str) -> bool) -> Vec<String> {
         let mut lines = Vec::new();
         loop {
             let line = self.next_line().await;
@@ -62,41 +62,41 @@ impl Peer {
     }
 
     /// Waits for the exact line `wanted`; panics if a line starting with "BAD" came first.
-    pub async fn expect(&mut self, wanted: &str) {
+    pub(crate) async fn expect(&mut self, wanted: &str) {
         let lines = self.until(|line| line == wanted).await;
         let bad: Vec<_> = lines.iter().filter(|l| l.starts_with("BAD")).collect();
         assert!(bad.is_empty(), "peer reported {bad:?}");
     }
 
     /// Writes one command line.
-    pub async fn command(&mut self, line: &str) {
+    pub(crate) async fn command(&mut self, line: &str) {
         self.script.send(line).await;
     }
 }
 
 /// The counter ASDU the peers use: 4 bytes, little endian.
-pub fn counter(n: u32) -> Bytes {
+pub(crate) fn counter(n: u32) -> Bytes {
     Bytes::from(n.to_le_bytes().to_vec())
 }
 
 /// The hex text of counter `n` as the raw peer prints it.
-pub fn counter_hex(n: u32) -> String {
+pub(crate) fn counter_hex(n: u32) -> String {
     n.to_le_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The counter an ASDU carries.
-pub fn counter_of(asdu: &[u8]) -> u32 {
+pub(crate) fn counter_of(asdu: &[u8]) -> u32 {
     u32::from_le_bytes(asdu.try_into().unwrap())
 }
 
 /// Log lines of the whole test binary, captured by a global subscriber (a thread-local
 /// one races with tests on other threads over tracing's per-callsite interest cache).
 #[derive(Clone, Default)]
-pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
 impl LogCapture {
     /// The capture, installed as the global subscriber on first use.
-    pub fn global() -> LogCapture {
+    pub(crate) fn global() -> LogCapture {
         static GLOBAL: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
         GLOBAL
             .get_or_init(|| {
@@ -114,7 +114,7 @@ impl LogCapture {
     }
 
     /// Everything logged so far.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
