@@ -241,6 +241,51 @@ async fn an_unknown_asdu_type_is_skipped_and_a_malformed_asdu_ends_the_connectio
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_that_disappears_is_reported_and_opened_again() {
+    // The device opens a symlink the test points at the current line.
+    let dir = gateway_test_support::TempDir::new("iec103-port");
+    let port = dir.path().join("tty");
+    let slave = Slave::start("iec103-gone", &[1]).await;
+    std::os::unix::fs::symlink(slave.pty.a(), &port).unwrap();
+    let conf = config(&port.display().to_string(), &[1], None);
+    let (device, mut events) = device(&slave, conf, &[(1, true)]).await;
+    let mut slave = slave;
+    slave.connected(1).await;
+    events
+        .until_payload("gateway/remote_device/1/status", json!("CONNECTED"))
+        .await;
+    // The line goes away (socat ends, both ptys vanish).
+    drop(slave);
+    events
+        .until_payload("gateway/remote_device/1/status", json!("DISCONNECTED"))
+        .await;
+    events
+        .until_payload("gateway/status", json!("DISCONNECTED"))
+        .await;
+    // Reopened after reconnect_delay: the port is not there, so it fails again.
+    for status in ["CONNECTING", "DISCONNECTED"] {
+        let e = events.next().await;
+        assert_eq!(
+            (e.tail.as_str(), e.payload),
+            ("gateway/status", json!(status))
+        );
+    }
+    // A new line at the same path: opened, the remote device connected again.
+    let mut slave = Slave::start("iec103-back", &[1]).await;
+    std::fs::remove_file(&port).unwrap();
+    std::os::unix::fs::symlink(slave.pty.a(), &port).unwrap();
+    events
+        .until_payload("gateway/status", json!("CONNECTED"))
+        .await;
+    slave.connected(1).await;
+    events
+        .until_payload("gateway/remote_device/1/status", json!("CONNECTED"))
+        .await;
+    same_as_hat(&mut slave, &mut events, 1, MESSAGE).await;
+    device.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_that_cannot_be_opened_is_retried() {
     let slave = Slave::start("iec103-noport", &[1]).await;
     let conf = config("/nonexistent/tty-iec103", &[1], None);
