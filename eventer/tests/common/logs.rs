@@ -9,17 +9,17 @@ use tracing::Dispatch;
 
 /// The captured output; clones share it.
 #[derive(Clone, Default)]
-pub struct LogBuf(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct LogBuf(Arc<Mutex<Vec<u8>>>);
 
 impl LogBuf {
     /// Everything logged so far.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
     }
 
     /// The first line containing every piece of `needles` (panics with the whole log
     /// when there is none).
-    pub fn line_with(&self, needles: &[&str]) -> String {
+    pub(crate) fn line_with(&self, needles: &[&str]) -> String {
         let text = self.text();
         text.lines()
             .find(|line| needles.iter().all(|n| line.contains(n)))
@@ -48,7 +48,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuf {
 }
 
 /// Sends DEBUG and above of this thread to a new [`LogBuf`] until the guard drops.
-pub fn capture() -> (LogBuf, DefaultGuard) {
+pub(crate) fn capture() -> (LogBuf, DefaultGuard) {
     // tracing caches each callsite's interest when it is first hit. While exactly one
     // dispatcher exists it asks only the dispatcher of the thread that hits it, so a
     // callsite first reached by another test (no subscriber) would be cached as

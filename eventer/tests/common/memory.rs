@@ -14,11 +14,11 @@ use gateway_eventer::server::{ConnectionInfo, Server, ServerHandler};
 use tokio::sync::mpsc;
 
 /// Capacity of the channel of ended connections (tests read it as they go).
-pub const CLOSED_CAPACITY: usize = 64;
+pub(crate) const CLOSED_CAPACITY: usize = 64;
 
 /// One ended connection as reported to the handler.
 #[derive(Debug)]
-pub struct Closed {
+pub(crate) struct Closed {
     /// The client's address.
     pub peer: SocketAddr,
     /// Client name if the connection was initialized.
@@ -30,7 +30,7 @@ pub struct Closed {
 }
 
 /// In-memory event store behind a test server.
-pub struct MemoryHandler {
+pub(crate) struct MemoryHandler {
     server_id: i64,
     state: Mutex<Stored>,
     closed: mpsc::Sender<Closed>,
@@ -44,7 +44,7 @@ struct Stored {
 
 impl MemoryHandler {
     /// A handler and the receiver of ended connections.
-    pub fn new() -> (Arc<MemoryHandler>, mpsc::Receiver<Closed>) {
+    pub(crate) fn new() -> (Arc<MemoryHandler>, mpsc::Receiver<Closed>) {
         let (tx, rx) = mpsc::channel(CLOSED_CAPACITY);
         let handler = MemoryHandler {
             server_id: 1,
@@ -55,13 +55,13 @@ impl MemoryHandler {
     }
 
     /// Every stored event, in registration order.
-    pub fn events(&self) -> Vec<Event> {
+    pub(crate) fn events(&self) -> Vec<Event> {
         self.state.lock().unwrap().events.clone()
     }
 }
 
 /// The variant name of a connection error.
-pub fn kind(reason: &ConnectionError) -> &'static str {
+pub(crate) fn kind(reason: &ConnectionError) -> &'static str {
     match reason {
         ConnectionError::LocalClose => "LocalClose",
         ConnectionError::PeerClosed => "PeerClosed",

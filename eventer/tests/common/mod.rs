@@ -3,10 +3,10 @@
 //! `gateway-test-support`), and waits on our client's notifications.
 #![allow(dead_code)]
 
-pub mod logs;
-pub mod memory;
-pub mod python;
-pub mod raw;
+pub(crate) mod logs;
+pub(crate) mod memory;
+pub(crate) mod python;
+pub(crate) mod raw;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,19 +17,19 @@ use gateway_eventer::model::Status;
 use tokio::sync::mpsc;
 
 /// A real hat-event-server (LMDB backend) on a free loopback port, killed on drop.
-pub type EventServer = gateway_test_support::hat::HatEventServer;
+pub(crate) type EventServer = gateway_test_support::hat::HatEventServer;
 
 /// Bound for anything that must happen in a test (replies, notifications, closes).
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// The Python venv with hat-event 0.9.44; panics with instructions when it is missing.
-pub fn venv() -> PathBuf {
+pub(crate) fn venv() -> PathBuf {
     gateway_test_support::venv_with(&["bin/python", "bin/hat-event-server"])
 }
 
 /// Connects our client and waits (bounded) until the server reports `operational`
 /// (hat-event-server starts its engine shortly after it opens the port).
-pub async fn connect_operational(
+pub(crate) async fn connect_operational(
     addr: SocketAddr,
     config: ClientConfig,
 ) -> (Client, mpsc::Receiver<Notification>) {
@@ -46,7 +46,7 @@ pub async fn connect_operational(
 }
 
 /// The next notification, within [`WAIT`].
-pub async fn next_notification(rx: &mut mpsc::Receiver<Notification>) -> Notification {
+pub(crate) async fn next_notification(rx: &mut mpsc::Receiver<Notification>) -> Notification {
     tokio::time::timeout(WAIT, rx.recv())
         .await
         .expect("no notification in time")
@@ -54,7 +54,7 @@ pub async fn next_notification(rx: &mut mpsc::Receiver<Notification>) -> Notific
 }
 
 /// The next events notification (skipping status changes), within [`WAIT`].
-pub async fn next_events(
+pub(crate) async fn next_events(
     rx: &mut mpsc::Receiver<Notification>,
 ) -> Vec<gateway_eventer::model::Event> {
     loop {
@@ -65,7 +65,7 @@ pub async fn next_events(
 }
 
 /// Event types of a batch as slash-separated text, for readable assertions.
-pub fn types(events: &[gateway_eventer::model::Event]) -> Vec<String> {
+pub(crate) fn types(events: &[gateway_eventer::model::Event]) -> Vec<String> {
     events
         .iter()
         .map(|e| gateway_eventer::model::event_type_to_string(&e.event_type))

@@ -12,7 +12,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use super::{venv, WAIT};
 
 /// A running `eventer_client.py`, killed on drop.
-pub struct PyClient {
+pub(crate) struct PyClient {
     child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
@@ -22,7 +22,7 @@ pub struct PyClient {
 
 impl PyClient {
     /// Starts the script against an Eventer server on 127.0.0.1:`port`.
-    pub fn start(port: u16) -> PyClient {
+    pub(crate) fn start(port: u16) -> PyClient {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/eventer_client.py");
         let mut child = Command::new(venv().join("bin/python"))
             .arg(script)
@@ -44,7 +44,7 @@ impl PyClient {
     }
 
     /// Sends one command.
-    pub async fn send(&mut self, command: Value) {
+    pub(crate) async fn send(&mut self, command: Value) {
         let mut line = command.to_string();
         line.push('\n');
         self.stdin.write_all(line.as_bytes()).await.unwrap();
@@ -53,7 +53,7 @@ impl PyClient {
 
     /// Every line in arrival order until (and including) the first of `kind`; lines
     /// stashed by earlier calls come first.
-    pub async fn until(&mut self, kind: &str) -> Vec<Value> {
+    pub(crate) async fn until(&mut self, kind: &str) -> Vec<Value> {
         let mut seen = Vec::new();
         while let Some(line) = self.stash.pop_front() {
             let found = line["kind"] == kind;
@@ -79,7 +79,7 @@ impl PyClient {
     }
 
     /// The first line of `kind`; lines of other kinds before it are kept for later.
-    pub async fn expect(&mut self, kind: &str) -> Value {
+    pub(crate) async fn expect(&mut self, kind: &str) -> Value {
         let mut seen = self.until(kind).await;
         let found = seen.pop().unwrap();
         for other in seen.into_iter().rev() {
@@ -89,7 +89,7 @@ impl PyClient {
     }
 
     /// Waits (bounded) for the script to exit and returns its success.
-    pub async fn wait(&mut self) -> bool {
+    pub(crate) async fn wait(&mut self) -> bool {
         tokio::time::timeout(WAIT, self.child.wait())
             .await
             .unwrap()

@@ -14,7 +14,7 @@ use tokio_util::codec::Decoder;
 use super::WAIT;
 
 /// A chatter message carrying `body`.
-pub fn eventer_msg(id: i64, first: i64, owner: bool, last: bool, body: &EventerMsg) -> Msg {
+pub(crate) fn eventer_msg(id: i64, first: i64, owner: bool, last: bool, body: &EventerMsg) -> Msg {
     let mut data = Vec::new();
     body.encode(&mut data);
     Msg {
@@ -29,14 +29,14 @@ pub fn eventer_msg(id: i64, first: i64, owner: bool, last: bool, body: &EventerM
 }
 
 /// The bytes of one frame holding `msg`.
-pub fn frame(msg: &Msg) -> Vec<u8> {
+pub(crate) fn frame(msg: &Msg) -> Vec<u8> {
     let mut buf = BytesMut::new();
     encode_frame(msg, &mut buf);
     buf.to_vec()
 }
 
 /// A `MsgInitReq` as the Python client sends it by default (no token, no server id).
-pub fn init_req(name: &str, subscriptions: Vec<EventType>) -> EventerMsg {
+pub(crate) fn init_req(name: &str, subscriptions: Vec<EventType>) -> EventerMsg {
     EventerMsg::InitReq(InitReq {
         client_name: name.to_owned(),
         client_token: None,
@@ -47,7 +47,7 @@ pub fn init_req(name: &str, subscriptions: Vec<EventType>) -> EventerMsg {
 }
 
 /// One raw client connection.
-pub struct RawPeer {
+pub(crate) struct RawPeer {
     /// The socket.
     pub stream: TcpStream,
     buf: BytesMut,
@@ -57,13 +57,13 @@ pub struct RawPeer {
 
 impl RawPeer {
     /// Connects to `addr`.
-    pub async fn connect(addr: SocketAddr) -> RawPeer {
+    pub(crate) async fn connect(addr: SocketAddr) -> RawPeer {
         Self::from_stream(TcpStream::connect(addr).await.unwrap())
     }
 
     /// Connects to `addr` with a receive buffer of about `bytes` (the kernel may round
     /// it up), so that a peer that does not read fills up quickly.
-    pub async fn connect_with_recv_buffer(addr: SocketAddr, bytes: u32) -> RawPeer {
+    pub(crate) async fn connect_with_recv_buffer(addr: SocketAddr, bytes: u32) -> RawPeer {
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_recv_buffer_size(bytes).unwrap();
         Self::from_stream(socket.connect(addr).await.unwrap())
@@ -86,13 +86,13 @@ impl RawPeer {
     }
 
     /// Writes raw bytes, well-formed or not.
-    pub async fn write(&mut self, bytes: &[u8]) {
+    pub(crate) async fn write(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
     }
 
     /// Sends a frame of any `data_type` and payload bytes in a new conversation
     /// (`last = false`); returns its id.
-    pub async fn send_raw(&mut self, data_type: &str, data: Vec<u8>) -> i64 {
+    pub(crate) async fn send_raw(&mut self, data_type: &str, data: Vec<u8>) -> i64 {
         let id = self.take_id();
         let msg = Msg {
             id,
@@ -108,7 +108,7 @@ impl RawPeer {
     }
 
     /// Sends `body` in a new conversation; returns its id.
-    pub async fn send(&mut self, body: &EventerMsg, last: bool) -> i64 {
+    pub(crate) async fn send(&mut self, body: &EventerMsg, last: bool) -> i64 {
         let id = self.take_id();
         self.write(&frame(&eventer_msg(id, id, true, last, body)))
             .await;
@@ -116,7 +116,7 @@ impl RawPeer {
     }
 
     /// Answers in the server's conversation `first` (`owner = false`); returns its id.
-    pub async fn reply(&mut self, first: i64, body: &EventerMsg, last: bool) -> i64 {
+    pub(crate) async fn reply(&mut self, first: i64, body: &EventerMsg, last: bool) -> i64 {
         let id = self.take_id();
         self.write(&frame(&eventer_msg(id, first, false, last, body)))
             .await;
@@ -124,7 +124,7 @@ impl RawPeer {
     }
 
     /// The next frame, undecoded (bounded in time).
-    pub async fn recv_frame(&mut self) -> Msg {
+    pub(crate) async fn recv_frame(&mut self) -> Msg {
         loop {
             if let Some(msg) = self.codec.decode(&mut self.buf).unwrap() {
                 return msg;
@@ -138,7 +138,7 @@ impl RawPeer {
     }
 
     /// The next frame and its decoded payload (bounded in time).
-    pub async fn recv(&mut self) -> (Msg, EventerMsg) {
+    pub(crate) async fn recv(&mut self) -> (Msg, EventerMsg) {
         let msg = self.recv_frame().await;
         let body = EventerMsg::decode(&msg.data_type, &msg.data).unwrap();
         (msg, body)
@@ -146,7 +146,7 @@ impl RawPeer {
 
     /// Waits (bounded) until the server closed the stream, discarding anything it sent
     /// before.
-    pub async fn assert_closed_by_server(&mut self) {
+    pub(crate) async fn assert_closed_by_server(&mut self) {
         let mut sink = vec![0_u8; 64 * 1024];
         loop {
             match tokio::time::timeout(WAIT, self.stream.read(&mut sink)).await {
@@ -158,7 +158,7 @@ impl RawPeer {
     }
 
     /// Sends `MsgInitReq` and returns the status of the success answer.
-    pub async fn init(
+    pub(crate) async fn init(
         &mut self,
         name: &str,
         subscriptions: Vec<EventType>,

@@ -12,17 +12,17 @@ use iec60870::types::*;
 use serde_json::{json, Value};
 
 /// The Python of the test venv.
-pub fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     gateway_test_support::venv_with(&["bin/python"]).join("bin/python")
 }
 
 /// The hat-drivers script.
-pub fn script() -> PathBuf {
+pub(crate) fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/asdu_vectors.py")
 }
 
 /// One ASDU made by hat and the messages hat reads from it.
-pub struct Vector {
+pub(crate) struct Vector {
     pub profile: String,
     pub sizes: Vec<u64>,
     pub bytes: Vec<u8>,
@@ -31,7 +31,7 @@ pub struct Vector {
 }
 
 /// Every vector `asdu_vectors.py vectors` prints.
-pub fn hat_vectors() -> Vec<Vector> {
+pub(crate) fn hat_vectors() -> Vec<Vector> {
     let out = process::Command::new(venv_python())
         .arg(script())
         .arg("vectors")
@@ -64,13 +64,13 @@ pub fn hat_vectors() -> Vec<Vector> {
 }
 
 /// A hat-drivers decoder process (`asdu_vectors.py decode`).
-pub struct HatDecoder {
+pub(crate) struct HatDecoder {
     child: std::process::Child,
     lines: BufReader<std::process::ChildStdout>,
 }
 
 impl HatDecoder {
-    pub fn start() -> HatDecoder {
+    pub(crate) fn start() -> HatDecoder {
         let mut child = process::Command::new(venv_python())
             .arg(script())
             .arg("decode")
@@ -83,7 +83,7 @@ impl HatDecoder {
     }
 
     /// Hat's messages of `asdu`, or its error text.
-    pub fn decode(
+    pub(crate) fn decode(
         &mut self,
         profile: &str,
         sizes: &[u64],
@@ -111,7 +111,7 @@ impl Drop for HatDecoder {
 }
 
 /// The codec of a vector's profile and sizes.
-pub fn codec(profile: &str, sizes: &[u64]) -> AsduCodec {
+pub(crate) fn codec(profile: &str, sizes: &[u64]) -> AsduCodec {
     if profile == "104" {
         return AsduCodec::new(Profile::iec104());
     }
@@ -132,14 +132,14 @@ pub fn codec(profile: &str, sizes: &[u64]) -> AsduCodec {
     }))
 }
 
-pub fn from_hex(text: &str) -> Vec<u8> {
+pub(crate) fn from_hex(text: &str) -> Vec<u8> {
     (0..text.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
         .collect()
 }
 
-pub fn to_hex(bytes: &[u8]) -> String {
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -172,7 +172,7 @@ fn opt_u8(v: &Value) -> Option<u8> {
     v.as_u64().map(|x| u8::try_from(x).unwrap())
 }
 
-pub fn time(v: &Value) -> Time {
+pub(crate) fn time(v: &Value) -> Time {
     assert_eq!(v["type"], "Time");
     Time {
         size: match u(&v["size"]) {
@@ -242,7 +242,7 @@ fn double(v: &Value) -> DoubleValue {
     DoubleValue::from_bits(u8_(v))
 }
 
-pub fn data(v: &Value) -> Data {
+pub(crate) fn data(v: &Value) -> Data {
     let q = &v["quality"];
     let value = &v["value"];
     match v["type"].as_str().unwrap() {
@@ -324,7 +324,7 @@ pub fn data(v: &Value) -> Data {
     }
 }
 
-pub fn command(v: &Value) -> Command {
+pub(crate) fn command(v: &Value) -> Command {
     let value = &v["value"];
     let select = || b(&v["select"]);
     let qualifier = || u8_(&v["qualifier"]);
@@ -385,7 +385,7 @@ fn parameter(v: &Value) -> Parameter {
 
 /// A hat message description as our [`Msg`]. Causes come as their values (hat writes
 /// an enum as its value and `OtherCause` as the integer).
-pub fn msg(v: &Value) -> Msg {
+pub(crate) fn msg(v: &Value) -> Msg {
     let is_test = b(&v["is_test"]);
     let originator_address = u8_(&v["originator_address"]);
     let asdu_address = u16::try_from(u(&v["asdu_address"])).unwrap();
