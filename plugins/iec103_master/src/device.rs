@@ -656,8 +656,14 @@ fn link_closed(link: &Arc<dyn Link>) -> bool {
 /// as hat does).
 async fn receive_loop(shared: &Shared, address: u16, session: &Session) {
     while let Some(bytes) = session.conn.receive().await {
-        let asdu = match iec103::decode(&bytes) {
-            Ok(asdu) => asdu,
+        let asdu = match iec103::decode_with_rest(&bytes) {
+            Ok((asdu, rest)) => {
+                if !rest.is_empty() {
+                    // hat's master ignores them too.
+                    tracing::warn!(count = rest.len(), "octets after the last object ignored");
+                }
+                asdu
+            }
             Err(err @ Iec103Error::UnknownType { .. }) => {
                 tracing::warn!(error = %err, "asdu type error");
                 continue;

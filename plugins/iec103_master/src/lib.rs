@@ -27,7 +27,8 @@
 //!   number. Both give up after their timeout (hat's 100 s, configurable) without an
 //!   event.
 //! - An ASDU of an unknown type is logged and skipped; a malformed one ends the
-//!   remote device's connection.
+//!   remote device's connection; octets after the last object are ignored (all as
+//!   hat's master does).
 
 pub mod config;
 pub mod device;

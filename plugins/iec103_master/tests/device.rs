@@ -205,6 +205,19 @@ async fn data_events_have_hat_types_payloads_and_timestamps() {
         s.events.next().await.payload,
         json!({"cause": "CYCLIC", "value": "OFF"})
     );
+    // Octets after the last object are ignored, as hat's master ignores them.
+    let mut padded = encode(&message(
+        Cause::Known(KnownCause::Cyclic),
+        DoubleValue::Transient,
+        0,
+    ))
+    .unwrap();
+    padded.extend_from_slice(&[0, 0]);
+    peer.to_device.send(padded).unwrap();
+    assert_eq!(
+        s.events.next().await.payload,
+        json!({"cause": "CYCLIC", "value": "TRANSIENT"})
+    );
     // A malformed one ends the connection; it is opened again.
     peer.to_device.send(vec![1, 0x81, 1]).unwrap();
     s.events

@@ -90,6 +90,12 @@ pub fn decode(bytes: &[u8]) -> Result<Asdu, Iec103Error> {
     decode::asdu(bytes)
 }
 
+/// Decodes one ASDU from the start of `bytes` and returns the octets after it, as hat's
+/// `Encoder.decode_asdu` does (hat's master ignores them).
+pub fn decode_with_rest(bytes: &[u8]) -> Result<(Asdu, &[u8]), Iec103Error> {
+    decode::asdu_with_rest(bytes)
+}
+
 /// Encodes one ASDU (hat's `Encoder.encode_asdu`).
 pub fn encode(asdu: &Asdu) -> Result<Vec<u8>, Iec103Error> {
     let mut out = Vec::with_capacity(32);

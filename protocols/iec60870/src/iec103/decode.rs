@@ -14,10 +14,6 @@ impl<'a> Reader<'a> {
         Reader { bytes }
     }
 
-    pub(super) fn remaining(&self) -> usize {
-        self.bytes.len()
-    }
-
     pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], Iec103Error> {
         if self.bytes.len() < n {
             return Err(Iec103Error::Truncated {
@@ -457,6 +453,14 @@ fn element(r: &mut Reader<'_>, asdu_type: AsduType) -> Result<IoElement, Iec103E
 }
 
 pub(super) fn asdu(bytes: &[u8]) -> Result<Asdu, Iec103Error> {
+    let (asdu, rest) = asdu_with_rest(bytes)?;
+    if !rest.is_empty() {
+        return Err(Iec103Error::TrailingBytes { count: rest.len() });
+    }
+    Ok(asdu)
+}
+
+pub(super) fn asdu_with_rest(bytes: &[u8]) -> Result<(Asdu, &[u8]), Iec103Error> {
     let mut r = Reader::new(bytes);
     let type_id = r.u8()?;
     let asdu_type = AsduType::from_u8(type_id).ok_or(Iec103Error::UnknownType { type_id })?;
@@ -483,15 +487,13 @@ pub(super) fn asdu(bytes: &[u8]) -> Result<Asdu, Iec103Error> {
             elements,
         });
     }
-    if r.remaining() > 0 {
-        return Err(Iec103Error::TrailingBytes {
-            count: r.remaining(),
-        });
-    }
-    Ok(Asdu {
-        asdu_type,
-        cause,
-        address,
-        ios,
-    })
+    Ok((
+        Asdu {
+            asdu_type,
+            cause,
+            address,
+            ios,
+        },
+        r.bytes,
+    ))
 }
