@@ -404,6 +404,127 @@ mod tests {
         }
     }
 
+    fn asdu(asdu_type: AsduType, cause: Cause, elements: Vec<IoElement>) -> Asdu {
+        Asdu {
+            asdu_type,
+            cause,
+            address: 5,
+            ios: vec![iec60870::iec103::Io {
+                address: IoAddress {
+                    function_type: 1,
+                    information_number: 2,
+                },
+                elements,
+            }],
+        }
+    }
+
+    #[test]
+    fn what_hat_does_with_each_kind_of_asdu() {
+        let types = EventTypes::new(vec!["p".into()]);
+        let now = Timestamp::now();
+        let dwt = iec60870::iec103::DoubleWithTimeValue {
+            value: DoubleValue::On,
+            time: time4(0, 0, 0),
+            supplementary: 9,
+        };
+        // Type 1 with a command cause is a command reply, not data.
+        let reply = received(
+            &types,
+            1,
+            &asdu(
+                AsduType::TimeTaggedMessage,
+                Cause::Known(KnownCause::GeneralCommandNack),
+                vec![IoElement::TimeTaggedMessage(dwt)],
+            ),
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            reply,
+            [Received::CommandReply {
+                return_identifier: 9,
+                success: false
+            }]
+        );
+        // Type 2 with the same cause is data, the cause a number (not a data cause).
+        let data = received(
+            &types,
+            1,
+            &asdu(
+                AsduType::TimeTaggedMessageWithRelativeTime,
+                Cause::Known(KnownCause::GeneralCommand),
+                vec![IoElement::TimeTaggedMessageWithRelativeTime(
+                    iec60870::iec103::DoubleWithRelativeTimeValue {
+                        value: DoubleValue::Off,
+                        relative_time: 0,
+                        fault_number: 0,
+                        time: time4(0, 0, 0),
+                        supplementary: 0,
+                    },
+                )],
+            ),
+            now,
+        )
+        .unwrap();
+        let [Received::Event(e)] = data.as_slice() else {
+            panic!("{data:?}")
+        };
+        assert_eq!(
+            e.event_type.join("/"),
+            "p/gateway/remote_device/1/data/double/5/1/2"
+        );
+        assert_eq!(
+            e.payload.as_ref().and_then(|p| p.json_value()),
+            Some(json!({"cause": 20, "value": "OFF"}))
+        );
+        // Type 4 has no event.
+        let skipped = received(
+            &types,
+            1,
+            &asdu(
+                AsduType::TimeTaggedMeasurandsWithRelativeTime,
+                Cause::Known(KnownCause::Spontaneous),
+                vec![IoElement::TimeTaggedMeasurandsWithRelativeTime(
+                    iec60870::iec103::MeasurandWithRelativeTimeValue {
+                        value: 1.0,
+                        relative_time: 0,
+                        fault_number: 0,
+                        time: time4(0, 0, 0),
+                    },
+                )],
+            ),
+            now,
+        )
+        .unwrap();
+        assert_eq!(skipped, [Received::Skipped("unsupported data value")]);
+        // Measurands I name four positions: a fifth ends the connection (hat raises).
+        let m = MeasurandValue {
+            overflow: false,
+            invalid: false,
+            value: 0.0,
+        };
+        let five = asdu(
+            AsduType::Measurands1,
+            Cause::Known(KnownCause::Cyclic),
+            vec![IoElement::Measurands1(m); 5],
+        );
+        assert!(received(&types, 1, &five, now).is_err());
+        // The general interrogation termination is no event but the end of a request.
+        let end = received(
+            &types,
+            1,
+            &asdu(
+                AsduType::GeneralInterrogationTermination,
+                Cause::Known(KnownCause::TerminationOfGeneralInterrogation),
+                vec![IoElement::GeneralInterrogationTermination(4)],
+            ),
+            now,
+        )
+        .unwrap();
+        assert_eq!(end, [Received::InterrogationEnd { scan_number: 4 }]);
+    }
+
     #[test]
     fn four_octet_time_takes_the_nearest_date() {
         // Only meaningful in UTC (the tests' zone); the local zone is the system's.
