@@ -73,7 +73,8 @@ pub struct SlaveConnectionOptions {
     pub keep_alive_timeout: Duration,
     /// ASDUs that may wait for a poll at once (class 1 and class 2 each).
     pub send_queue_size: usize,
-    /// Received ASDUs buffered for [`Connection::receive`].
+    /// Received ASDUs buffered for [`Connection::receive`]; when full, the link waits
+    /// (and answers nothing) until the reader catches up.
     pub receive_queue_size: usize,
 }
 
@@ -102,7 +103,8 @@ pub struct BalancedConnectionOptions {
     pub status_delay: Duration,
     /// Sends that may wait for the line at once.
     pub send_queue_size: usize,
-    /// Received ASDUs buffered for [`Connection::receive`].
+    /// Received ASDUs buffered for [`Connection::receive`]; when full, the link waits
+    /// until the reader catches up.
     pub receive_queue_size: usize,
 }
 

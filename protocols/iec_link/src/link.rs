@@ -133,7 +133,6 @@ pub(crate) enum Command {
 #[derive(Debug)]
 struct Shared {
     port: String,
-    address_size: AddressSize,
     commands: mpsc::UnboundedSender<Command>,
     state: watch::Receiver<Option<CloseReason>>,
     stats: Arc<StdMutex<DecoderStats>>,
@@ -215,7 +214,6 @@ impl LinkHandle {
         Ok(LinkHandle {
             shared: Arc::new(Shared {
                 port: params.port.clone(),
-                address_size,
                 commands,
                 state,
                 stats,
@@ -299,11 +297,6 @@ impl LinkHandle {
             Ok(result) => result,
             Err(_) => Err(LinkError::Closed(self.closed().await)),
         }
-    }
-
-    #[allow(dead_code)]
-    pub(crate) fn address_size(&self) -> AddressSize {
-        self.shared.address_size
     }
 }
 
@@ -550,6 +543,12 @@ impl LinkTask {
                 if let Some(entry) = self.conns.get(&key) {
                     // Waits while the reader is behind: the line pauses with it.
                     let _ = entry.received.send(data).await;
+                } else if let Some(opening) = self.opening.get(&key) {
+                    // Balanced: the remote may send before it answered our reset; keep
+                    // the data for the handle to come (nobody reads yet, so no waiting).
+                    if opening.entry.received.try_send(data).is_err() {
+                        tracing::warn!(port = %self.port_name, address = key.address, "receive queue full before the connection opened: data dropped");
+                    }
                 }
             }
             ConnEvent::SendDone(id) => self.complete(key, id, Ok(())),
