@@ -135,15 +135,20 @@ pub enum CliError {
     /// A plugin error outside a configuration (exit 2).
     #[error("{0}")]
     Plugin(String),
-    /// Anything else (exit 1).
-    #[error("{0:#}")]
-    Other(#[from] anyhow::Error),
+    /// Anything else (exit 1); shown with its chain of causes.
+    #[error("{}", ErrorChain(.0.as_ref()))]
+    Other(Box<dyn std::error::Error + Send + Sync>),
     /// The command already printed what went wrong; exit with this code.
     #[error("exit status {0}")]
     Reported(u8),
 }
 
 impl CliError {
+    /// [`CliError::Other`] of `err`.
+    pub fn other(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Other(Box::new(err))
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -153,6 +158,26 @@ impl CliError {
         }
     }
 }
+
+/// An error followed by its sources, `outer: inner: ...`.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+/// An error with what was being done: `<what>: <error>`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Context<E>(&'static str, #[source] E);
 
 /// Parses the command line, runs the command and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
@@ -218,8 +243,7 @@ fn plugin_command(command: PluginCommand) -> Result<(), CliError> {
         },
         name,
     };
-    crate::plugins::new_plugin_command(&new, &mut std::io::stdout().lock())
-        .map_err(|err| CliError::Other(err.into()))
+    crate::plugins::new_plugin_command(&new, &mut std::io::stdout().lock()).map_err(CliError::other)
 }
 
 /// Reads the configuration named by `--conf`, or the default one.
@@ -329,7 +353,7 @@ fn schema(device_type: Option<&str>, plugins: &PluginArgs) -> Result<(), CliErro
                     info.device_type
                 ))
             })?;
-            serde_json::to_string_pretty(schema).map_err(|err| CliError::Other(err.into()))?
+            serde_json::to_string_pretty(schema).map_err(CliError::other)?
         }
     };
     print_stdout(&text)
@@ -338,27 +362,23 @@ fn schema(device_type: Option<&str>, plugins: &PluginArgs) -> Result<(), CliErro
 /// Prints `text` and a newline; a closed pipe (`| head`) is not an error.
 fn print_stdout(text: &str) -> Result<(), CliError> {
     match writeln!(std::io::stdout().lock(), "{text}") {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(CliError::Other(err.into()))
-        }
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::other(err)),
         _ => Ok(()),
     }
 }
 
 fn plugins_command(command: Option<PluginsCommand>, plugins: &PluginArgs) -> Result<(), CliError> {
     let target = command.map(|PluginsCommand::Info { plugin }| plugin);
-    let code = crate::plugins::plugins_command(
+    let report = crate::plugins::plugins_command(
         &plugins.plugins_dirs,
         plugins.allow_insecure_plugins,
         target.as_deref(),
         &mut std::io::stdout().lock(),
     );
-    match code {
-        0 => Ok(()),
+    match report {
+        crate::plugins::PluginsReport::Clean => Ok(()),
         // The command printed its report; only the status is left to give.
-        _ => Err(CliError::Reported(
-            u8::try_from(code).unwrap_or(EXIT_FAILURE),
-        )),
+        crate::plugins::PluginsReport::Broken => Err(CliError::Reported(EXIT_CONFIG)),
     }
 }
 
@@ -371,12 +391,12 @@ fn events(args: EventsArgs) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|err| CliError::Other(err.into()))?;
+        .map_err(CliError::other)?;
     runtime.block_on(async {
         let shutdown = shutdown_on_signals()?;
         let mut out = std::io::stdout().lock();
         match events_cmd::run(args, shutdown, &mut out).await {
-            Err(err) if !err.is_broken_pipe() => Err(CliError::Other(err.into())),
+            Err(err) if !err.is_broken_pipe() => Err(CliError::other(err)),
             _ => Ok(()),
         }
     })
@@ -384,14 +404,14 @@ fn events(args: EventsArgs) -> Result<(), CliError> {
 
 fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
     let (raw, validated) = load_and_validate(args)?;
-    logging::install(&validated.log).map_err(|err| CliError::Other(err.into()))?;
+    logging::install(&validated.log).map_err(CliError::other)?;
     for warning in &validated.warnings {
         tracing::warn!(config = %raw.origin, "{warning}");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|err| CliError::Other(err.into()))?;
+        .map_err(CliError::other)?;
     runtime.block_on(async {
         let shutdown = shutdown_on_signals()?;
         tracing::info!(
@@ -407,7 +427,7 @@ fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
 async fn run_gateway(spec: GatewaySpec, shutdown: CancellationToken) -> Result<(), CliError> {
     crate::runner::run(spec, shutdown)
         .await
-        .map_err(|err| CliError::Other(err.into()))
+        .map_err(|err| CliError::other(Context("embedded event server cannot listen", err)))
 }
 
 /// A token cancelled on the first SIGINT or SIGTERM. Must be called inside a runtime.
@@ -415,7 +435,7 @@ fn shutdown_on_signals() -> Result<CancellationToken, CliError> {
     let token = CancellationToken::new();
     #[cfg(unix)]
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|err| CliError::Other(anyhow::Error::from(err).context("SIGTERM handler")))?;
+        .map_err(|err| CliError::other(Context("SIGTERM handler", err)))?;
     let trigger = token.clone();
     tokio::spawn(async move {
         #[cfg(unix)]
@@ -502,6 +522,13 @@ mod tests {
         let config = CliError::Config(ConfigError::document("f", "x").into());
         assert_eq!(config.exit_code(), 2);
         assert_eq!(CliError::Plugin("x".into()).exit_code(), 2);
-        assert_eq!(CliError::Other(anyhow::anyhow!("x")).exit_code(), 1);
+        assert_eq!(CliError::Other("x".into()).exit_code(), 1);
+    }
+
+    #[test]
+    fn other_errors_show_their_chain_of_causes() {
+        let err = CliError::other(Context("SIGTERM handler", std::io::Error::other("denied")));
+        assert_eq!(err.to_string(), "SIGTERM handler: denied");
+        assert_eq!(err.exit_code(), 1);
     }
 }

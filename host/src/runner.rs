@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::device::DeviceClient;
-use crate::embedded::{self, EmbeddedConfig, EmbeddedServer, ListenError};
+use crate::embedded::{self, EmbeddedConfig, EmbeddedServer};
 use crate::engine::{self, Engine};
 use crate::spec::{EventServerSpec, GatewaySpec};
 
@@ -26,13 +26,9 @@ pub const RECONNECT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 /// The reconnect delay doubles up to this cap.
 pub const RECONNECT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Errors that end [`run`] (connection problems never do: the runner reconnects).
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The embedded event server could not listen on its configured address.
-    #[error(transparent)]
-    Listen(#[from] ListenError),
-}
+/// What ends [`run`] with an error: the embedded event server could not listen on its
+/// configured address (connection problems never do: the runner reconnects).
+pub type RunError = gateway_eventer::server::ServerError;
 
 /// Runs a gateway until `shutdown` is cancelled, then closes every device (its
 /// `running=false` registered while the connection is still open), closes the

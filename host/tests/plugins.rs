@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use gateway_host::device::{DeviceError, DeviceFactory, DeviceInstance};
 use gateway_host::plugins::{
-    plugins_command_with, LoadedPlugin, PluginError, PluginRegistry, PluginSearch,
+    plugins_command_with, LoadedPlugin, PluginError, PluginRegistry, PluginSearch, PluginsReport,
 };
 use plugin_support::*;
 use serde_json::json;
@@ -630,7 +630,10 @@ fn plugins_command_lists_and_details() {
     let search = || PluginSearch::new(vec![dir.path.clone()], false);
 
     let mut out = Vec::new();
-    assert_eq!(plugins_command_with(search(), None, &mut out), 0);
+    assert_eq!(
+        plugins_command_with(search(), None, &mut out),
+        PluginsReport::Clean
+    );
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("device type sim"), "{text}");
     assert!(text.contains("gateway-host://sim.json"), "{text}");
@@ -640,7 +643,10 @@ fn plugins_command_lists_and_details() {
     );
 
     let mut out = Vec::new();
-    assert_eq!(plugins_command_with(search(), Some("sim"), &mut out), 0);
+    assert_eq!(
+        plugins_command_with(search(), Some("sim"), &mut out),
+        PluginsReport::Clean
+    );
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("device type:  sim"), "{text}");
     assert!(
@@ -650,7 +656,10 @@ fn plugins_command_lists_and_details() {
 
     dir.add_library("gateway_fixture_api_major", None);
     let mut out = Vec::new();
-    assert_eq!(plugins_command_with(search(), None, &mut out), 2);
+    assert_eq!(
+        plugins_command_with(search(), None, &mut out),
+        PluginsReport::Broken
+    );
     let text = String::from_utf8(out).unwrap();
     assert!(text.contains("device type sim"), "{text}");
     assert!(text.contains("failures (1)"), "{text}");
@@ -659,13 +668,16 @@ fn plugins_command_lists_and_details() {
     let mut out = Vec::new();
     assert_eq!(
         plugins_command_with(search(), Some("gateway_fixture_api_major"), &mut out),
-        2
+        PluginsReport::Broken
     );
     assert!(String::from_utf8(out)
         .unwrap()
         .contains("libgateway_fixture_api_major.so"));
 
     let mut out = Vec::new();
-    assert_eq!(plugins_command_with(search(), Some("missing"), &mut out), 2);
+    assert_eq!(
+        plugins_command_with(search(), Some("missing"), &mut out),
+        PluginsReport::Broken
+    );
     assert!(String::from_utf8(out).unwrap().contains("not found"));
 }

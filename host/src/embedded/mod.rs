@@ -18,12 +18,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use gateway_model::client::{BoxFuture, ClientError, EventClient, Notification};
 use gateway_model::{
-    Event, EventType, Payload, QueryParams, QueryResult, RegisterEvent, Status, Subscription,
+    Event, EventType, InvalidQueryType, Payload, QueryParams, QueryResult, RegisterEvent, Status,
+    Subscription,
 };
 use tokio::sync::mpsc;
 
 pub use store::EventStore;
-pub use tcp::{ListenError, TcpListenerHandle};
+pub use tcp::TcpListenerHandle;
 
 /// Notifications buffered per local connection. A connection that falls this far
 /// behind is disconnected (like a TCP peer that stops reading) rather than stalling
@@ -53,14 +54,6 @@ impl Default for EmbeddedConfig {
             refuse_registers_unless_operational: true,
         }
     }
-}
-
-/// Errors of the embedded server's connection API.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EmbeddedError {
-    /// A subscription has `*` other than last (hat: `invalid query event type`).
-    #[error("invalid query event type")]
-    InvalidSubscription,
 }
 
 /// One connection as the server sees it.
@@ -176,9 +169,9 @@ impl EmbeddedServer {
         &self,
         client_name: &str,
         subscriptions: Vec<EventType>,
-    ) -> Result<(LocalConnection, mpsc::Receiver<Notification>, Status), EmbeddedError> {
-        let subscription = Subscription::new(subscriptions.clone())
-            .map_err(|_| EmbeddedError::InvalidSubscription)?;
+    ) -> Result<(LocalConnection, mpsc::Receiver<Notification>, Status), InvalidQueryType> {
+        // A subscription has `*` other than last (hat: `invalid query event type`).
+        let subscription = Subscription::new(subscriptions.clone())?;
         self.register_connection_event(client_name, "CONNECTED")
             .await;
         let (sender, receiver) = mpsc::channel(LOCAL_NOTIFY_CAPACITY);

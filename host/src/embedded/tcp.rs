@@ -13,14 +13,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{ConnectionInfo, EmbeddedServer};
 
-/// Why the embedded server could not listen.
-#[derive(Debug, thiserror::Error)]
-pub enum ListenError {
-    /// Binding the socket failed.
-    #[error("embedded event server cannot listen: {0}")]
-    Bind(#[from] eventer_server::ServerError),
-}
-
 /// What a listener's TCP connections are told.
 #[derive(Clone)]
 pub(crate) enum TcpUpdate {
@@ -195,7 +187,7 @@ impl EmbeddedServer {
         &self,
         addr: &str,
         server_token: Option<String>,
-    ) -> Result<TcpListenerHandle, ListenError> {
+    ) -> Result<TcpListenerHandle, eventer_server::ServerError> {
         let handler = Arc::new(TcpHandler {
             embedded: self.clone(),
             ids: Mutex::new(HashMap::new()),

@@ -24,13 +24,11 @@ pub use proxy::ProxyState;
 
 use proxy::{DeviceProxy, ProxyHandle, ProxyInput};
 
-/// Why an engine stopped by itself (the runner treats it as a broken connection).
+/// Why an engine stopped by itself: the start-up enable query failed (the runner
+/// treats it as a broken connection).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum EngineError {
-    /// The start-up enable query failed.
-    #[error("start-up enable query failed: {0}")]
-    EnableQuery(#[source] ClientError),
-}
+#[error("start-up enable query failed: {0}")]
+pub struct EngineError(#[source] pub ClientError);
 
 /// Capacity of the engine's fatal-error channel: only the start-up query task sends,
 /// once.
@@ -100,8 +98,6 @@ pub struct Engine {
     tasks: JoinSet<()>,
     cancel: CancellationToken,
     fatal: mpsc::Receiver<EngineError>,
-    /// Sequence number of routed events (diagnostics only).
-    routed: u64,
 }
 
 impl Engine {
@@ -143,7 +139,6 @@ impl Engine {
             tasks,
             cancel,
             fatal,
-            routed: 0,
         }
     }
 
@@ -184,7 +179,6 @@ impl Engine {
     /// prefix goes to that proxy, in order; others are ignored. Never blocks.
     pub fn route(&mut self, events: Vec<Event>) {
         for event in events {
-            self.routed += 1;
             let Some(proxy) = self
                 .proxies
                 .iter()
@@ -257,7 +251,7 @@ async fn start_up_query(
         Err(err) => {
             tracing::warn!(error = %err, "start-up enable query failed");
             // The receiver is gone only when the engine is being dropped.
-            let _ = fatal.send(EngineError::EnableQuery(err)).await;
+            let _ = fatal.send(EngineError(err)).await;
             return;
         }
     };

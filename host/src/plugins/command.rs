@@ -5,9 +5,16 @@ use std::path::PathBuf;
 
 use super::{LoadedPlugin, PluginRegistry, PluginSearch};
 
-/// Exit code when a plugin is broken or missing (`docs/gateway-semantics.md` 3.3: plugin errors
-/// found before start exit with 2).
-const EXIT_BROKEN: i32 = 2;
+/// What `gateway-host plugins` found; the CLI turns it into the exit code
+/// (`docs/gateway-semantics.md` 3.3: plugin errors found before start exit with 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginsReport {
+    /// Every plugin loaded, or the one asked about was found.
+    Clean,
+    /// A plugin is broken, the one asked about was not found, or the report could not
+    /// be written.
+    Broken,
+}
 
 fn print_plugin(plugin: &LoadedPlugin, out: &mut dyn Write) -> std::io::Result<()> {
     let info = plugin.info();
@@ -23,7 +30,7 @@ fn print_plugin(plugin: &LoadedPlugin, out: &mut dyn Write) -> std::io::Result<(
     writeln!(out, "      {}", info.path.display())
 }
 
-fn list(registry: &PluginRegistry, out: &mut dyn Write) -> std::io::Result<i32> {
+fn list(registry: &PluginRegistry, out: &mut dyn Write) -> std::io::Result<PluginsReport> {
     writeln!(out, "plugin directories, in search order:")?;
     for dir in registry.search().dirs() {
         let note = if dir.is_dir() { "" } else { "  (missing)" };
@@ -35,21 +42,25 @@ fn list(registry: &PluginRegistry, out: &mut dyn Write) -> std::io::Result<i32> 
         print_plugin(plugin, out)?;
     }
     if report.failures.is_empty() {
-        return Ok(0);
+        return Ok(PluginsReport::Clean);
     }
     writeln!(out, "failures ({}):", report.failures.len())?;
     for failure in &report.failures {
         writeln!(out, "  {failure}")?;
     }
-    Ok(EXIT_BROKEN)
+    Ok(PluginsReport::Broken)
 }
 
-fn details(registry: &PluginRegistry, target: &str, out: &mut dyn Write) -> std::io::Result<i32> {
+fn details(
+    registry: &PluginRegistry,
+    target: &str,
+    out: &mut dyn Write,
+) -> std::io::Result<PluginsReport> {
     let plugin = match registry.resolve(target) {
         Ok(plugin) => plugin,
         Err(err) => {
             writeln!(out, "error: {err}")?;
-            return Ok(EXIT_BROKEN);
+            return Ok(PluginsReport::Broken);
         }
     };
     let info = plugin.info();
@@ -68,20 +79,20 @@ fn details(registry: &PluginRegistry, target: &str, out: &mut dyn Write) -> std:
         let text = serde_json::to_string_pretty(schema).unwrap_or_else(|_| schema.to_string());
         writeln!(out, "{text}")?;
     }
-    Ok(0)
+    Ok(PluginsReport::Clean)
 }
 
 /// Runs `gateway-host plugins`: without `target`, lists every plugin found in the
 /// search path (`dirs` = `--plugins-dir` values and the configuration's
 /// `plugins_dir`, followed by the standard directories) and every load failure; with
 /// `target` (a plugin name or a library path), prints its details and schema.
-/// Returns the exit code: 0, or 2 when a plugin is broken or not found.
+/// Returns whether everything was in order.
 pub fn plugins_command(
     dirs: &[PathBuf],
     allow_insecure: bool,
     target: Option<&str>,
     out: &mut dyn Write,
-) -> i32 {
+) -> PluginsReport {
     plugins_command_with(PluginSearch::standard(dirs, allow_insecure), target, out)
 }
 
@@ -90,12 +101,12 @@ pub fn plugins_command_with(
     search: PluginSearch,
     target: Option<&str>,
     out: &mut dyn Write,
-) -> i32 {
+) -> PluginsReport {
     let registry = PluginRegistry::new(search);
     let result = match target {
         None => list(&registry, out),
         Some(target) => details(&registry, target, out),
     };
     // The output is the command's whole job: failing to write it is a failure.
-    result.unwrap_or(EXIT_BROKEN)
+    result.unwrap_or(PluginsReport::Broken)
 }

@@ -22,7 +22,7 @@ mod log;
 mod template;
 
 pub use adapter::LoadedPlugin;
-pub use command::{plugins_command, plugins_command_with};
+pub use command::{plugins_command, plugins_command_with, PluginsReport};
 pub use error::PluginError;
 pub use log::{FALLBACK_TARGET, MAX_PLUGIN_LOG_TARGETS};
 pub use template::{new_plugin_command, write_project, ApiSource, NewPlugin, TemplateError};
