@@ -95,6 +95,22 @@ async fn data_from_two_remote_devices_on_one_line_and_clock_sync() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn class_2_polling_only_still_brings_the_data() {
+    let mut slave = Slave::start("iec103-class2", &[4]).await;
+    let mut conf = config(&slave.port(), &[4], None);
+    conf["remote_devices"][0]["poll_class1_delay"] = json!(null);
+    conf["remote_devices"][0]["poll_class2_delay"] = json!(0.05);
+    let (device, mut events) = device(&slave, conf, &[(4, true)]).await;
+    slave.connected(4).await;
+    events
+        .until_payload("gateway/remote_device/4/status", json!("CONNECTED"))
+        .await;
+    same_as_hat(&mut slave, &mut events, 4, MESSAGE).await;
+    same_as_hat(&mut slave, &mut events, 4, MEASURANDS).await;
+    device.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn general_interrogation_and_commands() {
     let mut slave = Slave::start("iec103-gi", &[3]).await;
     let mut conf = config(&slave.port(), &[3], None);
