@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use futures::stream::{FuturesOrdered, StreamExt as _};
 use gateway_model::{Event, EventId, EventType, RegisterEvent};
 use iec60870::asdu::{AsduCodec, AsduError, Profile};
 use iec60870::types::{DataMsg, Msg};
@@ -32,6 +33,10 @@ pub const DEVICE_EVENT_CAPACITY: usize = 1024;
 /// Capacity of the queue from all connection tasks to the device task: received
 /// messages wait here, so a master that floods requests is slowed down on its line.
 pub const CONNECTION_EVENT_CAPACITY: usize = 256;
+
+/// ASDUs of one connection handed to the link at once (the link queues them and
+/// sets "more data" in its answers, so a master fetches them back to back).
+pub const SEND_WINDOW: usize = 64;
 
 /// Pause before the serial port is opened again after it failed (hat's slave device
 /// ends with its port; ours reopens it).
@@ -618,20 +623,47 @@ async fn serve(
     mut out_rx: mpsc::Receiver<Outgoing>,
     to_device: &mpsc::Sender<ConnEvent>,
 ) {
+    // Up to `SEND_WINDOW` ASDUs are handed to the link at once, in order (each send
+    // future takes its place in the link's queue when first polled, and new futures
+    // are first polled in the order they were pushed): the link then answers polls
+    // with "more data" (ACD) and the master fetches them back to back, as from hat's
+    // queue. One future per ASDU, so the ASDUs of one answer stay in order.
     let send_loop = async {
-        while let Some(item) = out_rx.recv().await {
-            let asdus = encode(&codec, &item.msgs);
-            for asdu in asdus {
-                if let Err(err) = conn.send(asdu, item.with_ack).await {
-                    tracing::debug!(error = %err, "send loop ends");
+        let mut inflight = FuturesOrdered::new();
+        let mut open = true;
+        loop {
+            tokio::select! {
+                item = out_rx.recv(), if open && inflight.len() < SEND_WINDOW => {
+                    let Some(item) = item else {
+                        open = false;
+                        continue;
+                    };
+                    let asdus = encode(&codec, &item.msgs);
+                    let last = asdus.len().saturating_sub(1);
+                    for (i, asdu) in asdus.into_iter().enumerate() {
+                        let report = if i == last { item.buffered } else { None };
+                        let with_ack = item.with_ack;
+                        inflight.push_back(async move {
+                            conn.send(asdu, with_ack).await.map(|()| report)
+                        });
+                    }
+                }
+                Some(sent) = inflight.next(), if !inflight.is_empty() => match sent {
+                    Ok(Some(at)) => {
+                        let _ = to_device.send(ConnEvent::Sent(at)).await;
+                    }
+                    Ok(None) => {}
+                    Err(err) => {
+                        tracing::debug!(error = %err, "send loop ends");
+                        return;
+                    }
+                },
+                else => {
+                    tracing::debug!("send queue dropped: closing the connection");
                     return;
                 }
             }
-            if let Some(at) = item.buffered {
-                let _ = to_device.send(ConnEvent::Sent(at)).await;
-            }
         }
-        tracing::debug!("send queue dropped: closing the connection");
     };
     let receive_loop = async {
         while let Some(asdu) = conn.receive().await {

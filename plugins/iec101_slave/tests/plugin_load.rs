@@ -104,6 +104,7 @@ async fn cdylib_loads_through_the_host_loader_and_serves_a_real_master() {
             json!([{"connection_id": 1, "address": 1}])
         )
     );
+    master.script.line(|l| l == "CONNECT 1").await;
     master
         .command("send 1 [iec101.InterrogationMsg(is_test=False, originator_address=0, asdu_address=1, request=20, is_negative_confirm=False, cause=iec101.CommandReqCause.ACTIVATION)]")
         .await;

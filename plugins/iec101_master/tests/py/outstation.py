@@ -227,6 +227,9 @@ class Outstation:
             addr, _, expr = rest.partition(' ')
             addr = int(addr)
             msgs = eval(expr, dict(SCOPE))
+            # The connection may still be opening.
+            while addr not in self.conns:
+                await asyncio.sleep(0.01)
             for msg in msgs:
                 for event in self.hat_events(addr, msg):
                     say('HAT ' + json.dumps(event))

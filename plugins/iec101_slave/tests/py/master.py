@@ -17,7 +17,7 @@ Prints, one line each, flushed:
 
 Stdin commands:
     send <addr> <python expr>  a list of hat iec101 messages (`iec101`, `IQ`, `MQ`
-                               in scope) sent on <addr>'s connection
+                               in scope) sent on <addr>'s connection (once it is open)
     hatdata <json>             prints `HATDATA <json>`: the message hat's slave sends
                                for the event {"type": "system/data/...", "payload",
                                "source_timestamp": [s, us] or null}, through hat's
@@ -147,6 +147,9 @@ class Master:
         word, _, rest = line.partition(' ')
         if word == 'send':
             addr, _, expr = rest.partition(' ')
+            # The connection may still be opening (the slave answered the reset).
+            while int(addr) not in self.conns:
+                await asyncio.sleep(0.01)
             await self.conns[int(addr)].send(eval(expr, dict(SCOPE)))
         elif word == 'hatdata':
             msg = self.hat_data(json.loads(rest))
