@@ -423,6 +423,14 @@ impl MasterDevice {
     }
 }
 
+impl Drop for MasterDevice {
+    /// A device dropped without [`MasterDevice::close`] still stops its tasks (and
+    /// closes the port); only the waiting is skipped.
+    fn drop(&mut self) {
+        self.shared.cancel.cancel();
+    }
+}
+
 fn session_of(shared: &Shared, address: u16) -> Option<(Arc<Session>, CancellationToken)> {
     let state = lock(&shared.state);
     let remote = state.remotes.get(&address)?;

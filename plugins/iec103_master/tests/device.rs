@@ -409,6 +409,23 @@ async fn a_remote_device_that_stops_answering_is_reconnected_when_it_answers() {
 }
 
 #[tokio::test]
+async fn dropping_the_device_closes_the_link() {
+    let mut s = setup(&[1], &[(1, true)], None).await;
+    let link = s.line.link().await;
+    let _peer = link.peer().await;
+    s.events
+        .until_payload("gateway/remote_device/1/status", json!("CONNECTED"))
+        .await;
+    drop(s.device);
+    tokio::time::timeout(WAIT, link.closed.cancelled())
+        .await
+        .expect("the link was not closed");
+    s.events
+        .until_payload("gateway/status", json!("DISCONNECTED"))
+        .await;
+}
+
+#[tokio::test]
 async fn a_failing_port_is_reopened_after_reconnect_delay() {
     let mut s = setup(&[1], &[(1, true)], None).await;
     *s.line.opener.fail.lock().unwrap() = 0;
