@@ -29,14 +29,6 @@ use modbus::{ExceptionCode, Framer};
 /// device queue is bounded too; this one only smooths hand-over.
 pub const DEVICE_COMMAND_CAPACITY: usize = 1024;
 
-/// Why a device could not be created.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CreateError {
-    /// The configuration was rejected.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-}
-
 /// State shared by the device task, its readers and its writes.
 pub struct Shared {
     /// Validated configuration.
@@ -71,7 +63,7 @@ impl MasterDevice {
         conf: &Value,
         prefix: EventType,
         client: Arc<dyn EventClient>,
-    ) -> Result<Self, CreateError> {
+    ) -> Result<Self, ConfigError> {
         let config = MasterConfig::from_json(conf)?;
         let groups = config
             .remote_devices

@@ -31,8 +31,8 @@ pub mod plugin;
 pub mod reader;
 pub mod transport;
 
-pub use config::{JSON_SCHEMA, JSON_SCHEMA_ID};
-pub use device::{CreateError, MasterDevice};
+pub use config::{ConfigError, JSON_SCHEMA, JSON_SCHEMA_ID};
+pub use device::MasterDevice;
 
 /// Device type name.
 pub const DEVICE_TYPE: &str = "modbus_master";

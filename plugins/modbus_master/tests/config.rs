@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use gateway_model::{ClientError, Event, EventClient, QueryParams, QueryResult, RegisterEvent};
-use modbus_master::{CreateError, MasterDevice, JSON_SCHEMA, JSON_SCHEMA_ID};
+use modbus_master::{MasterDevice, JSON_SCHEMA, JSON_SCHEMA_ID};
 use serde_json::{json, Value};
 
 fn validator() -> jsonschema::Validator {
@@ -132,7 +132,7 @@ fn create_error(conf: &Value) -> String {
         .map(String::from)
         .to_vec();
     match MasterDevice::create(conf, prefix, Arc::new(NoSink)) {
-        Err(CreateError::Config(err)) => err.to_string(),
+        Err(err) => err.to_string(),
         Ok(_) => panic!("accepted"),
     }
 }
