@@ -284,3 +284,51 @@ async fn a_balanced_line_carries_data_and_commands() {
     events.until("gateway/command/single/1/7").await;
     device.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_type_from_hats_master_becomes_its_event_and_goes_back() {
+    let pty = PtyPair::start("iec101-slave-commands");
+    let (device, mut events) = start(&conf(&pty.a_str(), &[1], json!([]))).await;
+    let mut master = Master::start(&pty, &[]).await;
+    events.until("gateway/connections").await;
+    master.script.line(|l| l == "CONNECT 1").await;
+    for (io, (cmd_type, py, command)) in [
+        ("single", "iec101.SingleCommand(value=iec101.SingleValue.ON, select=True, qualifier=1)",
+         json!({"value": "ON", "select": true, "qualifier": 1})),
+        ("double", "iec101.DoubleCommand(value=iec101.DoubleValue.OFF, select=False, qualifier=0)",
+         json!({"value": "OFF", "select": false, "qualifier": 0})),
+        ("regulating", "iec101.RegulatingCommand(value=iec101.RegulatingValue.LOWER, select=False, qualifier=31)",
+         json!({"value": "LOWER", "select": false, "qualifier": 31})),
+        ("normalized", "iec101.NormalizedCommand(value=iec101.NormalizedValue(value=0.5), select=True)",
+         json!({"value": 16384.0f64 / 32767.0, "select": true})),
+        ("scaled", "iec101.ScaledCommand(value=iec101.ScaledValue(value=-7), select=False)",
+         json!({"value": -7, "select": false})),
+        ("floating", "iec101.FloatingCommand(value=iec101.FloatingValue(value=1.25), select=False)",
+         json!({"value": 1.25, "select": false})),
+        ("bitstring", "iec101.BitstringCommand(value=iec101.BitstringValue(value=bytes([1, 2, 3, 4])))",
+         json!({"value": [1, 2, 3, 4]})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        master
+            .command(&format!("send 1 [iec101.CommandMsg(is_test=False, originator_address=0, asdu_address=2, io_address={io}, command={py}, is_negative_confirm=False, cause=iec101.CommandReqCause.ACTIVATION)]"))
+            .await;
+        let event = events.until(&format!("gateway/command/{cmd_type}/2/{io}")).await;
+        assert_eq!(
+            event.payload,
+            json!({"connection_id": 1, "is_test": false, "cause": "ACTIVATION", "command": command})
+        );
+        device
+            .process_event(system_event(
+                &format!("system/command/{cmd_type}/2/{io}"),
+                json!({"connection_id": 1, "is_test": false, "is_negative_confirm": false, "cause": "ACTIVATION_TERMINATION", "command": command}),
+                io as i64 + 1,
+            ))
+            .await;
+        let back = master.msg(1, "CommandMsg").await;
+        assert_eq!(back["cause"], json!("ACTIVATION_TERMINATION"));
+        assert_eq!(back["io_address"], json!(io));
+    }
+    device.close().await;
+}
