@@ -1,7 +1,7 @@
 //! The core device against real hat-drivers IEC 101 outstations over a socat pty pair:
 //! every data type and command both ways, interrogations, clock synchronisation, two
 //! remote devices on one unbalanced line with per-remote-device enable, a remote device
-//! that stops answering and comes back, and a balanced line. Every registered event is
+//! that stops answering and comes back, corrupt bytes on the line, and a balanced line. Every registered event is
 //! checked against hat's event schema by the recorder, and compared with what
 //! hat-gateway's own master registers for the same message.
 #![allow(clippy::unwrap_used)]
@@ -321,4 +321,34 @@ async fn a_balanced_line_carries_data_and_commands() {
     assert_as_hat(&event, &hat);
     device.close().await;
     let _ = Duration::ZERO;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_bytes_on_the_line_are_discarded_and_the_remote_device_stays_connected() {
+    let (_pty, mut outstation, device, mut events) = connected().await;
+    // Garbage, a fixed frame with a bad checksum, a variable frame with mismatched
+    // lengths and a stray stop character.
+    for garbage in ["00ff1234", "1049014b16", "680a0b6808", "16", "e5e5"] {
+        outstation.command(&format!("garbage {garbage}")).await;
+    }
+    let hat = outstation
+        .send(1, "[iec101.DataMsg(is_test=False, originator_address=0, asdu_address=1, io_address=3, data=iec101.SingleData(value=iec101.SingleValue.OFF, quality=IQ), time=None, cause=iec101.DataResCause.SPONTANEOUS)]")
+        .await;
+    // Nothing is reported disconnected on the way to the data.
+    let event = loop {
+        let event = events.next().await;
+        assert!(!event.tail.ends_with("status"), "{event:?}");
+        if event.tail == "gateway/remote_device/1/data/single/1/3" {
+            break event;
+        }
+    };
+    assert_as_hat(&event, &hat[0]);
+    device.close().await;
+    let rest = events.quiet_for(Duration::from_millis(100)).await;
+    let statuses: Vec<&Value> = rest
+        .iter()
+        .filter(|e| e.tail.ends_with("status"))
+        .map(|e| &e.payload)
+        .collect();
+    assert_eq!(statuses, [&json!("DISCONNECTED"), &json!("DISCONNECTED")]);
 }

@@ -31,6 +31,7 @@ Stdin commands, one a line:
     reply <mode>               how commands and (counter) interrogations are answered:
                                `positive` (confirmation, then termination), `negative`,
                                `none`; each answer is preceded by its `HAT` line
+    garbage <hex>              writes these octets straight onto the line
     mute <addr>                close <addr>'s connection and stop answering for it
     unmute <addr>              answer for <addr> again (a new connection)
 EOF on stdin ends the process.
@@ -241,6 +242,9 @@ class Outstation:
                     say('HATMSG ' + json.dumps(to_json(received)))
         elif word == 'reply':
             self.reply = rest.strip()
+        elif word == 'garbage':
+            # Under the link layer: the serial endpoint of hat's link endpoint.
+            await self.link._endpoint._endpoint.write(bytes.fromhex(rest.strip()))
         elif word == 'mute':
             await self.mute(int(rest))
         elif word == 'unmute':
