@@ -1,9 +1,9 @@
 //! The core device against real hat-drivers IEC 101 outstations over a socat pty pair:
 //! every data type and command both ways, interrogations, clock synchronisation, two
 //! remote devices on one unbalanced line with per-remote-device enable, a remote device
-//! that stops answering and comes back, corrupt bytes on the line, and a balanced line. Every registered event is
-//! checked against hat's event schema by the recorder, and compared with what
-//! hat-gateway's own master registers for the same message.
+//! that stops answering and comes back, corrupt bytes on the line, and a balanced line.
+//! Every registered event is checked against hat's event schema by the recorder, and
+//! compared with what hat-gateway's own master registers for the same message.
 #![allow(clippy::unwrap_used)]
 
 mod common;
