@@ -20,7 +20,7 @@ type Seen = (String, Value, bool);
 
 enum Master {
     Ours(MasterDevice, Registrations),
-    Hat(PyScript),
+    Hat(Box<PyScript>),
 }
 
 impl Master {
@@ -40,10 +40,10 @@ impl Master {
     fn hat(slave: &Slave) -> Master {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/hat_master.py");
         let conf = config(&slave.port(), &[1], None).to_string();
-        Master::Hat(PyScript::start(
+        Master::Hat(Box::new(PyScript::start(
             &script,
             &["--conf", conf.as_str(), "--enabled", "1"],
-        ))
+        )))
     }
 
     async fn next(&mut self) -> Seen {
