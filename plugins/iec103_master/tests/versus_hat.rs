@@ -187,6 +187,61 @@ async fn scenario(label: &str, hat: bool) -> Vec<Seen> {
     seen
 }
 
+/// A remote device that stops answering and comes back, then is disabled and enabled.
+async fn availability(label: &str, hat: bool) -> Vec<Seen> {
+    let mut slave = Slave::start(label, &[1]).await;
+    let mut master = if hat {
+        Master::hat(&slave)
+    } else {
+        Master::ours(&slave).await
+    };
+    let mut seen = master
+        .until("gateway/remote_device/1/status", Some(json!("CONNECTED")))
+        .await;
+    slave.connected(1).await;
+    slave.command("mute 1").await;
+    seen.extend(
+        master
+            .until("gateway/remote_device/1/status", Some(json!("CONNECTING")))
+            .await,
+    );
+    slave.command("unmute 1").await;
+    seen.extend(
+        master
+            .until("gateway/remote_device/1/status", Some(json!("CONNECTED")))
+            .await,
+    );
+    master
+        .event("system/remote_device/1/enable", json!(false))
+        .await;
+    seen.extend(
+        master
+            .until(
+                "gateway/remote_device/1/status",
+                Some(json!("DISCONNECTED")),
+            )
+            .await,
+    );
+    master
+        .event("system/remote_device/1/enable", json!(true))
+        .await;
+    seen.extend(
+        master
+            .until("gateway/remote_device/1/status", Some(json!("CONNECTED")))
+            .await,
+    );
+    seen.extend(master.close().await);
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_statuses_are_hat_gateways_statuses() {
+    let hat = availability("iec103-avail-hat", true).await;
+    let ours = availability("iec103-avail-ours", false).await;
+    assert!(hat.len() >= 12, "{hat:#?}");
+    assert_eq!(ours, hat);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_events_are_hat_gateways_events() {
     let hat = scenario("iec103-vs-hat", true).await;
