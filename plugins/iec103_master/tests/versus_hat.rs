@@ -1,7 +1,8 @@
 //! Our device and hat-gateway 0.6.48's own iec103 master (tests/py/hat_master.py) run
-//! the same scenario against the same hat-drivers based slave script, each on its own
-//! pty line: the events they register (types, payloads, whether a source timestamp is
-//! there) are the same, in the same order.
+//! the same scenarios (data, interrogation, commands; a remote device that stops
+//! answering, comes back, is disabled and enabled) against the same hat-drivers based
+//! slave script, each on its own pty line: the events they register (types, payloads,
+//! whether a source timestamp is there) are the same, in the same order.
 #![allow(clippy::unwrap_used)]
 
 mod common;
