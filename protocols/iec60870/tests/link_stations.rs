@@ -335,13 +335,27 @@ fn master_polls_several_addresses_in_turn() {
         master.on_frame(Frame::Short, t);
     }
     assert_eq!(order, vec![1, 2, 3, 1, 2, 3, 1, 2, 3]);
-    // A removed connection's pending answer no longer blocks the line.
+    // A removed connection's request keeps the line until its (late) answer, which
+    // is not taken for the answer to the next request.
     let (frames, _) = outputs(&mut master, &ONE);
     let waiting = as_req(&frames[0]).address;
     master.remove(key(waiting));
     master.on_timer(t);
-    let (frames, _) = outputs(&mut master, &ONE);
+    assert!(outputs(&mut master, &ONE).0.is_empty());
+    master.on_frame(Frame::Short, t);
+    let (frames, events) = outputs(&mut master, &ONE);
+    assert!(events.is_empty());
     assert_ne!(as_req(&frames[0]).address, waiting);
+    // Or until its timeout.
+    let next = as_req(&frames[0]).address;
+    master.remove(key(next));
+    master.on_timer(t + TIMEOUT);
+    let (frames, _) = outputs(&mut master, &ONE);
+    let remaining: Vec<u16> = [1, 2, 3]
+        .into_iter()
+        .filter(|a| *a != waiting && *a != next)
+        .collect();
+    assert_eq!(as_req(&frames[0]).address, remaining[0]);
 }
 
 fn slave_config(address: u16, keep_alive: Option<Duration>) -> SecondaryConfig {

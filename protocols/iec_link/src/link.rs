@@ -343,6 +343,7 @@ impl LinkTask {
             while let Some(output) = station.poll_output() {
                 match output {
                     StationOutput::Write(octets) => {
+                        tracing::trace!(port = %self.port_name, octets = ?&octets[..], "writing");
                         if let Err(reason) = self.write(&mut port, &octets).await {
                             break 'run reason;
                         }
@@ -361,6 +362,7 @@ impl LinkTask {
                         self.last_io = Some(now);
                         self.decoder.push(&buf[..n]);
                         while let Some(frame) = self.decoder.next_frame() {
+                            tracing::trace!(port = %self.port_name, ?frame, "received");
                             station.on_frame(frame, now);
                         }
                         if let Some(dropped) = self.decoder.take_dropped() {

@@ -258,10 +258,10 @@ impl Station for MasterStation {
     }
 
     fn remove(&mut self, key: ConnKey) {
-        if self.conns.remove(&key).is_some() && self.line.awaiting.map(|a| a.key) == Some(key) {
-            // The answer, if it comes, is ignored.
-            self.line.awaiting = None;
-        }
+        // A request of the removed connection that waits for its answer keeps the line
+        // until the answer (ignored) or its timeout: freeing it at once would take that
+        // late answer for the answer to the next request.
+        self.conns.remove(&key);
     }
 
     fn send(
@@ -502,9 +502,10 @@ impl Station for BalancedStation {
     }
 
     fn remove(&mut self, key: ConnKey) {
-        if self.conns.remove(&key).is_some() && self.line.awaiting.map(|a| a.key) == Some(key) {
-            self.line.awaiting = None;
-        }
+        // A request of the removed connection that waits for its answer keeps the line
+        // until the answer (ignored) or its timeout: freeing it at once would take that
+        // late answer for the answer to the next request.
+        self.conns.remove(&key);
     }
 
     fn send(
