@@ -6,10 +6,12 @@
 //! off the wire reaches a device without being copied into another shape.
 
 pub mod client;
+mod prefix;
 mod subscription;
 mod time;
 
 pub use client::{ClientError, EventClient, Notification};
+pub use prefix::EventTypePrefix;
 pub use subscription::{query_type_matches, InvalidQueryType, Subscription};
 pub use time::Timestamp;
 

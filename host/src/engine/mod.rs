@@ -11,7 +11,8 @@ mod proxy;
 use std::sync::Arc;
 
 use gateway_model::{
-    Event, EventType, Payload, QueryLatestParams, QueryParams, RegisterEvent, Timestamp,
+    Event, EventType, EventTypePrefix, Payload, QueryLatestParams, QueryParams, RegisterEvent,
+    Timestamp,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -40,12 +41,7 @@ const CONTROL_HEADROOM: usize = 64;
 
 /// `[gateway, <gateway name>, <device type>, <device name>]`.
 pub fn device_prefix(gateway: &str, device_type: &str, device: &str) -> EventType {
-    vec![
-        "gateway".to_owned(),
-        gateway.to_owned(),
-        device_type.to_owned(),
-        device.to_owned(),
-    ]
+    EventTypePrefix::device(gateway, device_type, device).into_event_type()
 }
 
 /// The eventer client name of a gateway: `gateway/<name>`.
@@ -67,17 +63,13 @@ pub fn subscriptions(gateway: &str) -> Vec<EventType> {
 
 /// `<prefix>/system/enable`.
 pub fn enable_event_type(prefix: &[String]) -> EventType {
-    let mut event_type = prefix.to_vec();
-    event_type.extend(["system".to_owned(), "enable".to_owned()]);
-    event_type
+    EventTypePrefix::new(prefix.to_vec()).join(&["system", "enable"])
 }
 
 /// `<prefix>/gateway/running` with a JSON boolean and source timestamp now.
 pub fn running_event(prefix: &[String], running: bool) -> RegisterEvent {
-    let mut event_type = prefix.to_vec();
-    event_type.extend(["gateway".to_owned(), "running".to_owned()]);
     RegisterEvent {
-        event_type,
+        event_type: EventTypePrefix::new(prefix.to_vec()).join(&["gateway", "running"]),
         source_timestamp: Some(Timestamp::now()),
         payload: Some(Payload::json(serde_json::Value::Bool(running))),
     }

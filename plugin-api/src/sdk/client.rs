@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use gateway_model::{Event, EventType, QueryParams, QueryResult, RegisterEvent};
+use gateway_model::{Event, EventType, EventTypePrefix, QueryParams, QueryResult, RegisterEvent};
 
 /// A boxed, sendable future (what [`ClientBackend`] methods return).
 pub use gateway_model::client::BoxFuture;
@@ -21,7 +21,7 @@ pub use gateway_model::client::EventClient as ClientBackend;
 #[derive(Clone)]
 pub struct Client {
     backend: Arc<dyn ClientBackend>,
-    prefix: Arc<[String]>,
+    prefix: Arc<EventTypePrefix>,
 }
 
 impl Client {
@@ -30,21 +30,18 @@ impl Client {
     pub fn new(backend: Arc<dyn ClientBackend>, prefix: EventType) -> Self {
         Self {
             backend,
-            prefix: prefix.into(),
+            prefix: Arc::new(EventTypePrefix::new(prefix)),
         }
     }
 
     /// The device's 4-segment event-type prefix.
     pub fn prefix(&self) -> &[String] {
-        &self.prefix
+        self.prefix.segments()
     }
 
     /// The prefix followed by `suffix`, e.g. `event_type(&["gateway", "data", "p0"])`.
     pub fn event_type(&self, suffix: &[&str]) -> EventType {
-        let mut event_type = Vec::with_capacity(self.prefix.len() + suffix.len());
-        event_type.extend(self.prefix.iter().cloned());
-        event_type.extend(suffix.iter().map(|s| (*s).to_owned()));
-        event_type
+        self.prefix.join(suffix)
     }
 
     /// Registers events without waiting for the server's answer.

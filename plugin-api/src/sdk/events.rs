@@ -1,7 +1,7 @@
 //! Helpers for the event contract: the suffix of an event after the device prefix,
 //! child event types, typed JSON payloads, and the connection status pattern.
 
-use gateway_model::{Event, EventType, Payload, RegisterEvent, Timestamp};
+use gateway_model::{Event, EventType, EventTypePrefix, Payload, RegisterEvent, Timestamp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -26,9 +26,7 @@ pub fn event_suffix<'a>(prefix: &[String], event_type: &'a [String]) -> Option<V
 /// `parent` followed by the segments of `suffix` (split on `/`; empty segments are
 /// kept, as hat keeps them).
 pub fn child_event_type(parent: &[String], suffix: &str) -> EventType {
-    let mut event_type = parent.to_vec();
-    event_type.extend(suffix.split('/').map(str::to_owned));
-    event_type
+    EventTypePrefix::new(parent.to_vec()).join_path(suffix)
 }
 
 /// Why an event's payload could not be decoded. The message names the event type, so

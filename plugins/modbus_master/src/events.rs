@@ -1,25 +1,25 @@
 //! Event mapping: the event types and payloads the device registers, and parsing of
 //! the system events it consumes (`docs/modbus-master.md` section 5).
 
-use gateway_model::{Event, EventType, Payload, RegisterEvent};
+use gateway_model::{Event, EventType, EventTypePrefix, Payload, RegisterEvent};
 use serde_json::{json, Value};
 
 /// Builds event types under the device prefix `gateway/<gw>/modbus_master/<device>`.
 #[derive(Debug, Clone)]
 pub struct EventTypes {
-    prefix: EventType,
+    prefix: EventTypePrefix,
 }
 
 impl EventTypes {
     /// Types under `prefix` (4 segments).
     pub fn new(prefix: EventType) -> Self {
-        Self { prefix }
+        Self {
+            prefix: EventTypePrefix::new(prefix),
+        }
     }
 
     fn with(&self, tail: &[&str]) -> EventType {
-        let mut event_type = self.prefix.clone();
-        event_type.extend(tail.iter().map(|s| (*s).to_owned()));
-        event_type
+        self.prefix.join(tail)
     }
 
     /// `P/gateway/status` with `status`.
@@ -67,9 +67,9 @@ impl EventTypes {
 
     /// Parses an event addressed to this device. `Err` carries the reason it is ignored.
     pub fn parse_system(&self, event: &Event) -> Result<SystemRequest, &'static str> {
-        let tail = event
-            .event_type
-            .strip_prefix(self.prefix.as_slice())
+        let tail = self
+            .prefix
+            .strip(&event.event_type)
             .ok_or("event type outside the device prefix")?;
         let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
         let payload = match &event.payload {

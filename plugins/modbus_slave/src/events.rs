@@ -2,7 +2,7 @@
 //! (`gateway/connections`, `gateway/write`) and parsing of the system events it
 //! consumes (`system/data/<name>`, `system/write`), as hat-gateway 0.6.48 has them.
 
-use gateway_model::{Event, EventType, Payload, RegisterEvent};
+use gateway_model::{Event, EventType, EventTypePrefix, Payload, RegisterEvent};
 use serde_json::{json, Value};
 
 use crate::data::WriteData;
@@ -62,19 +62,19 @@ pub enum SystemEvent {
 /// Builds event types under the device prefix.
 #[derive(Debug, Clone)]
 pub struct EventTypes {
-    prefix: EventType,
+    prefix: EventTypePrefix,
 }
 
 impl EventTypes {
     /// Types under `prefix`.
     pub fn new(prefix: EventType) -> Self {
-        Self { prefix }
+        Self {
+            prefix: EventTypePrefix::new(prefix),
+        }
     }
 
     fn with(&self, tail: &[&str]) -> EventType {
-        let mut event_type = self.prefix.clone();
-        event_type.extend(tail.iter().map(|s| (*s).to_owned()));
-        event_type
+        self.prefix.join(tail)
     }
 
     /// `P/gateway/connections` with every open connection.
@@ -102,9 +102,9 @@ impl EventTypes {
 
     /// Parses an event addressed to this device. `Err` carries the reason it is ignored.
     pub fn parse_system(&self, event: &Event) -> Result<SystemEvent, String> {
-        let tail = event
-            .event_type
-            .strip_prefix(self.prefix.as_slice())
+        let tail = self
+            .prefix
+            .strip(&event.event_type)
             .ok_or("event type outside the device prefix")?;
         let tail: Vec<&str> = tail.iter().map(String::as_str).collect();
         let payload = match &event.payload {
