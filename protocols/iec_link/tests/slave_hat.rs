@@ -138,3 +138,38 @@ async fn a_vanished_port_closes_link_and_connections_with_the_reason() {
     assert!(reason.to_string().contains("failed"), "{reason}");
     drop(script);
 }
+
+#[tokio::test]
+async fn garbage_from_the_master_is_discarded_and_the_line_carries_on() {
+    let mut peer = HatPeer::start("slave-garbage", "master", &["--addr", "2"]).await;
+    let link = SlaveLink::open(&peer.params(), AddressSize::One)
+        .await
+        .unwrap();
+    let conn = within(
+        "open",
+        link.open_connection(2, options(Duration::from_secs(30))),
+    )
+    .await
+    .unwrap();
+    peer.expect("OPENED 2").await;
+    // Noise, a request with a bad checksum, a variable header with a bad repeat.
+    peer.send("garbage 00ff7f").await;
+    peer.expect("GARBAGE").await;
+    peer.send("garbage 107a0100").await;
+    peer.expect("GARBAGE").await;
+    peer.send("garbage 68050568").await;
+    peer.expect("GARBAGE").await;
+    peer.send("send 2 0102").await;
+    assert_eq!(
+        within("data", conn.receive()).await.unwrap(),
+        Bytes::from_static(&[1, 2])
+    );
+    within("class 1", conn.send(Bytes::from_static(&[3]), true))
+        .await
+        .unwrap();
+    peer.expect("RECV 2 03").await;
+    let stats = link.stats();
+    assert!(stats.discarded_bytes >= 3, "{stats:?}");
+    assert!(stats.bad_frames >= 1, "{stats:?}");
+    assert!(!conn.is_closed());
+}
