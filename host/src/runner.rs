@@ -91,15 +91,15 @@ pub async fn run_embedded(
                 Ok((connection, notifications, status)) => {
                     let client: Arc<dyn DeviceClient> = Arc::new(connection);
                     let source = NotificationSource::Local(notifications);
-                    run_session(spec, client, source, status, &shutdown).await
+                    run_connection(spec, client, source, status, &shutdown).await
                 }
                 Err(err) => {
                     // The subscription is built from a validated name; this is a bug.
                     tracing::error!(error = %err, "cannot connect to the embedded server");
-                    SessionEnd::ConnectionLost
+                    ConnectionEnd::ConnectionLost
                 }
             };
-            if end == SessionEnd::Shutdown || !backoff.wait(&shutdown).await {
+            if end == ConnectionEnd::Shutdown || !backoff.wait(&shutdown).await {
                 break;
             }
         }
@@ -170,9 +170,9 @@ async fn run_remote(
                     let status = client.status();
                     let device_client: Arc<dyn DeviceClient> = Arc::new(client.clone());
                     let source = NotificationSource::Remote(notifications, client.clone());
-                    let end = run_session(spec, device_client, source, status, &shutdown).await;
+                    let end = run_connection(spec, device_client, source, status, &shutdown).await;
                     client.close().await;
-                    if end == SessionEnd::Shutdown {
+                    if end == ConnectionEnd::Shutdown {
                         break;
                     }
                     tracing::warn!("event server connection lost; reconnecting");
@@ -219,12 +219,12 @@ impl Backoff {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SessionEnd {
+enum ConnectionEnd {
     Shutdown,
     ConnectionLost,
 }
 
-/// Where a session's notifications come from.
+/// Where a connection's notifications come from.
 enum NotificationSource {
     Local(mpsc::Receiver<Notification>),
     Remote(mpsc::Receiver<Notification>, Client),
@@ -247,13 +247,13 @@ impl NotificationSource {
 }
 
 /// One connection: an engine while the connection is active (section 5.3).
-async fn run_session(
+async fn run_connection(
     spec: &GatewaySpec,
     client: Arc<dyn DeviceClient>,
     mut source: NotificationSource,
     mut status: Status,
     shutdown: &CancellationToken,
-) -> SessionEnd {
+) -> ConnectionEnd {
     let active = |status: Status| !spec.require_operational || status == Status::Operational;
     let start = || Engine::start(spec, client.clone(), shutdown.child_token());
     let mut engine = active(status).then(start);
@@ -265,9 +265,9 @@ async fn run_session(
     }
     let end = loop {
         tokio::select! {
-            () = shutdown.cancelled() => break SessionEnd::Shutdown,
+            () = shutdown.cancelled() => break ConnectionEnd::Shutdown,
             notification = source.recv() => match notification {
-                None => break SessionEnd::ConnectionLost,
+                None => break ConnectionEnd::ConnectionLost,
                 Some(Notification::Status(new_status)) => {
                     tracing::info!(status = new_status.as_str(), "event server status");
                     status = new_status;
@@ -288,7 +288,7 @@ async fn run_session(
             },
             err = engine_fatal(&mut engine) => {
                 tracing::warn!(error = %err, "engine failed");
-                break SessionEnd::ConnectionLost;
+                break ConnectionEnd::ConnectionLost;
             }
         }
     };

@@ -56,9 +56,10 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// One connection as the server sees it.
+/// One client connected to the embedded server, local or TCP (the eventer server's
+/// own per-connection record is `gateway_eventer::server::ConnectionInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConnectionInfo {
+pub struct ConnectedClient {
     /// Server-assigned connection id.
     pub id: u64,
     /// `clientName` of the connection.
@@ -79,7 +80,7 @@ pub struct QueryRecord {
 }
 
 struct LocalSubscriber {
-    info: ConnectionInfo,
+    info: ConnectedClient,
     subscription: Subscription,
     sender: mpsc::Sender<Notification>,
 }
@@ -89,7 +90,7 @@ struct State {
     status: Status,
     next_connection_id: u64,
     local: Vec<LocalSubscriber>,
-    tcp_connections: Vec<ConnectionInfo>,
+    tcp_connections: Vec<ConnectedClient>,
     query_log: VecDeque<QueryRecord>,
     /// One queue per TCP listener, fed under this lock so every listener gets batches
     /// and status changes in the order the local connections get them.
@@ -180,7 +181,7 @@ impl EmbeddedServer {
             let id = state.next_connection_id;
             state.next_connection_id += 1;
             state.local.push(LocalSubscriber {
-                info: ConnectionInfo {
+                info: ConnectedClient {
                     id,
                     client_name: client_name.to_owned(),
                     subscriptions,
@@ -292,7 +293,7 @@ impl EmbeddedServer {
     }
 
     /// Every open connection, local and TCP.
-    pub fn connections(&self) -> Vec<ConnectionInfo> {
+    pub fn connections(&self) -> Vec<ConnectedClient> {
         let state = self.state();
         state
             .local
@@ -302,7 +303,7 @@ impl EmbeddedServer {
             .collect()
     }
 
-    fn add_tcp_connection(&self, info: ConnectionInfo) {
+    fn add_tcp_connection(&self, info: ConnectedClient) {
         self.state().tcp_connections.push(info);
     }
 

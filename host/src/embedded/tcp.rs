@@ -11,7 +11,7 @@ use gateway_eventer::server::{self as eventer_server, Server, ServerConfig, Serv
 use gateway_model::{Event, QueryParams, QueryResult, RegisterEvent, Status};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ConnectionInfo, EmbeddedServer};
+use super::{ConnectedClient, EmbeddedServer};
 
 /// What a listener's TCP connections are told.
 #[derive(Clone)]
@@ -125,7 +125,7 @@ impl ServerHandler for TcpHandler {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(info.id, id);
-            self.embedded.add_tcp_connection(ConnectionInfo {
+            self.embedded.add_tcp_connection(ConnectedClient {
                 id,
                 client_name: info.client_name.clone(),
                 subscriptions: info.subscription.query_types().to_vec(),
