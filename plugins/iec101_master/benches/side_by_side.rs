@@ -5,7 +5,11 @@
 //! other, each into a shared event server (a gateway-host process with only its
 //! embedded server, not the bottleneck).
 //!
-//! Per gateway: points/s a subscriber on the event server received over
+//! Each gateway runs twice: through `bench/line.py` (two pty pairs and a relay that
+//! paces each direction to 115200 baud, 10 bits a character: a pty pair alone has no
+//! baud rate) and straight over one pty pair (as fast as the processes go).
+//!
+//! Per run: points/s a subscriber on the event server received over
 //! `IEC101_BENCH_SECS` (default 10) after a warm-up, and the CPU seconds (user + system
 //! of the gateway's process tree, from `/proc`) per 100,000 points; and the line's
 //! physical limit: bits per second / bits per point, where a point costs its share of
@@ -141,6 +145,18 @@ impl Env {
         }
     }
 
+    /// `line.py` between two pty ends, paced to `BAUDRATE`.
+    fn line(&self, a: &str, b: &str) -> Proc {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/line.py");
+        Proc::spawn(
+            "line",
+            Command::new(self.venv.join("bin/python"))
+                .arg(script)
+                .args(["--a", a, "--b", b, "--baudrate", &BAUDRATE.to_string()]),
+            &self.work_dir.join("line.log"),
+        )
+    }
+
     fn outstation(&self, line: &str) -> Proc {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/outstation.py");
         Proc::spawn(
@@ -203,6 +219,7 @@ async fn connect(
 
 struct Run {
     kind: Gateway,
+    paced: bool,
     secs: f64,
     points: u64,
     cpu: f64,
@@ -223,9 +240,14 @@ impl Run {
     }
 }
 
-async fn run(env: &Env, kind: Gateway, window: Duration) -> Run {
+/// One gateway's run; `paced`: through `line.py` at `BAUDRATE`, else straight over one
+/// pty pair (as fast as the processes go).
+async fn run(env: &Env, kind: Gateway, paced: bool, window: Duration) -> Run {
     let pty = PtyPair::start("iec101-bench");
-    let mut outstation = env.outstation(&pty.b_str());
+    let far = paced.then(|| PtyPair::start("iec101-bench-far"));
+    let _line = far.as_ref().map(|far| env.line(&pty.b_str(), &far.a_str()));
+    let outstation_end = far.as_ref().map_or_else(|| pty.b_str(), |far| far.b_str());
+    let mut outstation = env.outstation(&outstation_end);
     let port = free_port();
     let mut server = env.event_server(port);
     connect(port, Vec::new(), &mut server).await.0.close().await;
@@ -295,6 +317,7 @@ async fn run(env: &Env, kind: Gateway, window: Duration) -> Run {
     drop(pty);
     Run {
         kind,
+        paced,
         secs: elapsed.as_secs_f64(),
         points: points1 - points0,
         cpu: cpu1 - cpu0,
@@ -356,18 +379,28 @@ fn main() {
         .build()
         .unwrap();
     let window = Duration::from_secs(secs);
-    let runs: Vec<Run> = [Gateway::Host, Gateway::Hat]
-        .into_iter()
-        .map(|kind| runtime.block_on(run(&env, kind, window)))
-        .collect();
+    let runs: Vec<Run> = [
+        (Gateway::Host, true),
+        (Gateway::Hat, true),
+        (Gateway::Host, false),
+        (Gateway::Hat, false),
+    ]
+    .into_iter()
+    .map(|(kind, paced)| runtime.block_on(run(&env, kind, paced, window)))
+    .collect();
     println!(
-        "{:<22} {:>10} {:>12} {:>16} {:>12} {:>10}",
-        "gateway", "points/s", "% of line", "CPU s/100k pts", "% one core", "peak RSS"
+        "{:<22} {:<22} {:>10} {:>12} {:>16} {:>12} {:>10}",
+        "gateway", "line", "points/s", "% of limit", "CPU s/100k pts", "% one core", "peak RSS"
     );
     for r in &runs {
         println!(
-            "{:<22} {:>10.0} {:>11.1}% {:>16.3} {:>11.1}% {:>6.1} MiB",
+            "{:<22} {:<22} {:>10.0} {:>11.1}% {:>16.3} {:>11.1}% {:>6.1} MiB",
             r.kind.name(),
+            if r.paced {
+                "115200 baud"
+            } else {
+                "pty pair, unpaced"
+            },
             r.points_per_sec(),
             r.points_per_sec() / limit * 100.0,
             r.cpu_per_100k(),
@@ -376,7 +409,11 @@ fn main() {
         );
     }
     let ratio = runs[1].cpu_per_100k() / runs[0].cpu_per_100k();
-    println!("CPU per 100,000 points, hat-gateway / gateway-host: {ratio:.1}x");
+    let ratio_unpaced = runs[3].cpu_per_100k() / runs[2].cpu_per_100k();
+    println!(
+        "CPU per 100,000 points, hat-gateway / gateway-host: {ratio:.1}x at 115200 baud, \
+         {ratio_unpaced:.1}x unpaced"
+    );
     let results = json!({
         "benchmark": "iec101_master side by side",
         "date": std::env::var("IEC101_BENCH_DATE").ok(),
@@ -386,6 +423,7 @@ fn main() {
         "window_secs": secs,
         "runs": runs.iter().map(|r| json!({
             "gateway": r.kind.name(),
+            "line": if r.paced { "115200 baud (line.py)" } else { "pty pair, unpaced" },
             "points_per_sec": r.points_per_sec(),
             "fraction_of_line_limit": r.points_per_sec() / limit,
             "cpu_secs_per_100k_points": r.cpu_per_100k(),
@@ -393,6 +431,7 @@ fn main() {
             "peak_rss_mib": r.rss_mib,
         })).collect::<Vec<_>>(),
         "cpu_ratio_hat_over_host": ratio,
+        "cpu_ratio_hat_over_host_unpaced": ratio_unpaced,
     });
     if let Ok(path) = std::env::var("IEC101_BENCH_RESULTS") {
         std::fs::write(&path, serde_json::to_vec_pretty(&results).unwrap()).unwrap();
