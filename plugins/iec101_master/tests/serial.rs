@@ -352,3 +352,34 @@ async fn corrupt_bytes_on_the_line_are_discarded_and_the_remote_device_stays_con
         .collect();
     assert_eq!(statuses, [&json!("DISCONNECTED"), &json!("DISCONNECTED")]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serial_port_that_disappears_is_reported_and_reopened_when_it_is_back() {
+    // The configured port is a symlink of ours, so the line can come back at the
+    // same path.
+    let dir = gateway_test_support::TempDir::new("iec101-master-port");
+    let port = dir.path().join("ttyRTU");
+    let pty = PtyPair::start("iec101-master-port");
+    std::os::unix::fs::symlink(pty.a(), &port).unwrap();
+    let mut outstation = Outstation::start(&pty, &[]).await;
+    let (device, mut events) = start(&conf(port.to_str().unwrap(), &[1]), &[1]).await;
+    events.until_remote(1, "CONNECTED").await;
+    outstation.line(|l| l == "CONNECT 1").await;
+    // The line goes away: the remote device, then the link, are reported down, and the
+    // port is tried again (and fails) every reconnect_delay.
+    drop(outstation);
+    drop(pty);
+    events.until_remote(1, "DISCONNECTED").await;
+    events.until("gateway/status", json!("DISCONNECTED")).await;
+    events.until("gateway/status", json!("CONNECTING")).await;
+    events.until("gateway/status", json!("DISCONNECTED")).await;
+    // It is back (a new pty pair at the same path).
+    let pty = PtyPair::start("iec101-master-port-back");
+    std::fs::remove_file(&port).unwrap();
+    std::os::unix::fs::symlink(pty.a(), &port).unwrap();
+    let mut outstation = Outstation::start(&pty, &[]).await;
+    events.until("gateway/status", json!("CONNECTED")).await;
+    events.until_remote(1, "CONNECTED").await;
+    outstation.line(|l| l == "CONNECT 1").await;
+    device.close().await;
+}
