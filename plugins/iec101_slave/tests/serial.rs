@@ -1,7 +1,8 @@
 //! The core device against hat-drivers' IEC 101 master over a socat pty pair: the
 //! connection list, every data type sent as hat's slave sends it (with and without a
 //! link confirmation), interrogation and counter interrogation answers, commands both
-//! ways, two addresses on one line, a balanced line. Every registered event is checked
+//! ways, two addresses on one line, a balanced line, a port that disappears and comes
+//! back. Every registered event is checked
 //! against hat's event schema by the recorder.
 #![allow(clippy::unwrap_used)]
 
@@ -330,5 +331,42 @@ async fn every_command_type_from_hats_master_becomes_its_event_and_goes_back() {
         assert_eq!(back["cause"], json!("ACTIVATION_TERMINATION"));
         assert_eq!(back["io_address"], json!(io));
     }
+    device.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_serial_port_that_disappears_is_reopened_when_it_is_back() {
+    let dir = gateway_test_support::TempDir::new("iec101-slave-port");
+    let port = dir.path().join("ttyLINE");
+    let pty = PtyPair::start("iec101-slave-port");
+    std::os::unix::fs::symlink(pty.a(), &port).unwrap();
+    let data = json!([point("SCALED", 1, 1, None, false)]);
+    let (device, mut events) = start(&conf(port.to_str().unwrap(), &[1], data)).await;
+    let mut master = Master::start(&pty, &[]).await;
+    events
+        .expect(
+            "gateway/connections",
+            json!([{"connection_id": 1, "address": 1}]),
+        )
+        .await;
+    master.script.line(|l| l == "CONNECT 1").await;
+    drop(master);
+    drop(pty);
+    events.expect("gateway/connections", json!([])).await;
+    let pty = PtyPair::start("iec101-slave-port-back");
+    std::fs::remove_file(&port).unwrap();
+    std::os::unix::fs::symlink(pty.a(), &port).unwrap();
+    let mut master = Master::start(&pty, &[]).await;
+    events
+        .expect(
+            "gateway/connections",
+            json!([{"connection_id": 2, "address": 1}]),
+        )
+        .await;
+    master.script.line(|l| l == "CONNECT 1").await;
+    device
+        .process_event(system_event("system/data/scaled/1/1", scaled(8), 1))
+        .await;
+    master.msg(1, "DataMsg").await;
     device.close().await;
 }
