@@ -2,8 +2,7 @@
 //! connection list, every data type sent as hat's slave sends it (with and without a
 //! link confirmation), interrogation and counter interrogation answers, commands both
 //! ways, two addresses on one line, a balanced line, a port that disappears and comes
-//! back. Every registered event is checked
-//! against hat's event schema by the recorder.
+//! back. Every registered event is checked against hat's event schema by the recorder.
 #![allow(clippy::unwrap_used)]
 
 mod common;
