@@ -56,8 +56,8 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// One client connected to the embedded server, local or TCP (the eventer server's
-/// own per-connection record is `gateway_eventer::server::ConnectionInfo`).
+/// One in-process client of the embedded server (a TCP client's record is the eventer
+/// server's `gateway_eventer::server::ConnectionInfo`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectedClient {
     /// Server-assigned connection id.
@@ -66,8 +66,6 @@ pub struct ConnectedClient {
     pub client_name: String,
     /// Subscriptions as given.
     pub subscriptions: Vec<EventType>,
-    /// True for a TCP connection, false for an in-process one.
-    pub tcp: bool,
 }
 
 /// A query the server answered.
@@ -90,7 +88,6 @@ struct State {
     status: Status,
     next_connection_id: u64,
     local: Vec<LocalSubscriber>,
-    tcp_connections: Vec<ConnectedClient>,
     query_log: VecDeque<QueryRecord>,
     /// One queue per TCP listener, fed under this lock so every listener gets batches
     /// and status changes in the order the local connections get them.
@@ -122,7 +119,6 @@ impl EmbeddedServer {
                     status: Status::Operational,
                     next_connection_id: 1,
                     local: Vec::new(),
-                    tcp_connections: Vec::new(),
                     query_log: VecDeque::new(),
                     tcp: Vec::new(),
                 }),
@@ -185,7 +181,6 @@ impl EmbeddedServer {
                     id,
                     client_name: client_name.to_owned(),
                     subscriptions,
-                    tcp: false,
                 },
                 subscription,
                 sender,
@@ -292,23 +287,13 @@ impl EmbeddedServer {
         self.state().query_log.iter().cloned().collect()
     }
 
-    /// Every open connection, local and TCP.
+    /// Every open in-process connection ([`EmbeddedServer::connect`]).
     pub fn connections(&self) -> Vec<ConnectedClient> {
-        let state = self.state();
-        state
+        self.state()
             .local
             .iter()
             .map(|sub| sub.info.clone())
-            .chain(state.tcp_connections.iter().cloned())
             .collect()
-    }
-
-    fn add_tcp_connection(&self, info: ConnectedClient) {
-        self.state().tcp_connections.push(info);
-    }
-
-    fn remove_tcp_connection(&self, id: u64) {
-        self.state().tcp_connections.retain(|c| c.id != id);
     }
 
     fn next_connection_id(&self) -> u64 {

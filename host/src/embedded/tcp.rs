@@ -2,16 +2,15 @@
 //! `gateway_eventer::server` so other components and tools (the real Python eventer
 //! client, the CLI) can connect to the same store as the in-process engine.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use gateway_eventer::server::{self as eventer_server, Server, ServerConfig, ServerHandler};
 use gateway_model::{Event, QueryParams, QueryResult, RegisterEvent, Status};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{ConnectedClient, EmbeddedServer};
+use super::EmbeddedServer;
 
 /// What a listener's TCP connections are told.
 #[derive(Clone)]
@@ -109,8 +108,6 @@ impl TcpListenerHandle {
 /// The [`ServerHandler`] of a listener: every request goes to the embedded server.
 struct TcpHandler {
     embedded: EmbeddedServer,
-    /// Eventer-server connection id -> embedded connection id.
-    ids: Mutex<HashMap<u64, u64>>,
 }
 
 impl ServerHandler for TcpHandler {
@@ -120,17 +117,6 @@ impl ServerHandler for TcpHandler {
         info: &'a eventer_server::ConnectionInfo,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let id = self.embedded.next_connection_id();
-            self.ids
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(info.id, id);
-            self.embedded.add_tcp_connection(ConnectedClient {
-                id,
-                client_name: info.client_name.clone(),
-                subscriptions: info.subscription.query_types().to_vec(),
-                tcp: true,
-            });
             // Before the answer, so the new client is not notified of it (as hat).
             self.embedded
                 .register_connection_event(&info.client_name, "CONNECTED")
@@ -145,14 +131,6 @@ impl ServerHandler for TcpHandler {
         info: &'a eventer_server::ConnectionInfo,
     ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            let id = self
-                .ids
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&info.id);
-            if let Some(id) = id {
-                self.embedded.remove_tcp_connection(id);
-            }
             self.embedded
                 .register_connection_event(&info.client_name, "DISCONNECTED")
                 .await;
@@ -190,7 +168,6 @@ impl EmbeddedServer {
     ) -> Result<TcpListenerHandle, eventer_server::ServerError> {
         let handler = Arc::new(TcpHandler {
             embedded: self.clone(),
-            ids: Mutex::new(HashMap::new()),
         });
         let config = ServerConfig {
             server_token,
