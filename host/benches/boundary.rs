@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use futures::future::BoxFuture;
 use gateway_host::device::{
     ClientError, DeviceClient, DeviceContext, DeviceError, DeviceFactory, DeviceInstance,
@@ -230,7 +230,12 @@ fn summary() {
     }
 }
 
-criterion_group!(benches, bench_boundary);
+/// What `criterion_group!` would generate, written out: the macro's `pub fn` cannot
+/// carry the documentation `missing_docs` asks for.
+fn benches() {
+    let mut c = Criterion::default().configure_from_args();
+    bench_boundary(&mut c);
+}
 
 fn main() {
     benches();

@@ -37,6 +37,15 @@ pub struct DeviceContext {
     pub span: tracing::Span,
 }
 
+impl std::fmt::Debug for DeviceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceContext")
+            .field("prefix", &self.prefix)
+            .field("span", &self.span)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A device type: what a hat-gateway device module exposes.
 pub trait DeviceFactory: Send + Sync {
     /// `device_type` of the module.

@@ -10,7 +10,7 @@ use crate::device::DeviceFactory;
 pub const DEFAULT_EVENT_QUEUE_SIZE: usize = 1024;
 
 /// Everything the runner needs to run a gateway.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct GatewaySpec {
     /// Gateway name (`<gateway_name>` in every event type prefix).
     pub name: String,
@@ -58,6 +58,18 @@ pub struct DeviceSpec {
     pub restart: RestartPolicy,
     /// Capacity of the device's event queue.
     pub event_queue_size: usize,
+}
+
+impl std::fmt::Debug for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSpec")
+            .field("device_type", &self.device_type)
+            .field("name", &self.name)
+            .field("conf", &self.conf)
+            .field("restart", &self.restart)
+            .field("event_queue_size", &self.event_queue_size)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Per-device restart policy.

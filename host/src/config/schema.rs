@@ -64,7 +64,7 @@ fn main_validator() -> Result<&'static Validator, String> {
 }
 
 /// Validates a whole configuration document against the main schema.
-pub fn validate_main(file: &str, document: &Value) -> Vec<ConfigError> {
+pub(super) fn validate_main(file: &str, document: &Value) -> Vec<ConfigError> {
     match main_validator() {
         Ok(validator) => validator
             .iter_errors(document)
@@ -77,6 +77,12 @@ pub fn validate_main(file: &str, document: &Value) -> Vec<ConfigError> {
 /// A plugin's compiled device schema.
 pub struct DeviceSchema {
     validator: Validator,
+}
+
+impl std::fmt::Debug for DeviceSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceSchema").finish_non_exhaustive()
+    }
 }
 
 impl DeviceSchema {

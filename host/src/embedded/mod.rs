@@ -107,6 +107,14 @@ pub struct EmbeddedServer {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for EmbeddedServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedServer")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl EmbeddedServer {
     /// A server with an empty store, status `operational`.
     pub fn new(config: EmbeddedConfig) -> Self {
@@ -327,6 +335,15 @@ pub struct LocalConnection {
     server: EmbeddedServer,
     id: u64,
     client_name: String,
+}
+
+impl std::fmt::Debug for LocalConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalConnection")
+            .field("id", &self.id)
+            .field("client_name", &self.client_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl LocalConnection {

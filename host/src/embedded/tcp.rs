@@ -89,6 +89,15 @@ pub struct TcpListenerHandle {
     embedded: EmbeddedServer,
 }
 
+impl std::fmt::Debug for TcpListenerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListenerHandle")
+            .field("listener_id", &self.listener_id)
+            .field("local_addr", &self.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
 impl TcpListenerHandle {
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> Option<SocketAddr> {

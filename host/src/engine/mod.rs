@@ -92,6 +92,16 @@ pub struct Engine {
     fatal: mpsc::Receiver<EngineError>,
 }
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("proxies", &self.proxies.len())
+            .field("tasks", &self.tasks.len())
+            .field("cancelled", &self.cancel.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Engine {
     /// Starts an engine on a connection: every proxy registers `running=false`, then
     /// one `QueryLatest` asks for all enable types (none with zero devices).

@@ -153,6 +153,14 @@ pub struct PluginRegistry {
     loaded: Mutex<Loaded>,
 }
 
+impl std::fmt::Debug for PluginRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRegistry")
+            .field("search", &self.search)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PluginRegistry {
     /// A registry searching `search`. Nothing is loaded yet.
     pub fn new(search: PluginSearch) -> Self {

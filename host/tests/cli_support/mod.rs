@@ -11,7 +11,7 @@ use std::time::Duration;
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The binary under test, with a clean logging environment.
-pub fn gateway_host() -> Command {
+pub(crate) fn gateway_host() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway-host"));
     cmd.env_remove("RUST_LOG");
     cmd
@@ -19,14 +19,14 @@ pub fn gateway_host() -> Command {
 
 /// What a run of the binary produced.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     pub code: Option<i32>,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Output {
-    pub fn assert_exit(&self, code: i32) {
+    pub(crate) fn assert_exit(&self, code: i32) {
         assert_eq!(
             self.code,
             Some(code),
@@ -39,7 +39,7 @@ impl Output {
 
 /// Runs `cmd` to completion with `stdin` as its input (closed when `None`), killing it
 /// (by its own pid) if it outlives [`RUN_TIMEOUT`].
-pub fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
+pub(crate) fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -72,10 +72,10 @@ pub fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
     }
 }
 
-pub use gateway_test_support::TempDir;
+pub(crate) use gateway_test_support::TempDir;
 
 /// Asserts that nobody connected to `listener` (the stand-in event server).
-pub fn assert_no_connection(listener: &std::net::TcpListener) {
+pub(crate) fn assert_no_connection(listener: &std::net::TcpListener) {
     listener.set_nonblocking(true).unwrap();
     match listener.accept() {
         Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -85,7 +85,7 @@ pub fn assert_no_connection(listener: &std::net::TcpListener) {
 }
 
 /// File name of the `sim` plugin library on this platform.
-pub fn sim_library_name() -> &'static str {
+pub(crate) fn sim_library_name() -> &'static str {
     if cfg!(target_os = "windows") {
         "sim.dll"
     } else if cfg!(target_os = "macos") {
@@ -97,7 +97,7 @@ pub fn sim_library_name() -> &'static str {
 
 /// The directory holding the built `sim` plugin (the binary's own target directory).
 /// Fails the test, saying how to build it, when it is missing.
-pub fn sim_plugin_dir() -> PathBuf {
+pub(crate) fn sim_plugin_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_BIN_EXE_gateway-host"))
         .parent()
         .unwrap()
@@ -113,14 +113,14 @@ pub fn sim_plugin_dir() -> PathBuf {
 
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     Stdout,
     Stderr,
 }
 
 /// A long-running `gateway-host` process whose output is read line by line.
 /// Killed (by its own pid) on drop if still running.
-pub struct Proc {
+pub(crate) struct Proc {
     child: std::process::Child,
     lines: mpsc::Receiver<(Stream, String)>,
     /// Everything read so far, for failure messages.
@@ -128,7 +128,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    pub fn spawn(cmd: &mut Command) -> Self {
+    pub(crate) fn spawn(cmd: &mut Command) -> Self {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -164,7 +164,7 @@ impl Proc {
     }
 
     /// Waits (bounded) for a line of `stream` satisfying `pred` and returns it.
-    pub fn expect_line(&mut self, stream: Stream, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn expect_line(&mut self, stream: Stream, pred: impl Fn(&str) -> bool) -> String {
         let deadline = std::time::Instant::now() + RUN_TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
@@ -183,7 +183,7 @@ impl Proc {
         }
     }
 
-    pub fn transcript(&self) -> String {
+    pub(crate) fn transcript(&self) -> String {
         self.seen
             .iter()
             .map(|(s, l)| format!("{s:?}: {l}"))
@@ -192,7 +192,7 @@ impl Proc {
     }
 
     /// Sends a signal (`TERM`, `INT`) to this process only.
-    pub fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
@@ -202,7 +202,7 @@ impl Proc {
     }
 
     /// Waits (bounded) for the exit status.
-    pub fn wait(&mut self) -> Option<i32> {
+    pub(crate) fn wait(&mut self) -> Option<i32> {
         let deadline = std::time::Instant::now() + RUN_TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -13,10 +13,10 @@ use super::WAIT;
 
 /// A real hat-event-server process (server_id 1, LMDB backend), killed on drop, with
 /// kill and restart on the same port and database.
-pub type HatServer = gateway_test_support::hat::HatEventServer;
+pub(crate) type HatServer = gateway_test_support::hat::HatEventServer;
 
 /// Our eventer client, subscribed to `subscriptions`, once the server is operational.
-pub async fn connect_observer(
+pub(crate) async fn connect_observer(
     addr: SocketAddr,
     subscriptions: &[&str],
 ) -> (Client, mpsc::Receiver<Notification>) {
@@ -38,7 +38,7 @@ pub async fn connect_observer(
 }
 
 /// Events seen by a TCP observer.
-pub struct TcpObserver {
+pub(crate) struct TcpObserver {
     pub client: Client,
     rx: mpsc::Receiver<Notification>,
     pub events: Vec<Event>,
@@ -46,7 +46,7 @@ pub struct TcpObserver {
 
 impl TcpObserver {
     /// Connects an observer to `gateway/*` and `event/*`.
-    pub async fn connect(addr: SocketAddr) -> TcpObserver {
+    pub(crate) async fn connect(addr: SocketAddr) -> TcpObserver {
         let (client, rx) = connect_observer(addr, &["gateway/*", "event/*"]).await;
         TcpObserver {
             client,
@@ -56,7 +56,7 @@ impl TcpObserver {
     }
 
     /// Waits until `pred` holds for the events seen so far.
-    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&[Event]) -> bool) {
+    pub(crate) async fn wait_for(&mut self, what: &str, pred: impl Fn(&[Event]) -> bool) {
         let deadline = tokio::time::Instant::now() + WAIT;
         while !pred(&self.events) {
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
@@ -69,7 +69,7 @@ impl TcpObserver {
     }
 
     /// Waits until `device`'s running values equal `expected`.
-    pub async fn wait_running(&mut self, device: &str, expected: &[bool]) {
+    pub(crate) async fn wait_running(&mut self, device: &str, expected: &[bool]) {
         let what = format!("running {expected:?} of {device}");
         self.wait_for(&what, |e| {
             super::running_values(e, device).len() >= expected.len()
@@ -79,7 +79,7 @@ impl TcpObserver {
     }
 
     /// Registers events (with response, so they are stored when this returns).
-    pub async fn register(&self, events: Vec<gateway_model::RegisterEvent>) {
+    pub(crate) async fn register(&self, events: Vec<gateway_model::RegisterEvent>) {
         let stored = self.client.register_with_response(events).await.unwrap();
         assert!(stored.is_some(), "server refused the registration");
     }

@@ -3,7 +3,7 @@
 //! an embedded event server.
 #![allow(clippy::unwrap_used, dead_code)]
 
-pub mod hat;
+pub(crate) mod hat;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -27,36 +27,36 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Bound on every wait in the tests.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// Gateway name used by the tests.
-pub const G: &str = "G";
+pub(crate) const G: &str = "G";
 /// Device type of the test factory.
-pub const T: &str = "T";
+pub(crate) const T: &str = "T";
 
 /// `gateway/G/T/<device>` + `rest`.
-pub fn ty(device: &str, rest: &str) -> EventType {
+pub(crate) fn ty(device: &str, rest: &str) -> EventType {
     event_type_from_str(&format!("gateway/{G}/{T}/{device}/{rest}"))
 }
 
 /// `[gateway, G, T, device]`.
-pub fn prefix(device: &str) -> EventType {
+pub(crate) fn prefix(device: &str) -> EventType {
     event_type_from_str(&format!("gateway/{G}/{T}/{device}"))
 }
 
 /// A register event with a JSON payload.
-pub fn ev(event_type: EventType, value: Value) -> RegisterEvent {
+pub(crate) fn ev(event_type: EventType, value: Value) -> RegisterEvent {
     RegisterEvent::json(event_type, value)
 }
 
 /// `en(x)` for a device.
-pub fn en(device: &str, value: Value) -> RegisterEvent {
+pub(crate) fn en(device: &str, value: Value) -> RegisterEvent {
     ev(ty(device, "system/enable"), value)
 }
 
 /// One call the engine made into the test device type.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Call {
+pub(crate) enum Call {
     /// `create` started.
     Create {
         instance: u64,
@@ -89,7 +89,7 @@ pub enum Call {
 
 /// Knobs and the call log of the test device type.
 #[derive(Default)]
-pub struct Control {
+pub(crate) struct Control {
     calls: Mutex<Vec<Call>>,
     changed: Notify,
     next_instance: AtomicU64,
@@ -117,12 +117,12 @@ impl Control {
     }
 
     /// Snapshot of the call log.
-    pub fn calls(&self) -> Vec<Call> {
+    pub(crate) fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 
     /// Waits until `pred` holds for the call log.
-    pub async fn wait_for(&self, what: &str, pred: impl Fn(&[Call]) -> bool) -> Vec<Call> {
+    pub(crate) async fn wait_for(&self, what: &str, pred: impl Fn(&[Call]) -> bool) -> Vec<Call> {
         let wait = async {
             loop {
                 let notified = self.changed.notified();
@@ -144,21 +144,21 @@ impl Control {
     }
 
     /// Makes every `create` wait for a permit of the returned semaphore.
-    pub fn gate_create(&self) -> Arc<Semaphore> {
+    pub(crate) fn gate_create(&self) -> Arc<Semaphore> {
         let gate = Arc::new(Semaphore::new(0));
         *self.create_gate.lock().unwrap() = Some(gate.clone());
         gate
     }
 
     /// Makes every `process_event` wait for a permit of the returned semaphore.
-    pub fn gate_process(&self) -> Arc<Semaphore> {
+    pub(crate) fn gate_process(&self) -> Arc<Semaphore> {
         let gate = Arc::new(Semaphore::new(0));
         *self.process_gate.lock().unwrap() = Some(gate.clone());
         gate
     }
 
     /// Waits until `device` has processed `n` events whose type ends in `name`.
-    pub async fn wait_processed(&self, device: &str, name: &str, n: usize) -> Vec<Call> {
+    pub(crate) async fn wait_processed(&self, device: &str, name: &str, n: usize) -> Vec<Call> {
         self.wait_for(name, |calls| {
             count(calls, |c| {
                 matches!(c, Call::Process { device: d, event, .. }
@@ -169,7 +169,7 @@ impl Control {
     }
 
     /// Creates of `device`.
-    pub fn creates(&self, device: &str) -> Vec<Call> {
+    pub(crate) fn creates(&self, device: &str) -> Vec<Call> {
         self.calls()
             .into_iter()
             .filter(|c| matches!(c, Call::Create { device: d, .. } if d == device))
@@ -177,7 +177,7 @@ impl Control {
     }
 
     /// Events given to `process_event` of `device`, with the instance.
-    pub fn processed(&self, device: &str) -> Vec<(u64, Event)> {
+    pub(crate) fn processed(&self, device: &str) -> Vec<(u64, Event)> {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
@@ -192,7 +192,7 @@ impl Control {
     }
 
     /// Last segment of every processed event of `device`.
-    pub fn processed_names(&self, device: &str) -> Vec<String> {
+    pub(crate) fn processed_names(&self, device: &str) -> Vec<String> {
         self.processed(device)
             .into_iter()
             .map(|(_, e)| e.event_type.last().cloned().unwrap_or_default())
@@ -200,7 +200,7 @@ impl Control {
     }
 
     /// `running_at_close` of every completed close of `device`, in order.
-    pub fn running_at_closes(&self, device: &str) -> Vec<Option<bool>> {
+    pub(crate) fn running_at_closes(&self, device: &str) -> Vec<Option<bool>> {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
@@ -215,7 +215,7 @@ impl Control {
     }
 
     /// Number of closes of `device`.
-    pub fn closes(&self, device: &str) -> usize {
+    pub(crate) fn closes(&self, device: &str) -> usize {
         self.calls()
             .iter()
             .filter(|c| matches!(c, Call::Closed { device: d, .. } if d == device))
@@ -224,7 +224,7 @@ impl Control {
 }
 
 /// Counts calls matching a predicate.
-pub fn count(calls: &[Call], pred: impl Fn(&Call) -> bool) -> usize {
+pub(crate) fn count(calls: &[Call], pred: impl Fn(&Call) -> bool) -> usize {
     calls.iter().filter(|c| pred(c)).count()
 }
 
@@ -233,12 +233,12 @@ pub fn count(calls: &[Call], pred: impl Fn(&Call) -> bool) -> usize {
 /// Instances react to the last segment of an event type: `fail` -> `process_event`
 /// returns an error, `panic` -> it panics, `selfclose` -> the instance closes itself,
 /// `register` -> it registers `<prefix>/gateway/echo` through its client.
-pub struct TestFactory {
+pub(crate) struct TestFactory {
     pub control: Arc<Control>,
 }
 
 impl TestFactory {
-    pub fn new() -> Arc<Self> {
+    pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
             control: Arc::new(Control::default()),
         })
@@ -411,7 +411,7 @@ impl DeviceInstance for TestInstance {
 }
 
 /// A device entry of type `T` named `name`.
-pub fn device(factory: &Arc<TestFactory>, name: &str) -> DeviceSpec {
+pub(crate) fn device(factory: &Arc<TestFactory>, name: &str) -> DeviceSpec {
     DeviceSpec {
         device_type: T.to_owned(),
         name: name.to_owned(),
@@ -423,7 +423,7 @@ pub fn device(factory: &Arc<TestFactory>, name: &str) -> DeviceSpec {
 }
 
 /// A gateway spec `G` on the embedded server with the given devices.
-pub fn gateway(devices: Vec<DeviceSpec>) -> GatewaySpec {
+pub(crate) fn gateway(devices: Vec<DeviceSpec>) -> GatewaySpec {
     GatewaySpec {
         name: G.to_owned(),
         event_server: EventServerSpec::Embedded {
@@ -436,7 +436,7 @@ pub fn gateway(devices: Vec<DeviceSpec>) -> GatewaySpec {
 }
 
 /// Everything notified to a `gateway/*` subscriber, in order.
-pub struct Observer {
+pub(crate) struct Observer {
     rx: mpsc::Receiver<gateway_model::Notification>,
     _connection: Box<dyn std::any::Any + Send>,
     pub events: Vec<Event>,
@@ -445,7 +445,7 @@ pub struct Observer {
 
 impl Observer {
     /// Subscribes to `gateway/*` on the embedded server.
-    pub async fn new(server: &EmbeddedServer) -> Self {
+    pub(crate) async fn new(server: &EmbeddedServer) -> Self {
         let (connection, rx, _) = server
             .connect("test/observer", vec![event_type_from_str("gateway/*")])
             .await
@@ -466,14 +466,14 @@ impl Observer {
     }
 
     /// Takes in everything already notified.
-    pub fn drain(&mut self) {
+    pub(crate) fn drain(&mut self) {
         while let Ok(n) = self.rx.try_recv() {
             self.push(n);
         }
     }
 
     /// Waits until `pred` holds for the events seen so far.
-    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&[Event]) -> bool) {
+    pub(crate) async fn wait_for(&mut self, what: &str, pred: impl Fn(&[Event]) -> bool) {
         self.drain();
         let deadline = tokio::time::Instant::now() + WAIT;
         while !pred(&self.events) {
@@ -486,12 +486,12 @@ impl Observer {
     }
 
     /// `running` values registered for `device`, in order.
-    pub fn running(&self, device: &str) -> Vec<bool> {
+    pub(crate) fn running(&self, device: &str) -> Vec<bool> {
         running_values(&self.events, device)
     }
 
     /// Waits until `device`'s running values equal `expected`.
-    pub async fn wait_running(&mut self, device: &str, expected: &[bool]) {
+    pub(crate) async fn wait_running(&mut self, device: &str, expected: &[bool]) {
         let what = format!("running {expected:?} of {device}");
         self.wait_for(&what, |events| {
             running_values(events, device).len() >= expected.len()
@@ -502,7 +502,7 @@ impl Observer {
 }
 
 /// `running` values of a device in a list of events.
-pub fn running_values(events: &[Event], device: &str) -> Vec<bool> {
+pub(crate) fn running_values(events: &[Event], device: &str) -> Vec<bool> {
     let running = ty(device, "gateway/running");
     events
         .iter()
@@ -522,7 +522,7 @@ pub fn running_values(events: &[Event], device: &str) -> Vec<bool> {
 }
 
 /// A gateway runner on an embedded server, with an observer and the test device type.
-pub struct Harness {
+pub(crate) struct Harness {
     pub server: EmbeddedServer,
     pub factory: Arc<TestFactory>,
     pub control: Arc<Control>,
@@ -532,7 +532,7 @@ pub struct Harness {
 }
 
 /// How to set up a [`Harness`].
-pub struct Setup {
+pub(crate) struct Setup {
     pub devices: Vec<DeviceSpec>,
     pub preset: Vec<RegisterEvent>,
     pub require_operational: bool,
@@ -543,7 +543,7 @@ pub struct Setup {
 
 impl Setup {
     /// Devices `names` of type `T`, status operational, nothing preset.
-    pub fn new(names: &[&str]) -> Self {
+    pub(crate) fn new(names: &[&str]) -> Self {
         let factory = TestFactory::new();
         Self {
             devices: names.iter().map(|n| device(&factory, n)).collect(),
@@ -556,13 +556,13 @@ impl Setup {
     }
 
     /// Events registered before the gateway starts.
-    pub fn preset(mut self, events: Vec<RegisterEvent>) -> Self {
+    pub(crate) fn preset(mut self, events: Vec<RegisterEvent>) -> Self {
         self.preset = events;
         self
     }
 
     /// Starts the runner.
-    pub async fn start(self) -> Harness {
+    pub(crate) async fn start(self) -> Harness {
         let server = EmbeddedServer::new(self.config);
         if !self.preset.is_empty() {
             server.register(self.preset).await.unwrap();
@@ -590,7 +590,7 @@ impl Setup {
 
 impl Harness {
     /// A harness whose one device `device` is enabled before the start and running.
-    pub async fn running(device: &str) -> Harness {
+    pub(crate) async fn running(device: &str) -> Harness {
         let mut h = Setup::new(&[device])
             .preset(vec![en(device, json!(true))])
             .start()
@@ -600,7 +600,7 @@ impl Harness {
     }
 
     /// Waits until the gateway (client `gateway/G`) is connected to the server.
-    pub async fn wait_gateway_connected(&self) {
+    pub(crate) async fn wait_gateway_connected(&self) {
         let connected = async {
             while !self
                 .server
@@ -615,12 +615,12 @@ impl Harness {
     }
 
     /// Registers events as another component would.
-    pub async fn register(&self, events: Vec<RegisterEvent>) {
+    pub(crate) async fn register(&self, events: Vec<RegisterEvent>) {
         self.server.register(events).await.expect("registered");
     }
 
     /// Stops the runner and checks it returned `Ok`.
-    pub async fn stop(self) -> Observer {
+    pub(crate) async fn stop(self) -> Observer {
         self.shutdown.cancel();
         let result = tokio::time::timeout(WAIT, self.task)
             .await
@@ -633,13 +633,13 @@ impl Harness {
     }
 
     /// Asserts that the runner is still running (has not exited).
-    pub fn assert_running(&self) {
+    pub(crate) fn assert_running(&self) {
         assert!(!self.task.is_finished(), "the gateway runner exited");
     }
 }
 
 /// A map from instance id to its processed event names.
-pub fn by_instance(processed: &[(u64, Event)]) -> HashMap<u64, Vec<String>> {
+pub(crate) fn by_instance(processed: &[(u64, Event)]) -> HashMap<u64, Vec<String>> {
     let mut map: HashMap<u64, Vec<String>> = HashMap::new();
     for (instance, event) in processed {
         map.entry(*instance)

@@ -18,16 +18,16 @@ use gateway_model::{
 use gateway_plugin_api::sdk::testing::RecordingBackend;
 
 /// Bound on every wait for something a plugin does.
-pub const TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `target/<profile>`: the directory of the test executable's parent (`deps`).
-pub fn profile_dir() -> PathBuf {
+pub(crate) fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_owned()
 }
 
 /// A cdylib built by `cargo build --workspace --all-targets` (scripts/test.sh).
-pub fn built_library(lib_name: &str) -> PathBuf {
+pub(crate) fn built_library(lib_name: &str) -> PathBuf {
     let file = format!("lib{lib_name}.so");
     let path = profile_dir().join(&file);
     assert!(
@@ -40,12 +40,12 @@ pub fn built_library(lib_name: &str) -> PathBuf {
 }
 
 /// A fresh plugin directory (mode 0755) under the system temp dir.
-pub struct PluginDir {
+pub(crate) struct PluginDir {
     pub path: PathBuf,
 }
 
 impl PluginDir {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let path = std::env::temp_dir().join(format!(
             "gateway-plugin-test-{}-{}",
@@ -59,7 +59,7 @@ impl PluginDir {
     }
 
     /// Copies a built library in, under `file_name` (default: its own name).
-    pub fn add_library(&self, lib_name: &str, file_name: Option<&str>) -> PathBuf {
+    pub(crate) fn add_library(&self, lib_name: &str, file_name: Option<&str>) -> PathBuf {
         let source = built_library(lib_name);
         let target = self
             .path
@@ -70,14 +70,14 @@ impl PluginDir {
     }
 
     /// Writes a file with mode 0644.
-    pub fn add_file(&self, file_name: &str, bytes: &[u8]) -> PathBuf {
+    pub(crate) fn add_file(&self, file_name: &str, bytes: &[u8]) -> PathBuf {
         let target = self.path.join(file_name);
         std::fs::write(&target, bytes).unwrap();
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
         target
     }
 
-    pub fn canonical(&self, file_name: &str) -> PathBuf {
+    pub(crate) fn canonical(&self, file_name: &str) -> PathBuf {
         self.path.join(file_name).canonicalize().unwrap()
     }
 }
@@ -89,17 +89,17 @@ impl Drop for PluginDir {
     }
 }
 
-pub use gateway_plugin_api::sdk::testing::{Call, CallLog};
+pub(crate) use gateway_plugin_api::sdk::testing::{Call, CallLog};
 
 /// The SDK test kit's recording client as the host's client (both are the one
 /// event-client contract): every call the plugin makes through the real loader and
 /// adapter lands in the kit's [`CallLog`].
-pub struct RecordingClient {
+pub(crate) struct RecordingClient {
     pub backend: Arc<RecordingBackend>,
 }
 
 impl RecordingClient {
-    pub fn new() -> (Arc<Self>, CallLog) {
+    pub(crate) fn new() -> (Arc<Self>, CallLog) {
         let (backend, calls) = RecordingBackend::new();
         (Arc::new(Self { backend }), calls)
     }
@@ -122,13 +122,17 @@ impl DeviceClient for RecordingClient {
     }
 }
 
-pub fn prefix(device_type: &str, name: &str) -> EventType {
+pub(crate) fn prefix(device_type: &str, name: &str) -> EventType {
     ["gateway", "gw", device_type, name]
         .map(String::from)
         .to_vec()
 }
 
-pub fn context(client: Arc<RecordingClient>, device_type: &str, name: &str) -> DeviceContext {
+pub(crate) fn context(
+    client: Arc<RecordingClient>,
+    device_type: &str,
+    name: &str,
+) -> DeviceContext {
     DeviceContext {
         prefix: prefix(device_type, name),
         client,
@@ -137,7 +141,7 @@ pub fn context(client: Arc<RecordingClient>, device_type: &str, name: &str) -> D
 }
 
 /// A notified event `prefix/suffix` with a JSON payload.
-pub fn event(prefix: &[String], suffix: &[&str], value: serde_json::Value) -> Event {
+pub(crate) fn event(prefix: &[String], suffix: &[&str], value: serde_json::Value) -> Event {
     let mut event_type = prefix.to_vec();
     event_type.extend(suffix.iter().map(|s| (*s).to_owned()));
     Event {
@@ -150,11 +154,11 @@ pub fn event(prefix: &[String], suffix: &[&str], value: serde_json::Value) -> Ev
 }
 
 /// The next registration (fire-and-forget) call, as `(suffix after the prefix, JSON)`.
-pub async fn next_register(calls: &mut CallLog) -> Vec<(String, serde_json::Value)> {
+pub(crate) async fn next_register(calls: &mut CallLog) -> Vec<(String, serde_json::Value)> {
     summary(&calls.next_register().await)
 }
 
-pub fn summary(events: &[RegisterEvent]) -> Vec<(String, serde_json::Value)> {
+pub(crate) fn summary(events: &[RegisterEvent]) -> Vec<(String, serde_json::Value)> {
     events
         .iter()
         .map(|e| {
@@ -168,6 +172,6 @@ pub fn summary(events: &[RegisterEvent]) -> Vec<(String, serde_json::Value)> {
         .collect()
 }
 
-pub fn path_in(err: &impl std::fmt::Display, path: &Path) -> bool {
+pub(crate) fn path_in(err: &impl std::fmt::Display, path: &Path) -> bool {
     err.to_string().contains(&path.display().to_string())
 }
