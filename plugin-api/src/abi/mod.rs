@@ -164,7 +164,7 @@ pub type PluginDeviceBox = PluginDevice_TO<'static, RBox<()>>;
 
 /// The host's plugin-wide log function, for records emitted outside any device.
 #[repr(C)]
-#[derive(StableAbi, Clone, Copy)]
+#[derive(StableAbi, Clone, Copy, Debug)]
 pub struct HostLogFn {
     /// `log(level, target, message)`.
     pub log: extern "C" fn(level: FfiLogLevel, target: RStr<'_>, message: RStr<'_>),
@@ -201,6 +201,18 @@ pub struct PluginRoot {
         client: HostClientBox,
         prefix: FfiEventType,
     ) -> FfiFuture<RResult<PluginDeviceBox, FfiError>>,
+}
+
+impl std::fmt::Debug for PluginRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginRoot")
+            .field("api_version", &self.api_version)
+            .field("plugin_name", &self.plugin_name)
+            .field("plugin_version", &self.plugin_version)
+            .field("device_type", &self.device_type)
+            .field("json_schema_id", &self.json_schema_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RootModule for PluginRootRef {

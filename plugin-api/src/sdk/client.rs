@@ -24,6 +24,14 @@ pub struct Client {
     prefix: Arc<EventTypePrefix>,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// A client over `backend` for the device with event-type `prefix`
     /// (`[gateway, <gateway name>, <device type>, <device name>]`).

@@ -119,6 +119,14 @@ pub struct Context {
     log: Option<DeviceLog>,
 }
 
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Context {
     /// A context for a device linked statically into a host (benchmarks, tests). A
     /// plugin library never calls this: the SDK builds the context for `create`.

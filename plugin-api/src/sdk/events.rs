@@ -140,6 +140,14 @@ pub struct StatusReporter {
     last: std::sync::Arc<std::sync::Mutex<Option<ConnectionStatus>>>,
 }
 
+impl std::fmt::Debug for StatusReporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatusReporter")
+            .field("event_type", &self.event_type)
+            .finish_non_exhaustive()
+    }
+}
+
 impl StatusReporter {
     /// Reports on `<prefix>/gateway/status`.
     pub fn new(client: Client) -> Self {

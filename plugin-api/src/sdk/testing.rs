@@ -135,6 +135,14 @@ pub struct RecordingBackend {
     next_instance: AtomicI64,
 }
 
+impl std::fmt::Debug for RecordingBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordingBackend")
+            .field("next_instance", &self.next_instance)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RecordingBackend {
     /// A backend and the log of its calls.
     pub fn new() -> (Arc<Self>, CallLog) {
@@ -241,6 +249,14 @@ pub struct CallLog {
     pending: VecDeque<RegisterEvent>,
 }
 
+impl std::fmt::Debug for CallLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallLog")
+            .field("pending", &self.pending)
+            .finish_non_exhaustive()
+    }
+}
+
 impl CallLog {
     fn new(receiver: mpsc::Receiver<Call>) -> Self {
         Self {
@@ -341,6 +357,16 @@ pub struct DeviceTest<D> {
     backend: Arc<RecordingBackend>,
     calls: CallLog,
     closed: bool,
+}
+
+impl<D> std::fmt::Debug for DeviceTest<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceTest")
+            .field("device", &std::any::type_name::<D>())
+            .field("context", &self.context)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<D: Device> DeviceTest<D> {
