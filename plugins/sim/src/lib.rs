@@ -91,6 +91,15 @@ pub struct SimDevice {
     values: Values,
 }
 
+impl std::fmt::Debug for SimDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimDevice")
+            .field("client", &self.client)
+            .field("points", &self.points)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `create`: registers the initial data events and starts the periodic task.
 pub async fn create(conf: Value, context: Context) -> Result<SimDevice, Error> {
     let config = SimConfig::from_value(&conf)?;
