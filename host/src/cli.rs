@@ -310,7 +310,10 @@ fn resolve_module(
 /// Loads and fully validates a configuration.
 fn load_and_validate(args: &RunArgs) -> Result<(RawConfig, ValidatedConfig), CliError> {
     let raw = load_raw(args.conf.as_deref())?;
-    let registry = plugin_registry(&args.plugins, &config::plugin_dirs(&raw));
+    let mut plugins = args.plugins.clone();
+    // The configuration key and the flag are one switch: either one turns it on.
+    plugins.allow_insecure_plugins |= config::allow_insecure_plugins(&raw);
+    let registry = plugin_registry(&plugins, &config::plugin_dirs(&raw));
     let resolve = |module: &str| resolve_module(&registry, &raw.base_dir, module);
     let validated = config::validate(&raw, &resolve)?;
     Ok((raw, validated))

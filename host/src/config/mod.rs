@@ -30,7 +30,7 @@ use crate::spec::{
 };
 
 /// Top-level keys of the main schema.
-const TOP_LEVEL_KEYS: [&str; 8] = [
+const TOP_LEVEL_KEYS: [&str; 9] = [
     "type",
     "version",
     "name",
@@ -38,6 +38,7 @@ const TOP_LEVEL_KEYS: [&str; 8] = [
     "devices",
     "adminer_server",
     "plugins_dir",
+    "allow_insecure_plugins",
     "log",
 ];
 
@@ -91,6 +92,14 @@ pub fn plugin_dirs(raw: &RawConfig) -> Vec<PathBuf> {
         Some(Value::Array(dirs)) => dirs.iter().filter_map(Value::as_str).map(resolve).collect(),
         _ => Vec::new(),
     }
+}
+
+/// The configuration's `allow_insecure_plugins` (the `--allow-insecure-plugins` flag as a
+/// key): skip the plugin StrictModes checks. Read leniently, before validation, like
+/// [`plugin_dirs`]; anything but `true` is `false` (a wrongly typed value is reported by
+/// the schema).
+pub fn allow_insecure_plugins(raw: &RawConfig) -> bool {
+    raw.value.get("allow_insecure_plugins") == Some(&Value::Bool(true))
 }
 
 /// Validates a configuration completely and builds the gateway spec.

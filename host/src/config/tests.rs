@@ -293,6 +293,22 @@ fn log_section_is_read_and_hat_dict_config_is_ignored_with_a_warning() {
 }
 
 #[test]
+fn allow_insecure_plugins_is_read_before_validation_and_typed_by_the_schema() {
+    let mut value = doc(json!([]));
+    assert!(!allow_insecure_plugins(&raw(value.clone())));
+    value["allow_insecure_plugins"] = json!(true);
+    assert!(allow_insecure_plugins(&raw(value.clone())));
+    assert!(error_lines(value.clone()).is_empty());
+    value["allow_insecure_plugins"] = json!("yes");
+    assert!(!allow_insecure_plugins(&raw(value.clone())));
+    let lines = error_lines(value);
+    assert!(
+        lines.iter().any(|l| l.contains("/allow_insecure_plugins")),
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn plugin_dirs_are_relative_to_the_config_file() {
     let mut value = doc(json!([]));
     value["plugins_dir"] = json!("plugins");

@@ -4,26 +4,96 @@
 use std::io::Read as _;
 use std::path::Path;
 
+#[cfg(unix)]
+use super::error::InsecureProblem;
 use super::PluginError;
 
-/// Refuses a file or directory that group or others can write: anyone who can write
-/// it can run code inside the gateway.
+/// sshd's StrictModes for a plugin file or a plugin directory (OpenSSH's `safe_path`,
+/// which `auth.c`'s `secure_filename` uses): `path` and every directory above it up to
+/// `/` must be owned by root or by the user running the host and must not be writable
+/// by group or others; a file must be a regular file. Anyone who can write any of them
+/// can make the host load code of their choosing.
+///
+/// One difference from sshd, on purpose: sshd refuses every group/world-writable
+/// directory, sticky ones (`/tmp`, mode 1777) included. Here a sticky directory is
+/// accepted *above* the checked path (never as `path` itself or as a plugin file's own
+/// directory): other users cannot rename or remove what they do not own in a sticky
+/// directory, and the entry below it is itself checked for its owner and mode, so it
+/// cannot be swapped. That keeps a plugin directory such as `/tmp/plugins` (owned by
+/// the user, mode 0755) usable, while `/tmp` itself as a plugin directory is refused.
+///
+/// `path` must be canonical (no symlinks), as the registry passes it.
 #[cfg(unix)]
 pub(crate) fn permissions(path: &Path, what: &'static str) -> Result<(), PluginError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let metadata = std::fs::metadata(path).map_err(|source| PluginError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mode = metadata.permissions().mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(PluginError::Insecure {
-            path: path.to_owned(),
-            what,
-            mode,
-        });
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    check_path(path, what, me)?;
+    // A plugin file's own directory is a directory other users could add files to:
+    // checked like the file, with no sticky allowance.
+    let mut strict_parent = what == "file";
+    for dir in path.ancestors().skip(1) {
+        check_dir(dir, me, !strict_parent)?;
+        strict_parent = false;
     }
     Ok(())
+}
+
+/// Checks one path: regular file (for a file), owner, group/other write bits.
+#[cfg(unix)]
+fn check_path(path: &Path, what: &'static str, me: u32) -> Result<(), PluginError> {
+    let metadata = stat(path)?;
+    if what == "file" && !metadata.is_file() {
+        return Err(insecure(path, what, InsecureProblem::NotRegularFile));
+    }
+    owner_and_mode(path, what, &metadata, me, false)
+}
+
+#[cfg(unix)]
+fn check_dir(dir: &Path, me: u32, sticky_allowed: bool) -> Result<(), PluginError> {
+    let metadata = stat(dir)?;
+    owner_and_mode(dir, "directory", &metadata, me, sticky_allowed)
+}
+
+#[cfg(unix)]
+fn owner_and_mode(
+    path: &Path,
+    what: &'static str,
+    metadata: &std::fs::Metadata,
+    me: u32,
+    sticky_allowed: bool,
+) -> Result<(), PluginError> {
+    use std::os::unix::fs::MetadataExt as _;
+    let uid = metadata.uid();
+    if uid != 0 && uid != me {
+        return Err(insecure(
+            path,
+            what,
+            InsecureProblem::Owner { uid, host_uid: me },
+        ));
+    }
+    let mode = metadata.mode() & 0o7777;
+    let sticky = mode & 0o1000 != 0 && metadata.is_dir();
+    if mode & 0o022 != 0 && !(sticky && sticky_allowed) {
+        return Err(insecure(path, what, InsecureProblem::Writable { mode }));
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn stat(path: &Path) -> Result<std::fs::Metadata, PluginError> {
+    std::fs::metadata(path).map_err(|source| PluginError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(unix)]
+fn insecure(path: &Path, what: &'static str, problem: InsecureProblem) -> PluginError {
+    PluginError::Insecure {
+        path: path.to_owned(),
+        what,
+        problem,
+    }
 }
 
 /// Permission bits are not checked on this platform.

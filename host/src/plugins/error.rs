@@ -28,20 +28,22 @@ pub enum PluginError {
         /// The I/O error.
         source: std::io::Error,
     },
-    /// Other users can write the file or its directory.
+    /// The file or a directory on its path fails the StrictModes check (see
+    /// [`InsecureProblem`]).
     #[error(
-        "{}: refusing to load plugins from a {what} that other users can write (mode {mode:04o}); \
-         fix with `chmod go-w {}` (or set allow_insecure / --allow-insecure-plugins to override)",
+        "{}: refusing to load plugins: the {what} {problem}; fix with `{}`, or give \
+         --allow-insecure-plugins (configuration key allow_insecure_plugins: true) to \
+         skip this check",
         path.display(),
-        path.display()
+        problem.fix(path)
     )]
     Insecure {
         /// The file or directory.
         path: PathBuf,
         /// `file` or `directory`.
         what: &'static str,
-        /// Its permission bits.
-        mode: u32,
+        /// What is wrong with it.
+        problem: InsecureProblem,
     },
     /// The file is not a shared library (not ELF, or an ELF file of another kind).
     #[error("{}: not a shared library: {reason}", path.display())]
@@ -160,6 +162,55 @@ pub enum PluginError {
         /// The file that provides it already.
         other: PathBuf,
     },
+}
+
+/// Why a plugin file or a directory on its path is refused (sshd's StrictModes rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InsecureProblem {
+    /// Group or others can write it.
+    Writable {
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// Owned by a user that is neither root nor the one running the host.
+    Owner {
+        /// Its owner.
+        uid: u32,
+        /// The (effective) user running the host.
+        host_uid: u32,
+    },
+    /// The plugin path is not a regular file.
+    NotRegularFile,
+}
+
+impl InsecureProblem {
+    /// The command that fixes it, for `path`.
+    pub fn fix(&self, path: &std::path::Path) -> String {
+        match self {
+            Self::Writable { .. } => format!("chmod go-w {}", path.display()),
+            Self::Owner { host_uid, .. } if *host_uid != 0 => {
+                format!("chown {host_uid} {} (or chown root)", path.display())
+            }
+            Self::Owner { .. } => format!("chown root {}", path.display()),
+            Self::NotRegularFile => format!("replacing {} with a regular file", path.display()),
+        }
+    }
+}
+
+impl std::fmt::Display for InsecureProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Writable { mode } => {
+                write!(f, "is writable by group or others (mode {mode:04o})")
+            }
+            Self::Owner { uid, host_uid } => write!(
+                f,
+                "is owned by uid {uid}, neither root nor the user running gateway-host \
+                 (uid {host_uid})"
+            ),
+            Self::NotRegularFile => f.write_str("is not a regular file"),
+        }
+    }
 }
 
 fn display_dirs(dirs: &[PathBuf]) -> String {

@@ -8,8 +8,9 @@
 //! `$XDG_DATA_HOME/hat/gateway/plugins`. A `module` is a plugin name (`sim` ->
 //! `libsim.so`) searched in that order, or a path to a library file.
 //!
-//! Every file is loaded once and never unloaded. A file or directory that other users
-//! can write is refused unless `allow_insecure` is set.
+//! Every file is loaded once and never unloaded. A file, or a directory on its path up
+//! to `/`, that other users can write or that another user owns is refused (sshd's
+//! StrictModes) unless `--allow-insecure-plugins` / `allow_insecure_plugins` is set.
 //!
 //! [`DeviceFactory`]: crate::device::DeviceFactory
 
@@ -23,7 +24,7 @@ mod template;
 
 pub use adapter::LoadedPlugin;
 pub use command::{plugins_command, plugins_command_with, PluginsReport};
-pub use error::PluginError;
+pub use error::{InsecureProblem, PluginError};
 pub use log::{FALLBACK_TARGET, MAX_PLUGIN_LOG_TARGETS};
 pub use template::{new_plugin_command, write_project, ApiSource, NewPlugin, TemplateError};
 
