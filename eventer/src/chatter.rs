@@ -1,6 +1,9 @@
 //! Chatter framing (`[L][N big-endian, L bytes][SBS HatChatter.Msg]`) and the message
 //! header. Pure byte code: no sockets, drivable from tests and the fuzzer.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::sbs::{Reader, SbsError, SizeCounter, Writer};
@@ -157,6 +160,18 @@ pub enum ChatterError {
     /// The body is not a valid `HatChatter.Msg`.
     #[error("invalid chatter message: {0}")]
     InvalidMsg(#[from] crate::sbs::SbsError),
+    /// Incomplete frames of all connections sharing one [`InputBudget`] would hold
+    /// more than its limit (many peers each sending most of a large frame).
+    #[error(
+        "a frame of {frame} bytes would take the incomplete frames of all connections past \
+         the limit of {limit} bytes (max_buffered_input)"
+    )]
+    InputBudgetExceeded {
+        /// Size (prefix and body) of the frame that did not fit.
+        frame: usize,
+        /// The budget's limit.
+        limit: usize,
+    },
     /// The peer closed the stream in the middle of a frame.
     #[error("connection closed in the middle of a frame ({buffered} bytes buffered)")]
     TruncatedFrame {
@@ -251,16 +266,111 @@ fn read_header(r: &mut Reader<'_>) -> Result<(MsgHeader, String), SbsError> {
     Ok((header, r.string()?))
 }
 
-/// tokio-util codec for chatter frames with a maximum body size.
+/// Bytes that the incomplete frames of several connections may hold together: each
+/// codec takes a frame's whole size (as announced by its prefix) from the budget while
+/// the frame is incomplete and gives it back once the frame is decoded or the codec is
+/// dropped. Cheap to clone (a shared counter); equal when shared.
 #[derive(Debug, Clone)]
+pub struct InputBudget {
+    used: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl InputBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            used: Arc::new(AtomicUsize::new(0)),
+            limit,
+        }
+    }
+
+    /// The limit in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Bytes held now by incomplete frames.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    fn try_take(&self, bytes: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|total| *total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn give_back(&self, bytes: usize) {
+        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    }
+}
+
+impl PartialEq for InputBudget {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.used, &other.used) && self.limit == other.limit
+    }
+}
+
+impl Eq for InputBudget {}
+
+/// tokio-util codec for chatter frames with a maximum body size and, optionally, an
+/// [`InputBudget`] shared with other connections.
+#[derive(Debug)]
 pub struct FrameCodec {
     max_frame_size: usize,
+    budget: Option<InputBudget>,
+    /// Bytes of `budget` held for the incomplete frame at the start of the buffer.
+    held: usize,
+}
+
+impl Clone for FrameCodec {
+    /// A codec with the same settings and nothing held.
+    fn clone(&self) -> Self {
+        Self {
+            max_frame_size: self.max_frame_size,
+            budget: self.budget.clone(),
+            held: 0,
+        }
+    }
+}
+
+impl Drop for FrameCodec {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 impl FrameCodec {
     /// A codec that rejects frames whose body exceeds `max_frame_size` bytes.
     pub fn new(max_frame_size: usize) -> Self {
-        Self { max_frame_size }
+        Self {
+            max_frame_size,
+            budget: None,
+            held: 0,
+        }
+    }
+
+    /// [`FrameCodec::new`] whose incomplete frames are counted against `budget`; a
+    /// frame that does not fit ends the connection with
+    /// [`ChatterError::InputBudgetExceeded`].
+    pub fn with_budget(max_frame_size: usize, budget: Option<InputBudget>) -> Self {
+        Self {
+            max_frame_size,
+            budget,
+            held: 0,
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(budget) = &self.budget {
+            if self.held > 0 {
+                budget.give_back(self.held);
+            }
+        }
+        self.held = 0;
     }
 
     /// The configured maximum body size.
@@ -319,9 +429,21 @@ impl tokio_util::codec::Decoder for FrameCodec {
         // The size was checked against the maximum before anything is reserved.
         let total = prefix + body_len;
         if src.len() < total {
+            if let Some(budget) = &self.budget {
+                if self.held < total {
+                    if !budget.try_take(total - self.held) {
+                        return Err(ChatterError::InputBudgetExceeded {
+                            frame: total,
+                            limit: budget.limit(),
+                        });
+                    }
+                    self.held = total;
+                }
+            }
             src.reserve(total - src.len());
             return Ok(None);
         }
+        self.release();
         src.advance(prefix);
         let body = src.split_to(body_len).freeze();
         decode_msg_bytes(body).map(Some)

@@ -232,3 +232,38 @@ fn decoded_data_shares_the_frame_buffer() {
     let body_range = body.as_ptr_range();
     assert!(body_range.contains(&decoded.data.as_ptr()));
 }
+
+#[test]
+fn incomplete_frames_share_one_input_budget_and_give_it_back() {
+    let budget = InputBudget::new(150);
+    let mut first = FrameCodec::with_budget(1024, Some(budget.clone()));
+    let mut second = FrameCodec::with_budget(1024, Some(budget.clone()));
+    let frame = |len: usize| {
+        let mut out = BytesMut::new();
+        encode_frame(&sample_msg(len), &mut out);
+        out
+    };
+    // 100 data bytes: a frame of a bit more; all but its last byte arrives.
+    let whole = frame(100);
+    let mut partial = BytesMut::from(&whole[..whole.len() - 1]);
+    assert!(first.decode(&mut partial).unwrap().is_none());
+    assert_eq!(budget.used(), whole.len());
+    // The second connection's frame does not fit next to it.
+    let mut other = BytesMut::from(&whole[..10]);
+    let err = second.decode(&mut other).unwrap_err();
+    assert!(
+        matches!(err, ChatterError::InputBudgetExceeded { limit: 150, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("max_buffered_input"), "{err}");
+    // The first frame completes: its share is given back.
+    partial.extend_from_slice(&whole[whole.len() - 1..]);
+    assert_eq!(first.decode(&mut partial).unwrap().unwrap().data.len(), 100);
+    assert_eq!(budget.used(), 0);
+    // A codec dropped in the middle of a frame gives its share back too.
+    let mut again = BytesMut::from(&whole[..10]);
+    assert!(second.decode(&mut again).unwrap().is_none());
+    assert_eq!(budget.used(), whole.len());
+    drop(second);
+    assert_eq!(budget.used(), 0);
+}

@@ -98,6 +98,7 @@ impl ClientConfig {
             ping_delay: self.ping_delay,
             ping_timeout: self.ping_timeout,
             max_frame_size: self.max_frame_size,
+            ..SessionConfig::default()
         }
     }
 }

@@ -24,7 +24,7 @@
 //! [`Session::try_request`] never wait (right for fan-out to many connections, where
 //! one peer that stops reading must not hold up the others).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -33,7 +33,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::chatter::{ChatterError, DEFAULT_MAX_FRAME_SIZE};
+use bytes::Bytes;
+
+use crate::chatter::{ChatterError, InputBudget, DEFAULT_MAX_FRAME_SIZE};
 use crate::message::{EventerMsg, MessageError};
 use task::ConnectionTask;
 
@@ -65,6 +67,14 @@ pub struct SessionConfig {
     pub ping_timeout: Duration,
     /// Largest frame body accepted from the peer, in bytes.
     pub max_frame_size: usize,
+    /// Shared with other connections: what their incomplete frames may hold together
+    /// (`None`: only `max_frame_size` bounds this connection's).
+    pub input_budget: Option<InputBudget>,
+    /// Bytes that messages queued with [`Session::try_send`] / [`Session::try_request`]
+    /// and the task's write buffer may hold together; past it those calls treat the
+    /// queue as full (see [`Session::try_send`]). Answers sent with [`Session::reply`]
+    /// are not counted (one at a time per request).
+    pub max_outbound_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -73,9 +83,57 @@ impl Default for SessionConfig {
             ping_delay: Some(DEFAULT_PING_DELAY),
             ping_timeout: DEFAULT_PING_TIMEOUT,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            input_budget: None,
+            max_outbound_bytes: usize::MAX,
         }
     }
 }
+
+/// A message encoded once (its SBS `Data.data`) to be sent on many connections: every
+/// connection's queue shares the same bytes instead of holding its own copy of the
+/// message. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedMsg {
+    type_name: &'static str,
+    data: Bytes,
+}
+
+impl EncodedMsg {
+    /// Encodes `msg`.
+    pub fn new(msg: &EventerMsg) -> Self {
+        let mut data = Vec::new();
+        msg.encode(&mut data);
+        Self {
+            type_name: msg.type_name(),
+            data: Bytes::from(data),
+        }
+    }
+
+    /// `Data.type` of the message.
+    pub fn type_name(&self) -> &'static str {
+        self.type_name
+    }
+
+    /// Size of the encoded message in bytes.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// True for a message with an empty encoding (e.g. `MsgEventsAck`).
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// What a [`Command`] sends.
+#[derive(Debug)]
+enum Outgoing {
+    Msg(EventerMsg),
+    Encoded(EncodedMsg),
+}
+
+/// Frame overhead counted per queued message besides its data (prefix, header, type).
+const FRAME_OVERHEAD: usize = 64;
 
 /// Why a connection ended: the error type of the session layer.
 ///
@@ -164,10 +222,12 @@ enum Conversation {
 /// One request to the connection task.
 #[derive(Debug)]
 struct Command {
-    msg: EventerMsg,
+    msg: Outgoing,
     conversation: Conversation,
     last: bool,
     response: Option<oneshot::Sender<Inbound>>,
+    /// Counted in `Session::outbound` until the task takes the command.
+    bytes: usize,
 }
 
 type Published = Option<Arc<ConnectionError>>;
@@ -185,6 +245,26 @@ pub struct Session {
     /// Set by the connection task while it refuses commands because the socket does not
     /// take its bytes (the write buffer is above its high-water mark).
     write_blocked: Arc<AtomicBool>,
+    /// Bytes of queued commands ([`Command::bytes`]) plus the task's write buffer.
+    outbound: Arc<Outbound>,
+    max_outbound_bytes: usize,
+}
+
+/// The two halves of a connection's outbound byte count.
+#[derive(Debug, Default)]
+struct Outbound {
+    /// Counted commands not yet taken by the task.
+    queued: AtomicUsize,
+    /// The task's write buffer, as of its last loop turn.
+    buffered: AtomicUsize,
+}
+
+impl Outbound {
+    fn total(&self) -> usize {
+        self.queued
+            .load(Ordering::Relaxed)
+            .saturating_add(self.buffered.load(Ordering::Relaxed))
+    }
 }
 
 /// Why [`Session::try_send`] or [`Session::try_request`] did not queue a message.
@@ -258,6 +338,8 @@ where
     let cancel = CancellationToken::new();
     let fail_reason = Arc::new(Mutex::new(None));
     let write_blocked = Arc::new(AtomicBool::new(false));
+    let outbound = Arc::new(Outbound::default());
+    let max_outbound_bytes = config.max_outbound_bytes;
     let task = ConnectionTask::new(
         io,
         config,
@@ -266,6 +348,7 @@ where
         cancel.clone(),
         fail_reason.clone(),
         write_blocked.clone(),
+        outbound.clone(),
     );
     tokio::spawn(task.run(closed_tx).instrument(span));
     let session = Session {
@@ -274,6 +357,8 @@ where
         cancel,
         fail_reason,
         write_blocked,
+        outbound,
+        max_outbound_bytes,
     };
     (session, inbound_rx)
 }
@@ -316,15 +401,47 @@ impl Session {
     /// message is not sent ([`TryQueueError::Full`]) and the connection stays open.
     /// A queue that is full only because the connection task has not run yet is
     /// waited for.
+    ///
+    /// The queue also counts as full while the messages queued this way and the write
+    /// buffer hold [`SessionConfig::max_outbound_bytes`] or more.
     pub async fn try_send(&self, msg: EventerMsg, last: bool) -> Result<(), TryQueueError> {
-        self.try_submit(msg, last, None).await
+        let bytes = msg.encoded_len() + FRAME_OVERHEAD;
+        self.try_submit(Outgoing::Msg(msg), bytes, last, None).await
+    }
+
+    /// [`Session::try_send`] of a message encoded once for many connections.
+    pub async fn try_send_encoded(
+        &self,
+        msg: &EncodedMsg,
+        last: bool,
+    ) -> Result<(), TryQueueError> {
+        let bytes = msg.len() + FRAME_OVERHEAD;
+        self.try_submit(Outgoing::Encoded(msg.clone()), bytes, last, None)
+            .await
+    }
+
+    /// [`Session::try_request`] of a message encoded once for many connections.
+    pub async fn try_request_encoded(
+        &self,
+        msg: &EncodedMsg,
+    ) -> Result<PendingResponse, TryQueueError> {
+        let (tx, rx) = oneshot::channel();
+        let bytes = msg.len() + FRAME_OVERHEAD;
+        self.try_submit(Outgoing::Encoded(msg.clone()), bytes, false, Some(tx))
+            .await?;
+        Ok(PendingResponse {
+            rx,
+            session: self.clone(),
+        })
     }
 
     /// Queues a request like [`Session::request`], with the waiting rule of
     /// [`Session::try_send`].
     pub async fn try_request(&self, msg: EventerMsg) -> Result<PendingResponse, TryQueueError> {
         let (tx, rx) = oneshot::channel();
-        self.try_submit(msg, false, Some(tx)).await?;
+        let bytes = msg.encoded_len() + FRAME_OVERHEAD;
+        self.try_submit(Outgoing::Msg(msg), bytes, false, Some(tx))
+            .await?;
         Ok(PendingResponse {
             rx,
             session: self.clone(),
@@ -379,10 +496,11 @@ impl Session {
         response: Option<oneshot::Sender<Inbound>>,
     ) -> Result<(), Arc<ConnectionError>> {
         let command = Command {
-            msg,
+            msg: Outgoing::Msg(msg),
             conversation,
             last,
             response,
+            bytes: 0,
         };
         if self.cancel.is_cancelled() {
             return Err(self.closed().await);
@@ -395,7 +513,8 @@ impl Session {
 
     async fn try_submit(
         &self,
-        msg: EventerMsg,
+        msg: Outgoing,
+        bytes: usize,
         last: bool,
         response: Option<oneshot::Sender<Inbound>>,
     ) -> Result<(), TryQueueError> {
@@ -407,16 +526,28 @@ impl Session {
             conversation: Conversation::New,
             last,
             response,
+            bytes,
         };
         let full = || TryQueueError::Full {
-            queued: self.commands.max_capacity(),
+            queued: self.commands.max_capacity() - self.commands.capacity(),
         };
         loop {
-            command = match self.commands.try_send(command) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(TryQueueError::Closed),
-                Err(mpsc::error::TrySendError::Full(command)) => command,
-            };
+            let over_bytes = self.outbound.total().saturating_add(bytes) > self.max_outbound_bytes;
+            if !over_bytes {
+                // Counted before it is queued, so the task never subtracts first.
+                self.outbound.queued.fetch_add(bytes, Ordering::Relaxed);
+                command = match self.commands.try_send(command) {
+                    Ok(()) => return Ok(()),
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        self.outbound.queued.fetch_sub(bytes, Ordering::Relaxed);
+                        return Err(TryQueueError::Closed);
+                    }
+                    Err(mpsc::error::TrySendError::Full(command)) => {
+                        self.outbound.queued.fetch_sub(bytes, Ordering::Relaxed);
+                        command
+                    }
+                };
+            }
             // A full queue alone does not make a slow peer: with many producers on few
             // cores the connection task may simply not have run yet, while it still
             // takes commands. Only a task that refuses commands because the socket does
@@ -424,14 +555,35 @@ impl Session {
             if self.write_blocked.load(Ordering::Relaxed) {
                 return Err(full());
             }
+            if over_bytes {
+                // Nothing left for the task to take: the unsent bytes alone are over
+                // the limit, so the peer does not keep up.
+                if self.outbound.queued.load(Ordering::Relaxed) == 0 {
+                    return Err(full());
+                }
+                // The task drains the queue into its write buffer until the socket
+                // stops taking bytes (then `write_blocked`) or the bytes fit.
+                tokio::time::sleep(FULL_QUEUE_RECHECK).await;
+                if self.is_closed() {
+                    return Err(TryQueueError::Closed);
+                }
+                continue;
+            }
+            self.outbound.queued.fetch_add(bytes, Ordering::Relaxed);
             command = match self
                 .commands
                 .send_timeout(command, FULL_QUEUE_RECHECK)
                 .await
             {
                 Ok(()) => return Ok(()),
-                Err(mpsc::error::SendTimeoutError::Closed(_)) => return Err(TryQueueError::Closed),
-                Err(mpsc::error::SendTimeoutError::Timeout(command)) => command,
+                Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                    self.outbound.queued.fetch_sub(bytes, Ordering::Relaxed);
+                    return Err(TryQueueError::Closed);
+                }
+                Err(mpsc::error::SendTimeoutError::Timeout(command)) => {
+                    self.outbound.queued.fetch_sub(bytes, Ordering::Relaxed);
+                    command
+                }
             };
         }
     }

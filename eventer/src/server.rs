@@ -26,9 +26,9 @@ mod session;
 
 pub use handler::{ConnectionInfo, ServerHandler};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -39,9 +39,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::chatter::DEFAULT_MAX_FRAME_SIZE;
+use crate::chatter::{InputBudget, DEFAULT_MAX_FRAME_SIZE};
 use crate::connection::{
-    self, ConnectionError, PendingResponse, Session, SessionConfig, TryQueueError,
+    self, ConnectionError, EncodedMsg, PendingResponse, Session, SessionConfig, TryQueueError,
     DEFAULT_PING_DELAY, DEFAULT_PING_TIMEOUT,
 };
 use crate::message::EventerMsg;
@@ -60,6 +60,14 @@ pub const INIT_ERROR_CLOSE_DELAY: Duration = Duration::from_millis(500);
 /// of a subscriber that was reading all along. 4096 batches bound what one stalled
 /// client can pin before it is closed.
 pub const DEFAULT_OUTBOUND_CAPACITY: usize = 4096;
+/// Default [`ServerConfig::max_outbound_bytes`]: 16 MiB of notifications waiting for one
+/// client (besides its write buffer of about 1 MiB).
+pub const DEFAULT_MAX_OUTBOUND_BYTES: usize = 16 * 1024 * 1024;
+/// Default [`ServerConfig::max_buffered_input`]: 64 MiB of incomplete frames of all
+/// connections together (four maximum-size frames).
+pub const DEFAULT_MAX_BUFFERED_INPUT: usize = 64 * 1024 * 1024;
+/// Default [`ServerConfig::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Pause after a failed `accept` (for example too many open files) before retrying.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -68,6 +76,9 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 pub struct ServerConfig {
     /// hat's `server_token`: clients that send a token must send this one.
     pub server_token: Option<String>,
+    /// Stricter than hat: with a `server_token`, a client that sends no token is
+    /// refused too (`invalid client token`). hat admits it; `false` keeps hat's rule.
+    pub require_token: bool,
     /// Status reported to clients until [`Server::set_status`] changes it (hat's
     /// library starts in `standby`).
     pub initial_status: Status,
@@ -83,6 +94,18 @@ pub struct ServerConfig {
     /// whose queue is full when a notification must be queued is closed with
     /// [`ConnectionError::SlowConsumer`].
     pub outbound_capacity: usize,
+    /// Bytes of notifications each connection may have waiting (queued plus its write
+    /// buffer); past it the connection is closed as a slow consumer like with a full
+    /// `outbound_capacity`. Notifications share one encoding per distinct selection of
+    /// events, so this counts what the client costs at most, not a copy of its own.
+    pub max_outbound_bytes: usize,
+    /// Bytes that incomplete frames of all connections may hold together; a connection
+    /// whose frame does not fit is closed ([`crate::chatter::ChatterError::InputBudgetExceeded`]).
+    /// Each connection is also bounded by `max_frame_size`.
+    pub max_buffered_input: usize,
+    /// Open connections (initialized or not) at most; one more is accepted and closed
+    /// at once, with a warning.
+    pub max_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -95,6 +118,10 @@ impl Default for ServerConfig {
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             init_timeout: DEFAULT_INIT_TIMEOUT,
             outbound_capacity: DEFAULT_OUTBOUND_CAPACITY,
+            require_token: false,
+            max_outbound_bytes: DEFAULT_MAX_OUTBOUND_BYTES,
+            max_buffered_input: DEFAULT_MAX_BUFFERED_INPUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -110,6 +137,14 @@ pub enum ServerError {
         addr: String,
         /// The socket error.
         source: std::io::Error,
+    },
+    /// The caller's policy refuses the address (e.g. not loopback without a token).
+    #[error("refusing to listen on {addr}: {reason}")]
+    Refused {
+        /// The address as given.
+        addr: String,
+        /// Why.
+        reason: String,
     },
 }
 
@@ -130,6 +165,12 @@ struct Shared {
     notify_order: tokio::sync::Mutex<()>,
     cancel: CancellationToken,
     next_id: AtomicU64,
+    /// Incomplete frames of all connections.
+    input_budget: InputBudget,
+    /// Open connections (see [`ServerConfig::max_connections`]).
+    open: Arc<AtomicUsize>,
+    /// Connections refused for `max_connections` (logged when a power of two).
+    refused: AtomicU64,
     /// Every connection task holds a clone; `close` waits until all are dropped.
     alive: Mutex<Option<mpsc::Sender<()>>>,
     all_ended: tokio::sync::Mutex<mpsc::Receiver<()>>,
@@ -182,9 +223,13 @@ impl Server {
         local_addr: Option<SocketAddr>,
     ) -> Server {
         let (alive_tx, alive_rx) = mpsc::channel(1);
+        let input_budget = InputBudget::new(config.max_buffered_input);
         Server {
             shared: Arc::new(Shared {
                 handler,
+                input_budget,
+                open: Arc::new(AtomicUsize::new(0)),
+                refused: AtomicU64::new(0),
                 state: Mutex::new(State {
                     status: config.initial_status,
                     connections: BTreeMap::new(),
@@ -226,7 +271,10 @@ impl Server {
             ping_delay: self.shared.config.ping_delay,
             ping_timeout: self.shared.config.ping_timeout,
             max_frame_size: self.shared.config.max_frame_size,
+            input_budget: Some(self.shared.input_budget.clone()),
+            max_outbound_bytes: self.shared.config.max_outbound_bytes,
         };
+        let open = OpenGuard::new(&self.shared.open);
         let capacity = self.shared.config.outbound_capacity;
         let (session, inbound) =
             connection::spawn_with_capacity(io, config, capacity, span.clone());
@@ -234,6 +282,7 @@ impl Server {
         tokio::spawn(
             async move {
                 server.run_connection(id, peer, session, inbound).await;
+                drop(open);
                 drop(alive);
             }
             .instrument(span),
@@ -293,36 +342,50 @@ impl Server {
         let mut notified = 0;
         {
             let _order = self.shared.notify_order.lock().await;
-            let targets: Vec<(Arc<ConnectionInfo>, Session, Vec<Event>)> = {
+            // One encoding per distinct selection (by event index): subscribers that get
+            // the same events share one copy of the notify.
+            let targets: Vec<(Arc<ConnectionInfo>, Session, Vec<usize>)> = {
                 let state = self.lock_state();
                 state
                     .connections
                     .values()
                     .filter(|c| c.info.persisted == persisted)
                     .filter_map(|c| {
-                        let selected: Vec<Event> = events
+                        let selected: Vec<usize> = events
                             .iter()
-                            .filter(|e| {
+                            .enumerate()
+                            .filter(|(_, e)| {
                                 c.info.subscription.matches(&e.event_type)
                                     && c.info.server_id.is_none_or(|id| id == e.id.server)
                             })
-                            .cloned()
+                            .map(|(index, _)| index)
                             .collect();
                         (!selected.is_empty())
                             .then(|| (c.info.clone(), c.session.clone(), selected))
                     })
                     .collect()
             };
+            let mut encoded: HashMap<Vec<usize>, EncodedMsg> = HashMap::new();
             for (info, session, selected) in targets {
-                let msg = EventerMsg::EventsNotify(selected);
+                let msg = encoded
+                    .entry(selected)
+                    .or_insert_with_key(|selected| {
+                        let chosen = selected.iter().map(|&i| events[i].clone()).collect();
+                        EncodedMsg::new(&EventerMsg::EventsNotify(chosen))
+                    })
+                    .clone();
                 if with_ack {
-                    let queued = session.try_request(msg).await;
+                    let queued = session.try_request_encoded(&msg).await;
                     if let Some(pending) = queued_or_closed(&info, &session, queued) {
                         acks.push(pending);
                         notified += 1;
                     }
-                } else if queued_or_closed(&info, &session, session.try_send(msg, true).await)
-                    .is_some()
+                } else if queued_or_closed(
+                    &info,
+                    &session,
+                    session.try_send_encoded(&msg, true).await,
+                )
+                .is_some()
                 {
                     notified += 1;
                 }
@@ -374,6 +437,20 @@ impl Server {
                 () = self.shared.cancel.cancelled() => break,
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        let open = self.shared.open.load(Ordering::Relaxed);
+                        if open >= self.shared.config.max_connections {
+                            let refused = self.shared.refused.fetch_add(1, Ordering::Relaxed) + 1;
+                            if refused.is_power_of_two() {
+                                tracing::warn!(
+                                    peer = %peer,
+                                    max_connections = self.shared.config.max_connections,
+                                    refused,
+                                    "too many eventer connections: closing the new one"
+                                );
+                            }
+                            drop(stream);
+                            continue;
+                        }
                         let _ = stream.set_nodelay(true);
                         self.serve_stream(stream, peer);
                     }
@@ -409,6 +486,22 @@ fn queued_or_closed<T>(
             session.fail(ConnectionError::SlowConsumer { queued });
             None
         }
+    }
+}
+
+/// Counts one open connection for as long as it lives.
+struct OpenGuard(Arc<AtomicUsize>);
+
+impl OpenGuard {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Self(open.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -14,7 +14,9 @@ use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use super::{Command, ConnectionError, Conversation, Inbound, Published, SessionConfig};
+use super::{
+    Command, ConnectionError, Conversation, Inbound, Outbound, Outgoing, Published, SessionConfig,
+};
 use crate::chatter::{
     encode_frame, ChatterError, FrameCodec, Msg, MsgHeader, PING_TYPE, PONG_TYPE,
 };
@@ -62,10 +64,15 @@ pub(super) struct ConnectionTask<T> {
     /// Shared with the [`Session`](super::Session): true while commands are refused
     /// because the write buffer is above [`WRITE_HIGH_WATER`].
     write_blocked: Arc<AtomicBool>,
+    /// Shared with the [`Session`](super::Session): the write buffer's size is published
+    /// here, queued commands' bytes are taken off when the task takes them.
+    outbound: Arc<Outbound>,
     config: SessionConfig,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
+    // Each argument is one of the shared halves `spawn_with_capacity` wires up.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
         io: T,
         config: SessionConfig,
@@ -74,10 +81,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
         cancel: CancellationToken,
         fail_reason: Arc<Mutex<Option<ConnectionError>>>,
         write_blocked: Arc<AtomicBool>,
+        outbound: Arc<Outbound>,
     ) -> Self {
         let (reader, writer) = tokio::io::split(io);
+        let codec = FrameCodec::with_budget(config.max_frame_size, config.input_budget.clone());
         ConnectionTask {
-            reader: FramedRead::new(reader, FrameCodec::new(config.max_frame_size)),
+            reader: FramedRead::new(reader, codec),
             writer,
             write_buf: BytesMut::new(),
             commands,
@@ -90,6 +99,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
             cancel,
             fail_reason,
             write_blocked,
+            outbound,
             config,
         }
     }
@@ -120,6 +130,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
             };
             let writable = self.write_buf.len() < WRITE_HIGH_WATER;
             self.write_blocked.store(!writable, Ordering::Relaxed);
+            self.outbound
+                .buffered
+                .store(self.write_buf.len(), Ordering::Relaxed);
             let step = tokio::select! {
                 biased;
                 () = self.cancel.cancelled() => Step::Cancelled,
@@ -242,10 +255,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
 
     fn enqueue(&mut self, command: Command) {
         tracing::trace!(msg = ?command.msg, last = command.last, "sending message");
+        if command.bytes > 0 {
+            self.outbound
+                .queued
+                .fetch_sub(command.bytes, Ordering::Relaxed);
+        }
         let header = self.next_header(command.conversation, command.last);
         let id = header.id;
-        // One pass straight into the write buffer: no intermediate payload copy.
-        command.msg.encode_frame(&header, &mut self.write_buf);
+        match &command.msg {
+            // One pass straight into the write buffer: no intermediate payload copy.
+            Outgoing::Msg(msg) => msg.encode_frame(&header, &mut self.write_buf),
+            Outgoing::Encoded(encoded) => crate::chatter::encode_frame_with(
+                &header,
+                encoded.type_name,
+                encoded.data.len(),
+                |dst| dst.extend_from_slice(&encoded.data),
+                &mut self.write_buf,
+            ),
+        }
         if let Some(waiter) = command.response {
             if self.pending.len() >= PENDING_PRUNE_THRESHOLD {
                 self.pending.retain(|_, waiter| !waiter.is_closed());

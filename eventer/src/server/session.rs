@@ -123,10 +123,15 @@ impl Server {
         peer: SocketAddr,
         request: InitReq,
     ) -> Result<ConnectionInfo, String> {
-        if let Some(token) = &request.client_token {
-            if self.shared.config.server_token.as_deref() != Some(token.as_str()) {
-                return Err("invalid client token".to_owned());
-            }
+        let expected = self.shared.config.server_token.as_deref();
+        let token_ok = match (request.client_token.as_deref(), expected) {
+            // hat: a client without a token is admitted (unless `require_token`).
+            (None, _) => !(self.shared.config.require_token && expected.is_some()),
+            (Some(given), Some(expected)) => constant_time_eq(given, expected),
+            (Some(_), None) => false,
+        };
+        if !token_ok {
+            return Err("invalid client token".to_owned());
         }
         let subscription =
             Subscription::new(request.subscriptions).map_err(|err| err.to_string())?;
@@ -188,4 +193,14 @@ impl Server {
             }
         }
     }
+}
+
+/// Compares two tokens in time that depends on their lengths only, not on where they
+/// differ (a remote client must not learn the token byte by byte from timing).
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
