@@ -423,14 +423,24 @@ fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
             devices = validated.spec.devices.len(),
             "starting"
         );
-        run_gateway(validated.spec, shutdown).await
+        run_gateway(validated.spec, validated.embedded, shutdown).await
     })
 }
 
-async fn run_gateway(spec: GatewaySpec, shutdown: CancellationToken) -> Result<(), CliError> {
-    crate::runner::run(spec, shutdown)
-        .await
-        .map_err(|err| CliError::other(Context("embedded event server cannot listen", err)))
+async fn run_gateway(
+    spec: GatewaySpec,
+    embedded: crate::embedded::EmbeddedConfig,
+    shutdown: CancellationToken,
+) -> Result<(), CliError> {
+    let result = match spec.event_server {
+        // The embedded server with the configuration's limits, token and policy.
+        crate::spec::EventServerSpec::Embedded { .. } => {
+            let server = crate::embedded::EmbeddedServer::new(embedded);
+            crate::runner::run_embedded(&spec, server, shutdown).await
+        }
+        crate::spec::EventServerSpec::Remote { .. } => crate::runner::run(spec, shutdown).await,
+    };
+    result.map_err(|err| CliError::other(Context("embedded event server cannot listen", err)))
 }
 
 /// A token cancelled on the first SIGINT or SIGTERM. Must be called inside a runtime.

@@ -24,6 +24,7 @@ pub use parse::{
 pub use schema::{main_schema, DeviceSchema, HOST_DEVICE_KEYS, MAIN_SCHEMA_ID, MAIN_SCHEMA_TEXT};
 
 use crate::device::DeviceFactory;
+use crate::embedded::{EmbeddedConfig, TcpLimits};
 use crate::logging::{LogConfig, LogFormat};
 use crate::spec::{
     DeviceSpec, EventServerSpec, GatewaySpec, RestartPolicy, DEFAULT_EVENT_QUEUE_SIZE,
@@ -55,6 +56,8 @@ pub struct ValidatedConfig {
     pub log: LogConfig,
     /// Things that are accepted but not acted on (log them once logging is up).
     pub warnings: Vec<String>,
+    /// The embedded event server's settings (defaults in the other modes).
+    pub embedded: EmbeddedConfig,
 }
 
 impl std::fmt::Debug for ValidatedConfig {
@@ -155,6 +158,13 @@ pub fn validate(
         )
     })?;
     let require_operational = main.event_server.require_operational;
+    let embedded = match &main.event_server.embedded {
+        Some(document) => document
+            .server_config(&main.name)
+            .map_err(|reason| ConfigError::at(file, "/event_server/embedded", reason))?,
+        None => EmbeddedConfig::default(),
+    };
+
     let event_server = main
         .event_server
         .into_spec()
@@ -185,6 +195,7 @@ pub fn validate(
         },
         log,
         warnings,
+        embedded,
     })
 }
 
@@ -356,6 +367,70 @@ struct EmbeddedDocument {
     eventer_server: Option<AddressDocument>,
     #[serde(default)]
     enable_devices: bool,
+    token: Option<String>,
+    #[serde(default)]
+    allow_remote: bool,
+    #[serde(default)]
+    limits: LimitsDocument,
+}
+
+/// `event_server.embedded.limits`; an absent key keeps the default.
+#[derive(Deserialize, Default)]
+struct LimitsDocument {
+    retained_events: Option<usize>,
+    retained_bytes: Option<usize>,
+    max_event_types: Option<usize>,
+    max_latest_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    max_frame_size: Option<usize>,
+    max_buffered_input: Option<usize>,
+    max_outbound_bytes: Option<usize>,
+    max_outbound_messages: Option<usize>,
+}
+
+impl EmbeddedDocument {
+    /// The embedded server's settings for gateway `name`.
+    fn server_config(&self, name: &str) -> Result<EmbeddedConfig, String> {
+        let d = EmbeddedConfig::default();
+        let l = &self.limits;
+        let config = EmbeddedConfig {
+            retained_events: l.retained_events.unwrap_or(d.retained_events),
+            retained_bytes: l.retained_bytes.unwrap_or(d.retained_bytes),
+            max_event_types: l.max_event_types.unwrap_or(d.max_event_types),
+            max_latest_bytes: l.max_latest_bytes.unwrap_or(d.max_latest_bytes),
+            token: self.token.clone(),
+            allow_remote: self.allow_remote,
+            own_gateway: Some(name.to_owned()),
+            tcp: TcpLimits {
+                max_connections: l.max_connections.unwrap_or(d.tcp.max_connections),
+                max_frame_size: l.max_frame_size.unwrap_or(d.tcp.max_frame_size),
+                max_buffered_input: l.max_buffered_input.unwrap_or(d.tcp.max_buffered_input),
+                max_outbound_bytes: l.max_outbound_bytes.unwrap_or(d.tcp.max_outbound_bytes),
+                max_outbound_messages: l
+                    .max_outbound_messages
+                    .unwrap_or(d.tcp.max_outbound_messages),
+            },
+            ..d
+        };
+        if let Some(address) = &self.eventer_server {
+            let loopback = address.host == "localhost"
+                || address
+                    .host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if !loopback && !self.allow_remote {
+                return Err(format!(
+                    "eventer_server host {:?} is not a loopback address: other hosts could \
+                     connect; set allow_remote: true and a token to allow it",
+                    address.host
+                ));
+            }
+            if !loopback && self.token.is_none() {
+                return Err("allow_remote needs a token".to_owned());
+            }
+        }
+        Ok(config)
+    }
 }
 
 #[derive(Deserialize)]

@@ -171,6 +171,74 @@ fn embedded_mode_builds_the_spec() {
 }
 
 #[test]
+fn embedded_limits_token_and_remote_policy() {
+    let embedded = |e: Value| json!({"name": "gw", "event_server": {"embedded": e}, "devices": []});
+    let config = validate(
+        &raw(embedded(json!({
+            "token": "t0k",
+            "limits": {"max_event_types": 10, "retained_bytes": 2048, "max_connections": 3,
+                       "max_frame_size": 4096, "max_buffered_input": 8192,
+                       "max_outbound_bytes": 1024, "max_outbound_messages": 5,
+                       "retained_events": 7, "max_latest_bytes": 4096}
+        }))),
+        &resolver,
+    )
+    .unwrap();
+    let e = config.embedded;
+    assert_eq!(e.token.as_deref(), Some("t0k"));
+    assert_eq!(e.own_gateway.as_deref(), Some("gw"));
+    assert_eq!(
+        (
+            e.max_event_types,
+            e.retained_bytes,
+            e.retained_events,
+            e.max_latest_bytes
+        ),
+        (10, 2048, 7, 4096)
+    );
+    assert_eq!(
+        e.tcp,
+        crate::embedded::TcpLimits {
+            max_connections: 3,
+            max_frame_size: 4096,
+            max_buffered_input: 8192,
+            max_outbound_bytes: 1024,
+            max_outbound_messages: 5,
+        }
+    );
+    // Not loopback: refused without allow_remote, and allow_remote needs a token.
+    let remote = |extra: Value| {
+        let mut e = json!({"eventer_server": {"host": "0.0.0.0", "port": 23012}});
+        e.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        error_lines(embedded(e))
+    };
+    let lines = remote(json!({}));
+    assert!(
+        lines.len() == 1
+            && lines[0].contains("/event_server/embedded")
+            && lines[0].contains("allow_remote"),
+        "{lines:?}"
+    );
+    let lines = remote(json!({"allow_remote": true}));
+    assert!(
+        lines.len() == 1 && lines[0].contains("needs a token"),
+        "{lines:?}"
+    );
+    assert!(remote(json!({"allow_remote": true, "token": "x"})).is_empty());
+    // Loopback and localhost need neither.
+    let local = json!({"eventer_server": {"host": "localhost", "port": 1}});
+    assert!(error_lines(embedded(local)).is_empty());
+    // A limit of 0 is a schema error.
+    let zero = error_lines(embedded(json!({"limits": {"max_connections": 0}})));
+    assert!(
+        zero.iter().any(|l| l.contains("/limits/max_connections")),
+        "{zero:?}"
+    );
+}
+
+#[test]
 fn plugin_load_failure_names_the_module_pointer() {
     assert_eq!(
         error_lines(doc(json!([{"module": "nope", "name": "d"}]))),

@@ -16,6 +16,7 @@ mod tests;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use gateway_eventer::server as eventer_server;
 use gateway_model::client::{BoxFuture, ClientError, EventClient, Notification};
 use gateway_model::{
     Event, EventType, InvalidQueryType, Payload, QueryParams, QueryResult, RegisterEvent, Status,
@@ -23,7 +24,7 @@ use gateway_model::{
 };
 use tokio::sync::mpsc;
 
-pub use store::EventStore;
+pub use store::{EventStore, StoreLimit, StoreLimits};
 pub use tcp::TcpListenerHandle;
 
 /// Notifications buffered per local connection. A connection that falls this far
@@ -35,15 +36,80 @@ pub const LOCAL_NOTIFY_CAPACITY: usize = 1024;
 pub const QUERY_LOG_CAPACITY: usize = 256;
 
 /// Embedded server settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EmbeddedConfig {
     /// `server` part of every event id.
     pub server_id: i64,
     /// Events kept for timeseries / server queries.
     pub retained_events: usize,
+    /// Estimated bytes kept for timeseries / server queries (`retained_bytes`).
+    pub retained_bytes: usize,
+    /// Distinct event types at most (`max_event_types`); a request that would add more
+    /// is answered `failure`.
+    pub max_event_types: usize,
+    /// Estimated bytes of the latest event of every type at most (`max_latest_bytes`).
+    pub max_latest_bytes: usize,
     /// hat's rule: answer register requests with `failure` unless `operational`.
     /// Tests of status changes turn it off to see the gateway's `running=false`.
     pub refuse_registers_unless_operational: bool,
+    /// Token every TCP client must send (`token`); `None`: clients send none.
+    pub token: Option<String>,
+    /// Listen on addresses other than loopback (`allow_remote`); needs a `token`.
+    pub allow_remote: bool,
+    /// The gateway whose output event types (`gateway/<name>/?/?/gateway/...`) TCP
+    /// clients may not register (the daemon sets its own name); `None` protects none,
+    /// so another gateway can use this server over TCP under its own name.
+    pub own_gateway: Option<String>,
+    /// Limits of the TCP side (connections, frames, buffered input, outbound bytes).
+    pub tcp: TcpLimits,
+}
+
+/// Limits of the embedded server's TCP side (`event_server.embedded.limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpLimits {
+    /// Open TCP connections at most (`max_connections`).
+    pub max_connections: usize,
+    /// Largest frame accepted from a client, in bytes (`max_frame_size`).
+    pub max_frame_size: usize,
+    /// Bytes the incomplete frames of all TCP connections may hold (`max_buffered_input`).
+    pub max_buffered_input: usize,
+    /// Notifications waiting for one client, in bytes (`max_outbound_bytes`).
+    pub max_outbound_bytes: usize,
+    /// Notifications waiting for one client, in messages (`max_outbound_messages`).
+    pub max_outbound_messages: usize,
+}
+
+impl Default for TcpLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: eventer_server::DEFAULT_MAX_CONNECTIONS,
+            max_frame_size: gateway_eventer::chatter::DEFAULT_MAX_FRAME_SIZE,
+            max_buffered_input: eventer_server::DEFAULT_MAX_BUFFERED_INPUT,
+            max_outbound_bytes: eventer_server::DEFAULT_MAX_OUTBOUND_BYTES,
+            max_outbound_messages: eventer_server::DEFAULT_OUTBOUND_CAPACITY,
+        }
+    }
+}
+
+impl std::fmt::Debug for EmbeddedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedConfig")
+            .field("server_id", &self.server_id)
+            .field("retained_events", &self.retained_events)
+            .field("retained_bytes", &self.retained_bytes)
+            .field("max_event_types", &self.max_event_types)
+            .field("max_latest_bytes", &self.max_latest_bytes)
+            .field(
+                "refuse_registers_unless_operational",
+                &self.refuse_registers_unless_operational,
+            )
+            // Never the token itself.
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .field("allow_remote", &self.allow_remote)
+            .field("own_gateway", &self.own_gateway)
+            .field("tcp", &self.tcp)
+            .finish()
+    }
 }
 
 impl Default for EmbeddedConfig {
@@ -51,7 +117,25 @@ impl Default for EmbeddedConfig {
         Self {
             server_id: 1,
             retained_events: store::DEFAULT_RETAINED_EVENTS,
+            retained_bytes: store::DEFAULT_RETAINED_BYTES,
+            max_event_types: store::DEFAULT_MAX_EVENT_TYPES,
+            max_latest_bytes: store::DEFAULT_MAX_LATEST_BYTES,
             refuse_registers_unless_operational: true,
+            token: None,
+            allow_remote: false,
+            own_gateway: None,
+            tcp: TcpLimits::default(),
+        }
+    }
+}
+
+impl EmbeddedConfig {
+    fn store_limits(&self) -> StoreLimits {
+        StoreLimits {
+            retained_events: self.retained_events,
+            retained_bytes: self.retained_bytes,
+            max_event_types: self.max_event_types,
+            max_latest_bytes: self.max_latest_bytes,
         }
     }
 }
@@ -118,7 +202,7 @@ impl std::fmt::Debug for EmbeddedServer {
 impl EmbeddedServer {
     /// A server with an empty store, status `operational`.
     pub fn new(config: EmbeddedConfig) -> Self {
-        let store = EventStore::new(config.server_id, config.retained_events);
+        let store = EventStore::with_limits(config.server_id, config.store_limits());
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -227,14 +311,23 @@ impl EmbeddedServer {
         before != state.local.len()
     }
 
-    /// Registers one request (one session). `None` = hat's `failure` answer (the
-    /// server is not operational and registrations need it).
+    /// Registers one request (one session). `None` = hat's `failure` answer: the
+    /// server is not operational and registrations need it, or the request would take
+    /// the store past `max_event_types` / `max_latest_bytes` (logged at WARN).
     pub async fn register(&self, events: Vec<RegisterEvent>) -> Option<Vec<Event>> {
         let (stored, queued) = {
             let mut state = self.state();
             if self.inner.config.refuse_registers_unless_operational
                 && state.status != Status::Operational
             {
+                return None;
+            }
+            if let Err(limit) = state.store.check_limits(&events) {
+                tracing::warn!(
+                    reason = %limit,
+                    event_types = state.store.event_types(),
+                    "embedded event server: register request refused"
+                );
                 return None;
             }
             let stored = state.store.register(events);
@@ -271,6 +364,11 @@ impl EmbeddedServer {
         tcp::queued(queued).await;
         // The listener tasks drop their share before saying done: no copy then.
         Some(Arc::try_unwrap(stored).unwrap_or_else(|shared| shared.as_ref().clone()))
+    }
+
+    /// Distinct event types stored.
+    pub fn event_types(&self) -> usize {
+        self.state().store.event_types()
     }
 
     /// Answers a query.

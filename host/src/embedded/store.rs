@@ -18,6 +18,73 @@ pub const MAX_QUERY_RESULTS: usize = 4096;
 /// forgotten (the latest event of every type is always kept).
 pub const DEFAULT_RETAINED_EVENTS: usize = 1_000_000;
 
+/// Default [`EventStore::max_event_types`]: distinct event types (the latest index) at
+/// most; a request that would add more is refused.
+pub const DEFAULT_MAX_EVENT_TYPES: usize = 100_000;
+
+/// Default bytes (estimated, see [`event_size`]) of the retained history; older events
+/// are forgotten past it, as past [`DEFAULT_RETAINED_EVENTS`].
+pub const DEFAULT_RETAINED_BYTES: usize = 256 * 1024 * 1024;
+
+/// Default bytes (estimated) of the latest index (one event per type); a request that
+/// would take it past this is refused.
+pub const DEFAULT_MAX_LATEST_BYTES: usize = 256 * 1024 * 1024;
+
+/// Bookkeeping bytes counted per stored event besides its type and payload.
+const EVENT_OVERHEAD: usize = 160;
+
+/// Estimated memory of one stored event: type segments, payload and bookkeeping.
+pub fn event_size(event: &Event) -> usize {
+    let segments: usize = event.event_type.iter().map(|s| s.len() + 24).sum();
+    let payload = match &event.payload {
+        None => 0,
+        Some(gateway_model::Payload::Json(text)) => text.as_str().len(),
+        Some(gateway_model::Payload::Binary { type_name, data }) => type_name.len() + data.len(),
+    };
+    EVENT_OVERHEAD + segments + payload
+}
+
+/// Why [`EventStore::check_limits`] refuses a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreLimit {
+    /// More distinct event types than `max_event_types`.
+    #[error("the request would store more than max_event_types = {limit} distinct event types")]
+    EventTypes {
+        /// The limit.
+        limit: usize,
+    },
+    /// The latest index would hold more than `max_latest_bytes`.
+    #[error("the request would take the latest events past max_latest_bytes = {limit} bytes")]
+    LatestBytes {
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// The store's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Events kept for timeseries / server queries.
+    pub retained_events: usize,
+    /// Estimated bytes kept for timeseries / server queries.
+    pub retained_bytes: usize,
+    /// Distinct event types at most.
+    pub max_event_types: usize,
+    /// Estimated bytes of the latest index at most.
+    pub max_latest_bytes: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        Self {
+            retained_events: DEFAULT_RETAINED_EVENTS,
+            retained_bytes: DEFAULT_RETAINED_BYTES,
+            max_event_types: DEFAULT_MAX_EVENT_TYPES,
+            max_latest_bytes: DEFAULT_MAX_LATEST_BYTES,
+        }
+    }
+}
+
 /// Events in registration order plus the latest event of each type.
 ///
 /// Each event is stored once and shared by both indexes: with thousands of devices the
@@ -28,8 +95,13 @@ pub struct EventStore {
     server_id: i64,
     session: i64,
     retained: usize,
+    limits: StoreLimits,
     events: VecDeque<Arc<Event>>,
+    /// Estimated bytes of `events`.
+    events_bytes: usize,
     latest: HashSet<ByType>,
+    /// Estimated bytes of `latest`.
+    latest_bytes: usize,
 }
 
 /// A stored event hashed and compared by its type, so the latest index needs no key
@@ -61,13 +133,65 @@ impl Borrow<[String]> for ByType {
 impl EventStore {
     /// An empty store for `server_id`, keeping at most `retained` events.
     pub fn new(server_id: i64, retained: usize) -> Self {
+        Self::with_limits(
+            server_id,
+            StoreLimits {
+                retained_events: retained,
+                ..StoreLimits::default()
+            },
+        )
+    }
+
+    /// An empty store for `server_id` with `limits`.
+    pub fn with_limits(server_id: i64, limits: StoreLimits) -> Self {
         Self {
             server_id,
             session: 0,
-            retained: retained.max(1),
+            retained: limits.retained_events.max(1),
+            limits,
             events: VecDeque::new(),
+            events_bytes: 0,
             latest: HashSet::new(),
+            latest_bytes: 0,
         }
+    }
+
+    /// Distinct event types stored (the latest index).
+    pub fn event_types(&self) -> usize {
+        self.latest.len()
+    }
+
+    /// Events retained for timeseries / server queries.
+    pub fn retained(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Checks that storing `events` keeps the latest index within
+    /// [`StoreLimits::max_event_types`] and [`StoreLimits::max_latest_bytes`] (the
+    /// history is trimmed instead, never refused).
+    pub fn check_limits(&self, events: &[RegisterEvent]) -> Result<(), StoreLimit> {
+        let mut new_types: HashSet<&[String]> = HashSet::new();
+        let mut added_bytes = 0usize;
+        for event in events {
+            let size = EVENT_OVERHEAD
+                + event.event_type.iter().map(|s| s.len() + 24).sum::<usize>()
+                + event.payload.as_ref().map_or(0, payload_len);
+            added_bytes = added_bytes.saturating_add(size);
+            if !self.latest.contains(event.event_type.as_slice()) {
+                new_types.insert(&event.event_type);
+            }
+        }
+        if self.latest.len() + new_types.len() > self.limits.max_event_types {
+            return Err(StoreLimit::EventTypes {
+                limit: self.limits.max_event_types,
+            });
+        }
+        if self.latest_bytes.saturating_add(added_bytes) > self.limits.max_latest_bytes {
+            return Err(StoreLimit::LatestBytes {
+                limit: self.limits.max_latest_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Registers one request as one session: ids `(server, session, 1..n)` in request
@@ -95,11 +219,23 @@ impl EventStore {
             .collect();
         for event in &stored {
             let shared = Arc::new(event.clone());
-            self.latest.replace(ByType(shared.clone()));
-            if self.events.len() >= self.retained {
-                self.events.pop_front();
+            let size = event_size(event);
+            if let Some(ByType(old)) = self.latest.replace(ByType(shared.clone())) {
+                self.latest_bytes = self.latest_bytes.saturating_sub(event_size(&old));
             }
+            self.latest_bytes += size;
             self.events.push_back(shared);
+            self.events_bytes += size;
+            while self.events.len() > self.retained
+                || (self.events_bytes > self.limits.retained_bytes && self.events.len() > 1)
+            {
+                match self.events.pop_front() {
+                    Some(old) => {
+                        self.events_bytes = self.events_bytes.saturating_sub(event_size(&old));
+                    }
+                    None => break,
+                }
+            }
         }
         stored
     }
@@ -176,6 +312,13 @@ impl EventStore {
             .filter(|e| e.id > after)
             .collect();
         limit(events, params.max_results)
+    }
+}
+
+fn payload_len(payload: &gateway_model::Payload) -> usize {
+    match payload {
+        gateway_model::Payload::Json(text) => text.as_str().len(),
+        gateway_model::Payload::Binary { type_name, data } => type_name.len() + data.len(),
     }
 }
 
@@ -272,6 +415,68 @@ mod tests {
             ..params
         }));
         assert_eq!(next.events[0].id.session, 3);
+    }
+
+    #[test]
+    fn new_event_types_past_the_limit_are_refused_known_ones_accepted() {
+        let mut store = EventStore::with_limits(
+            1,
+            StoreLimits {
+                max_event_types: 2,
+                ..StoreLimits::default()
+            },
+        );
+        store.register(vec![reg("a", 1), reg("b", 2)]);
+        assert_eq!(
+            store.check_limits(&[reg("c", 3)]),
+            Err(StoreLimit::EventTypes { limit: 2 })
+        );
+        assert_eq!(store.check_limits(&[reg("a", 3), reg("b", 4)]), Ok(()));
+        assert_eq!(store.event_types(), 2);
+    }
+
+    #[test]
+    fn latest_bytes_past_the_limit_are_refused() {
+        let store = EventStore::with_limits(
+            1,
+            StoreLimits {
+                max_latest_bytes: 1000,
+                ..StoreLimits::default()
+            },
+        );
+        let big = RegisterEvent::json(t("a"), serde_json::json!("x".repeat(2000)));
+        assert_eq!(
+            store.check_limits(&[big]),
+            Err(StoreLimit::LatestBytes { limit: 1000 })
+        );
+    }
+
+    #[test]
+    fn history_is_trimmed_to_retained_bytes() {
+        let mut store = EventStore::with_limits(
+            1,
+            StoreLimits {
+                retained_bytes: 10_000,
+                ..StoreLimits::default()
+            },
+        );
+        for i in 0..1000 {
+            store.register(vec![reg("a", i)]);
+        }
+        let per_event = event_size(
+            &store
+                .query(&QueryParams::Latest(QueryLatestParams {
+                    event_types: None,
+                }))
+                .events[0],
+        );
+        assert!(
+            store.retained() <= 10_000 / per_event,
+            "{}",
+            store.retained()
+        );
+        assert!(store.retained() >= 10_000 / per_event - 1);
+        assert_eq!(store.event_types(), 1);
     }
 
     #[test]

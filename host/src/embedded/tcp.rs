@@ -104,6 +104,11 @@ impl TcpListenerHandle {
         self.server.local_addr()
     }
 
+    /// Initialized TCP connections now.
+    pub fn connection_count(&self) -> usize {
+        self.server.connection_infos().len()
+    }
+
     /// Stops listening and closes every TCP connection.
     pub async fn close(self) {
         self.embedded
@@ -149,9 +154,25 @@ impl ServerHandler for TcpHandler {
     fn register<'a>(
         &'a self,
         _server: &'a Server,
-        _info: &'a eventer_server::ConnectionInfo,
+        info: &'a eventer_server::ConnectionInfo,
         events: Vec<RegisterEvent>,
     ) -> BoxFuture<'a, Option<Vec<Event>>> {
+        let own = self.embedded.inner.config.own_gateway.as_deref();
+        let forged = own.and_then(|own| {
+            events
+                .iter()
+                .find(|e| is_gateway_output(&e.event_type, own))
+        });
+        if let Some(forged) = forged {
+            tracing::warn!(
+                client_name = %info.client_name,
+                peer = %info.peer,
+                event_type = %forged.event_type.join("/"),
+                "register refused: gateway output event types are registered only by the \
+                 gateway itself, not by TCP clients"
+            );
+            return Box::pin(async { None });
+        }
         // The embedded server notifies every TCP connection before returning, so the
         // notify is ahead of the register response on the wire, as with hat.
         Box::pin(self.embedded.register(events))
@@ -167,20 +188,81 @@ impl ServerHandler for TcpHandler {
     }
 }
 
+/// `gateway/<own>/<device type>/<device>/gateway/...`: what gateway `own` registers
+/// about its devices (`running` and the devices' own outputs).
+pub(crate) fn is_gateway_output(event_type: &[String], own: &str) -> bool {
+    event_type.len() >= 5
+        && event_type[0] == "gateway"
+        && event_type[1] == own
+        && event_type[4] == "gateway"
+}
+
+/// Refuses a listen address that is not loopback unless `allow_remote`, and
+/// `allow_remote` without a token.
+async fn check_listen_address(
+    addr: &str,
+    allow_remote: bool,
+    token: Option<&str>,
+) -> Result<(), eventer_server::ServerError> {
+    let refused = |reason: String| eventer_server::ServerError::Refused {
+        addr: addr.to_owned(),
+        reason,
+    };
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host(addr)
+        .await
+        .map_err(|source| eventer_server::ServerError::Bind {
+            addr: addr.to_owned(),
+            source,
+        })?
+        .collect();
+    let remote: Vec<SocketAddr> = resolved
+        .into_iter()
+        .filter(|a| !a.ip().is_loopback())
+        .collect();
+    if remote.is_empty() {
+        return Ok(());
+    }
+    if !allow_remote {
+        return Err(refused(format!(
+            "{remote:?} is not a loopback address: other hosts could connect; set \
+             event_server.embedded.allow_remote: true and a token to allow it"
+        )));
+    }
+    if token.is_none() {
+        return Err(refused(
+            "allow_remote needs a token (event_server.embedded.token)".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 impl EmbeddedServer {
     /// Serves the Eventer protocol on `addr` (e.g. `127.0.0.1:0`) with hat's default
-    /// keepalive; `server_token` as hat's `server_token`.
+    /// keepalive and the configured [`TcpLimits`](super::TcpLimits). The token is
+    /// `server_token`, else the configured one; with a token, clients that send none
+    /// are refused too (stricter than hat). An address that is not loopback is refused
+    /// unless `allow_remote` is configured, and then only with a token.
     pub async fn listen(
         &self,
         addr: &str,
         server_token: Option<String>,
     ) -> Result<TcpListenerHandle, eventer_server::ServerError> {
+        let settings = &self.inner.config;
+        let server_token = server_token.or_else(|| settings.token.clone());
+        check_listen_address(addr, settings.allow_remote, server_token.as_deref()).await?;
         let handler = Arc::new(TcpHandler {
             embedded: self.clone(),
         });
+        let limits = settings.tcp;
         let config = ServerConfig {
+            require_token: server_token.is_some(),
             server_token,
             initial_status: self.status(),
+            max_connections: limits.max_connections,
+            max_frame_size: limits.max_frame_size,
+            max_buffered_input: limits.max_buffered_input,
+            max_outbound_bytes: limits.max_outbound_bytes,
+            outbound_capacity: limits.max_outbound_messages,
             ..ServerConfig::default()
         };
         let server = Server::listen(addr, handler, config).await?;
