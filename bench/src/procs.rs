@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 /// Where the binaries and the venv are.
 #[derive(Debug, Clone)]
-pub struct Tools {
+pub(crate) struct Tools {
     /// Directory holding `gateway-host` and `libsim.so`.
     pub bin_dir: PathBuf,
     /// The Python venv with hat-event and hat-gateway.
@@ -23,7 +23,7 @@ pub struct Tools {
 }
 
 /// A child process killed on drop.
-pub struct Proc {
+pub(crate) struct Proc {
     /// What it is, for messages.
     pub label: String,
     child: Child,
@@ -47,12 +47,12 @@ impl Proc {
     }
 
     /// The process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// User + system CPU seconds used so far.
-    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+    pub(crate) fn cpu_seconds(&self) -> anyhow::Result<f64> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
         // Fields after the parenthesised command name; utime and stime are the 14th and
         // 15th fields of the whole line, i.e. the 12th and 13th after the name.
@@ -67,7 +67,7 @@ impl Proc {
     }
 
     /// Peak resident set size (VmHWM) in MiB.
-    pub fn peak_rss_mib(&self) -> anyhow::Result<f64> {
+    pub(crate) fn peak_rss_mib(&self) -> anyhow::Result<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
         let line = status
             .lines()
@@ -82,7 +82,7 @@ impl Proc {
     }
 
     /// Fails when the process has already exited.
-    pub fn check_alive(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!("{} exited early with {status}", self.label);
         }
@@ -103,13 +103,13 @@ fn clock_ticks() -> f64 {
 }
 
 /// A loopback port that was free a moment ago.
-pub fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
 /// Waits until `addr` accepts TCP connections or `proc` dies.
-pub async fn wait_listening(addr: SocketAddr, proc: &mut Proc) -> anyhow::Result<()> {
+pub(crate) async fn wait_listening(addr: SocketAddr, proc: &mut Proc) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -131,7 +131,7 @@ impl Tools {
     }
 
     /// Starts the real hat-event-server with the LMDB backend on `port`.
-    pub async fn hat_event_server(&self, label: &str, port: u16) -> anyhow::Result<Proc> {
+    pub(crate) async fn hat_event_server(&self, label: &str, port: u16) -> anyhow::Result<Proc> {
         let db = self.work_dir.join(format!("{label}.db"));
         let _ = std::fs::remove_dir_all(&db);
         let _ = std::fs::remove_file(&db);
@@ -165,7 +165,7 @@ impl Tools {
 
     /// Starts gateway-host. `server` is `None` for the embedded server listening on
     /// `port`, or the port of a remote event server.
-    pub async fn gateway_host(
+    pub(crate) async fn gateway_host(
         &self,
         label: &str,
         remote_port: Option<u16>,
@@ -202,7 +202,12 @@ impl Tools {
     }
 
     /// Starts Python hat-gateway 0.6.48 against the event server on `port`.
-    pub fn hat_gateway(&self, label: &str, port: u16, devices: &[Value]) -> anyhow::Result<Proc> {
+    pub(crate) fn hat_gateway(
+        &self,
+        label: &str,
+        port: u16,
+        devices: &[Value],
+    ) -> anyhow::Result<Proc> {
         let conf = json!({
             "name": "gw1",
             "event_server": {"eventer_server": {"host": "127.0.0.1", "port": port}},

@@ -14,14 +14,14 @@ use tokio::sync::mpsc;
 use crate::procs::{free_port, Proc, Tools};
 
 /// Events per register request of the floor client (the sim devices use the same).
-pub const BATCH: usize = 1000;
+pub(crate) const BATCH: usize = 1000;
 
 /// Longest a single wait may take before the scenario is reported as failed.
 const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
 /// Which gateway implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Gateway {
+pub(crate) enum Gateway {
     /// gateway-host with the `sim` plugin (4-segment prefix).
     Host,
     /// Python hat-gateway 0.6.48 with `bench/py/hat_sim_device.py` (3-segment prefix).
@@ -115,7 +115,7 @@ async fn enable_and_wait(port: u16, gateway: Gateway, device: &str) -> anyhow::R
 
 /// Result of one throughput or floor run.
 #[derive(Debug, Clone)]
-pub struct Throughput {
+pub(crate) struct Throughput {
     /// Data events the subscriber counted.
     pub events: u64,
     /// Seconds from the burst request to the completion event.
@@ -126,12 +126,12 @@ pub struct Throughput {
 
 impl Throughput {
     /// Events per second.
-    pub fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         self.events as f64 / self.seconds
     }
 
     /// As JSON.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({"events": self.events, "seconds": self.seconds, "events_per_s": self.rate(),
                "cpu_s_per_100k_events": self.cpu_per_100k})
     }
@@ -170,7 +170,7 @@ async fn burst_subscriber(
 
 /// A `sim` device's burst of `count` events, counted by a separate subscriber.
 /// `server_port` is the event server; `gateway` is the gateway process to charge CPU to.
-pub async fn burst(
+pub(crate) async fn burst(
     server_port: u16,
     kind: Gateway,
     gateway: &Proc,
@@ -198,7 +198,7 @@ pub async fn burst(
 }
 
 /// The floor: the same events registered straight into the server by one client.
-pub async fn floor(server_port: u16, count: u64) -> anyhow::Result<Throughput> {
+pub(crate) async fn floor(server_port: u16, count: u64) -> anyhow::Result<Throughput> {
     let prefix = Gateway::Host.prefix("floor");
     let (_sub, mut rx) = burst_subscriber(server_port, &prefix).await?;
     let (ctl, _ctl_rx) = connect(server_port, "bench/floor", vec![]).await?;
@@ -237,7 +237,7 @@ pub async fn floor(server_port: u16, count: u64) -> anyhow::Result<Throughput> {
 
 /// Latency percentiles of sequential write commands, in milliseconds.
 #[derive(Debug, Clone)]
-pub struct RoundTrip {
+pub(crate) struct RoundTrip {
     /// Commands sent.
     pub count: usize,
     /// Median.
@@ -250,13 +250,13 @@ pub struct RoundTrip {
 
 impl RoundTrip {
     /// As JSON.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({"count": self.count, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms, "max_ms": self.max_ms})
     }
 }
 
 /// `count` sequential `write` commands, each timed until its result event arrives.
-pub async fn round_trip(
+pub(crate) async fn round_trip(
     server_port: u16,
     kind: Gateway,
     count: usize,
@@ -297,7 +297,7 @@ pub async fn round_trip(
 
 /// Result of a scale run.
 #[derive(Debug, Clone)]
-pub struct Scale {
+pub(crate) struct Scale {
     /// Devices configured and enabled.
     pub devices: usize,
     /// Seconds from process start until every `running=true` was seen.
@@ -308,7 +308,7 @@ pub struct Scale {
 
 impl Scale {
     /// As JSON.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({"devices": self.devices, "seconds_to_all_running": self.seconds, "peak_rss_mib": self.peak_rss_mib})
     }
 }
@@ -338,7 +338,7 @@ async fn wait_all_running(
 
 /// `count` devices, all enabled beforehand on a real hat-event server: time from the
 /// gateway's start until every `running=true` has been seen, and its peak RSS.
-pub async fn scale_on_server(
+pub(crate) async fn scale_on_server(
     tools: &Tools,
     server_port: u16,
     kind: Gateway,
@@ -375,7 +375,7 @@ pub async fn scale_on_server(
 }
 
 /// `count` devices on gateway-host's embedded server with `enable_devices: true`.
-pub async fn scale_embedded(tools: &Tools, count: usize) -> anyhow::Result<Scale> {
+pub(crate) async fn scale_embedded(tools: &Tools, count: usize) -> anyhow::Result<Scale> {
     let names = device_names(count);
     let confs: Vec<Value> = names.iter().map(|n| Gateway::Host.device_conf(n)).collect();
     let port = free_port()?;
