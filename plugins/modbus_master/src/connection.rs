@@ -87,6 +87,14 @@ pub struct ConnectionHandle {
     closed: CancellationToken,
 }
 
+impl std::fmt::Debug for ConnectionHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionHandle")
+            .field("closed", &self.closed.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
 impl ConnectionHandle {
     /// Queues a request and waits for its outcome. Dropping the future abandons the
     /// request (it is skipped if not yet sent).

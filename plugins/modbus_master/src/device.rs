@@ -40,6 +40,16 @@ pub struct Shared {
     client: Arc<dyn EventClient>,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("types", &self.types)
+            .field("groups", &self.groups)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Shared {
     /// Registers events; a failure is logged (the host notices a dead event client).
     pub async fn register(&self, events: Vec<RegisterEvent>) {
@@ -55,6 +65,16 @@ pub struct MasterDevice {
     types: EventTypes,
     cancel: CancellationToken,
     finished: CancellationToken,
+}
+
+impl std::fmt::Debug for MasterDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MasterDevice")
+            .field("types", &self.types)
+            .field("cancelled", &self.cancel.is_cancelled())
+            .field("finished", &self.finished.is_cancelled())
+            .finish_non_exhaustive()
+    }
 }
 
 impl MasterDevice {

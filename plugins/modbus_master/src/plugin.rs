@@ -8,6 +8,7 @@ use gateway_plugin_api::sdk::{Context, Device, Error};
 use crate::device::MasterDevice;
 
 /// A `modbus_master` device as the SDK sees it.
+#[derive(Debug)]
 pub struct ModbusMasterDevice {
     inner: Arc<MasterDevice>,
 }

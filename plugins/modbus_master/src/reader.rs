@@ -21,6 +21,15 @@ pub struct Reader {
     task: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for Reader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("cancelled", &self.cancel.is_cancelled())
+            .field("finished", &self.task.is_finished())
+            .finish()
+    }
+}
+
 impl Reader {
     /// Starts polling remote device number `index` of the configuration.
     pub fn start(shared: Arc<Shared>, index: usize, conn: ConnectionHandle) -> Self {

@@ -75,6 +75,16 @@ pub struct Shared {
     next_connection: AtomicU64,
 }
 
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("types", &self.types)
+            .field("request_prefix", &self.request_prefix)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Shared {
     /// Registers events; a failure is logged (the host notices a dead event client).
     pub async fn register(&self, events: Vec<RegisterEvent>) {
@@ -198,6 +208,17 @@ pub struct SlaveDevice {
     local_addr: Option<SocketAddr>,
     cancel: CancellationToken,
     finished: CancellationToken,
+}
+
+impl std::fmt::Debug for SlaveDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlaveDevice")
+            .field("shared", &self.shared)
+            .field("local_addr", &self.local_addr)
+            .field("cancelled", &self.cancel.is_cancelled())
+            .field("finished", &self.finished.is_cancelled())
+            .finish()
+    }
 }
 
 impl SlaveDevice {

@@ -8,6 +8,7 @@ use gateway_plugin_api::sdk::{Context, Device, Error};
 use crate::device::SlaveDevice;
 
 /// A `modbus_slave` device as the SDK sees it.
+#[derive(Debug)]
 pub struct ModbusSlaveDevice {
     inner: Arc<SlaveDevice>,
 }

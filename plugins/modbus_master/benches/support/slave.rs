@@ -19,10 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Environment variable that turns the benchmark binary into the slave; its value is
 /// `static` or `changing`.
-pub const SLAVE_ENV: &str = "MODBUS_BENCH_SLAVE";
+pub(crate) const SLAVE_ENV: &str = "MODBUS_BENCH_SLAVE";
 
 /// A running slave child process, killed on drop.
-pub struct Slave {
+pub(crate) struct Slave {
     child: Child,
     stdin: ChildStdin,
     lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
@@ -32,7 +32,7 @@ pub struct Slave {
 
 impl Slave {
     /// Re-executes the current binary as a slave (`changing` or static values).
-    pub fn spawn(changing: bool) -> Self {
+    pub(crate) fn spawn(changing: bool) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .env(SLAVE_ENV, if changing { "changing" } else { "static" })
             .stdin(Stdio::piped())
@@ -51,14 +51,14 @@ impl Slave {
     }
 
     /// Registers served so far.
-    pub fn served(&mut self) -> u64 {
+    pub(crate) fn served(&mut self) -> u64 {
         writeln!(self.stdin, "count").unwrap();
         self.stdin.flush().unwrap();
         self.lines.next().unwrap().unwrap().parse().unwrap()
     }
 
     /// The slave's process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 }
@@ -71,7 +71,7 @@ impl Drop for Slave {
 }
 
 /// The slave's main: runs until stdin closes.
-pub fn run_slave(changing: bool) {
+pub(crate) fn run_slave(changing: bool) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

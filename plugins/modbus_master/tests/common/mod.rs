@@ -20,22 +20,22 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// The 4-segment prefix of the device under test.
-pub fn prefix() -> EventType {
+pub(crate) fn prefix() -> EventType {
     ["gateway", "gw", "modbus_master", "dev"]
         .map(String::from)
         .to_vec()
 }
 
 /// The Python of the test venv; fails with instructions if it is missing.
-pub fn venv_python() -> PathBuf {
+pub(crate) fn venv_python() -> PathBuf {
     gateway_test_support::venv_with(&["bin/python"]).join("bin/python")
 }
 
 /// A pymodbus slave process (`tests/py/slave.py`), killed on drop.
-pub struct Slave {
+pub(crate) struct Slave {
     script: PyScript,
     /// TCP port (0 for serial).
     pub port: u16,
@@ -43,12 +43,12 @@ pub struct Slave {
 
 impl Slave {
     /// TCP slave on a free loopback port with socket (MBAP) framing.
-    pub async fn tcp() -> Self {
+    pub(crate) async fn tcp() -> Self {
         Self::start(&[]).await
     }
 
     /// Slave with extra arguments (`--framer rtu`, `--size 1000`, `--serial PATH`, `--port N`).
-    pub async fn start(args: &[&str]) -> Self {
+    pub(crate) async fn start(args: &[&str]) -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/slave.py");
         let mut slave = Self {
             script: PyScript::start(&script, args).with_wait(WAIT),
@@ -62,23 +62,23 @@ impl Slave {
     }
 
     /// Next output line satisfying `pred` (earlier lines are skipped).
-    pub async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
         self.script.line(pred).await
     }
 
     /// Like [`line`](Self::line), with the time the line was read.
-    pub async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
+    pub(crate) async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
         self.script.line_at(pred).await
     }
 
     /// Every line received so far (non-blocking).
-    pub fn drain(&mut self) -> Vec<String> {
+    pub(crate) fn drain(&mut self) -> Vec<String> {
         self.script.drain()
     }
 
     /// Sends a command and waits for its acknowledgement; returns the lines printed
     /// before the acknowledgement (e.g. `REQ` lines or the `HR` answer).
-    pub async fn command(&mut self, command: &str) -> Vec<String> {
+    pub(crate) async fn command(&mut self, command: &str) -> Vec<String> {
         self.script.send(command).await;
         let ack = format!("OK {command}");
         let mut before = Vec::new();
@@ -93,13 +93,13 @@ impl Slave {
 
     /// Asserts that no request reached the slave since its output was last read
     /// (`what` says why none was expected).
-    pub async fn assert_no_requests(&mut self, what: &str) {
+    pub(crate) async fn assert_no_requests(&mut self, what: &str) {
         let lines = self.command("get 0 1").await;
         assert!(lines.iter().all(|l| req(l).is_none()), "{what}: {lines:?}");
     }
 
     /// Holding registers `address..address+count`.
-    pub async fn holding(&mut self, address: u16, count: u16) -> Vec<u16> {
+    pub(crate) async fn holding(&mut self, address: u16, count: u16) -> Vec<u16> {
         let lines = self.command(&format!("get {address} {count}")).await;
         let line = lines.iter().find(|l| l.starts_with("HR")).unwrap();
         line.split_whitespace()
@@ -109,7 +109,7 @@ impl Slave {
     }
 
     /// Coils `address..address+count` as 0/1.
-    pub async fn coils(&mut self, address: u16, count: u16) -> Vec<u8> {
+    pub(crate) async fn coils(&mut self, address: u16, count: u16) -> Vec<u8> {
         let lines = self.command(&format!("getc {address} {count}")).await;
         let line = lines.iter().find(|l| l.starts_with("CO")).unwrap();
         line.split_whitespace()
@@ -119,13 +119,13 @@ impl Slave {
     }
 
     /// Stops the process now.
-    pub async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         self.script.kill().await;
     }
 }
 
 /// Parses a `REQ unit fc address count` line.
-pub fn req(line: &str) -> Option<(u8, u8, u16, u16)> {
+pub(crate) fn req(line: &str) -> Option<(u8, u8, u16, u16)> {
     let mut words = line.strip_prefix("REQ ")?.split_whitespace();
     let mut next = || words.next().and_then(|w| w.parse::<u32>().ok());
     Some((next()? as u8, next()? as u8, next()? as u16, next()? as u16))
@@ -133,7 +133,7 @@ pub fn req(line: &str) -> Option<(u8, u8, u16, u16)> {
 
 /// One thing the recorder saw, in order.
 #[derive(Debug, Clone)]
-pub enum Record {
+pub(crate) enum Record {
     /// A latest query with these types.
     Query(Vec<String>),
     /// A registered event: type after the prefix, payload, time.
@@ -142,14 +142,14 @@ pub enum Record {
 
 /// Event client that records everything and answers the start-up query with
 /// `enabled` ids.
-pub struct Recorder {
+pub(crate) struct Recorder {
     enabled: Vec<u8>,
     log: Mutex<Vec<Record>>,
     tx: mpsc::UnboundedSender<Record>,
 }
 
 /// Receiving side of a [`Recorder`].
-pub struct Events {
+pub(crate) struct Events {
     rx: mpsc::UnboundedReceiver<Record>,
     /// All registered events, for assertions over the whole run.
     pub recorder: Arc<Recorder>,
@@ -157,7 +157,7 @@ pub struct Events {
 
 impl Recorder {
     /// A recorder whose start-up query reports `enabled` as enabled.
-    pub fn new(enabled: &[u8]) -> (Arc<Self>, Events) {
+    pub(crate) fn new(enabled: &[u8]) -> (Arc<Self>, Events) {
         let (tx, rx) = mpsc::unbounded_channel();
         let recorder = Arc::new(Self {
             enabled: enabled.to_vec(),
@@ -168,7 +168,7 @@ impl Recorder {
     }
 
     /// Everything recorded so far.
-    pub fn log(&self) -> Vec<Record> {
+    pub(crate) fn log(&self) -> Vec<Record> {
         self.log.lock().unwrap().clone()
     }
 
@@ -240,13 +240,13 @@ impl EventClient for Recorder {
 
 impl Events {
     /// Next registered event as `(type after prefix, payload)`.
-    pub async fn next(&mut self) -> (String, Value) {
+    pub(crate) async fn next(&mut self) -> (String, Value) {
         let (t, v, _) = self.next_at().await;
         (t, v)
     }
 
     /// Next registered event with the time it was registered.
-    pub async fn next_at(&mut self) -> (String, Value, Instant) {
+    pub(crate) async fn next_at(&mut self) -> (String, Value, Instant) {
         loop {
             let record = tokio::time::timeout(WAIT, self.rx.recv())
                 .await
@@ -259,19 +259,19 @@ impl Events {
     }
 
     /// Asserts the next event.
-    pub async fn expect(&mut self, event_type: &str, payload: Value) {
+    pub(crate) async fn expect(&mut self, event_type: &str, payload: Value) {
         assert_eq!(self.next().await, (event_type.to_owned(), payload));
     }
 
     /// Asserts the next events are `gateway/status` with these values, in order.
-    pub async fn expect_status(&mut self, statuses: &[&str]) {
+    pub(crate) async fn expect_status(&mut self, statuses: &[&str]) {
         for status in statuses {
             self.expect("gateway/status", json!(status)).await;
         }
     }
 
     /// Asserts the next events are remote device 1's status with these values, in order.
-    pub async fn expect_remote_status(&mut self, statuses: &[&str]) {
+    pub(crate) async fn expect_remote_status(&mut self, statuses: &[&str]) {
         for status in statuses {
             self.expect("gateway/remote_device/1/status", json!(status))
                 .await;
@@ -279,7 +279,7 @@ impl Events {
     }
 
     /// Asserts the next event is remote device 1's response to a write of `name`.
-    pub async fn expect_write(&mut self, name: &str, request_id: Value, result: &str) {
+    pub(crate) async fn expect_write(&mut self, name: &str, request_id: Value, result: &str) {
         self.expect(
             &format!("gateway/remote_device/1/write/{name}"),
             json!({"request_id": request_id, "result": result}),
@@ -288,7 +288,7 @@ impl Events {
     }
 
     /// Skips events until one of type `event_type` arrives; returns its payload.
-    pub async fn until(&mut self, event_type: &str) -> Value {
+    pub(crate) async fn until(&mut self, event_type: &str) -> Value {
         loop {
             let (t, v) = self.next().await;
             if t == event_type {
@@ -298,7 +298,7 @@ impl Events {
     }
 
     /// Events registered within `window` (used only to assert that nothing happens).
-    pub async fn quiet_for(&mut self, window: Duration) -> Vec<(String, Value)> {
+    pub(crate) async fn quiet_for(&mut self, window: Duration) -> Vec<(String, Value)> {
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + window;
         while let Ok(Some(record)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
@@ -311,12 +311,12 @@ impl Events {
 }
 
 /// An event as the engine would hand it to the device (`tail` after the prefix).
-pub fn system_event(tail: &str, payload: Value) -> Event {
+pub(crate) fn system_event(tail: &str, payload: Value) -> Event {
     system_event_raw(tail, Some(Payload::Json(JsonText::from_value(&payload))))
 }
 
 /// Like [`system_event`] with any payload (or none).
-pub fn system_event_raw(tail: &str, payload: Option<Payload>) -> Event {
+pub(crate) fn system_event_raw(tail: &str, payload: Option<Payload>) -> Event {
     let mut event_type = prefix();
     event_type.extend(tail.split('/').map(String::from));
     Event {
@@ -330,7 +330,7 @@ pub fn system_event_raw(tail: &str, payload: Option<Payload>) -> Event {
 
 /// A device entry: TCP framing to `port` with the test timing of
 /// `docs/modbus-master.md` section 14.
-pub fn conf(port: u16, remote_devices: Value) -> Value {
+pub(crate) fn conf(port: u16, remote_devices: Value) -> Value {
     json!({
         "module": "modbus_master",
         "name": "dev",
@@ -351,7 +351,7 @@ pub fn conf(port: u16, remote_devices: Value) -> Value {
 
 /// A configuration with remote device 1 polling one 16-bit holding register `name` at
 /// `address` every 0.2 s.
-pub fn one_holding(port: u16, name: &str, address: u16) -> Value {
+pub(crate) fn one_holding(port: u16, name: &str, address: u16) -> Value {
     conf(
         port,
         json!([remote(
@@ -362,7 +362,7 @@ pub fn one_holding(port: u16, name: &str, address: u16) -> Value {
 }
 
 /// A write request event for remote device 1's point `name`.
-pub fn write(name: &str, request_id: Value, value: Value) -> Event {
+pub(crate) fn write(name: &str, request_id: Value, value: Value) -> Event {
     system_event(
         &format!("system/remote_device/1/write/{name}"),
         json!({"request_id": request_id, "value": value}),
@@ -370,7 +370,7 @@ pub fn write(name: &str, request_id: Value, value: Value) -> Event {
 }
 
 /// A data point entry.
-pub fn point(
+pub(crate) fn point(
     name: &str,
     data_type: &str,
     interval: Value,
@@ -383,26 +383,26 @@ pub fn point(
 }
 
 /// Remote device 1 with `data`.
-pub fn remote(device_id: u8, data: Value) -> Value {
+pub(crate) fn remote(device_id: u8, data: Value) -> Value {
     json!({"device_id": device_id, "timeout_poll_delay": 0.5, "data": data})
 }
 
 /// Creates the device with a recorder whose query enables `enabled`.
-pub fn start(conf: &Value, enabled: &[u8]) -> (MasterDevice, Events) {
+pub(crate) fn start(conf: &Value, enabled: &[u8]) -> (MasterDevice, Events) {
     let (recorder, events) = Recorder::new(enabled);
     let device = MasterDevice::create(conf, prefix(), recorder).unwrap();
     (device, events)
 }
 
 /// A loopback port nobody listens on.
-pub fn closed_port() -> u16 {
+pub(crate) fn closed_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
 
 /// A TCP listener that accepts connections and never answers; records each Modbus TCP
 /// request frame it receives with its arrival time.
-pub struct SilentListener {
+pub(crate) struct SilentListener {
     /// Listening port.
     pub port: u16,
     frames: mpsc::UnboundedReceiver<(Instant, Vec<u8>)>,
@@ -411,7 +411,7 @@ pub struct SilentListener {
 
 impl SilentListener {
     /// Starts listening on a free loopback port.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, frames) = mpsc::unbounded_channel();
@@ -445,7 +445,7 @@ impl SilentListener {
     }
 
     /// Frames received so far (non-blocking).
-    pub fn frames(&mut self) -> Vec<(Instant, Vec<u8>)> {
+    pub(crate) fn frames(&mut self) -> Vec<(Instant, Vec<u8>)> {
         let mut out = Vec::new();
         while let Ok(frame) = self.frames.try_recv() {
             out.push(frame);
