@@ -443,7 +443,19 @@ async fn run_gateway(
     result.map_err(|err| CliError::other(Context("embedded event server cannot listen", err)))
 }
 
-/// A token cancelled on the first SIGINT or SIGTERM. Must be called inside a runtime.
+/// Exit status after a second SIGINT or SIGTERM: 128 + the signal number, as a shell
+/// reports a process killed by it.
+fn forced_exit_status(sigterm: bool) -> i32 {
+    if sigterm {
+        128 + 15
+    } else {
+        128 + 2
+    }
+}
+
+/// A token cancelled on the first SIGINT or SIGTERM. A second one exits the process at
+/// once, after logging the device calls shutdown was still waiting for. Must be
+/// called inside a runtime.
 fn shutdown_on_signals() -> Result<CancellationToken, CliError> {
     let token = CancellationToken::new();
     #[cfg(unix)]
@@ -451,15 +463,30 @@ fn shutdown_on_signals() -> Result<CancellationToken, CliError> {
         .map_err(|err| CliError::other(Context("SIGTERM handler", err)))?;
     let trigger = token.clone();
     tokio::spawn(async move {
+        // Whether the signal was SIGTERM (else SIGINT).
         #[cfg(unix)]
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = sigterm.recv() => {}
-        }
+        let mut next = async || -> bool {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => false,
+                _ = sigterm.recv() => true,
+            }
+        };
         #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
+        let mut next = async || -> bool {
+            let _ = tokio::signal::ctrl_c().await;
+            false
+        };
+        next().await;
         tracing::info!("shutdown requested");
         trigger.cancel();
+        let term = next().await;
+        let abandoned = crate::engine::abandoned_calls();
+        tracing::error!(
+            abandoned = ?abandoned,
+            "second signal: exiting at once, abandoning {} device call(s)",
+            abandoned.len()
+        );
+        std::process::exit(forced_exit_status(term));
     });
     Ok(token)
 }

@@ -17,7 +17,7 @@ use tracing::Instrument;
 
 use crate::device::DeviceClient;
 use crate::embedded::{self, EmbeddedConfig, EmbeddedServer};
-use crate::engine::{self, Engine};
+use crate::engine::{self, Engine, EngineClosing};
 use crate::spec::{EventServerSpec, GatewaySpec};
 
 /// First delay before reconnecting after a refused or lost connection.
@@ -80,6 +80,7 @@ pub async fn run_embedded(
             enable_unconfigured_devices(spec, &server).await;
         }
         let mut backoff = Backoff::new();
+        let mut previous = None;
         loop {
             let connected = server
                 .connect(
@@ -91,7 +92,7 @@ pub async fn run_embedded(
                 Ok((connection, notifications, status)) => {
                     let client: Arc<dyn DeviceClient> = Arc::new(connection);
                     let source = NotificationSource::Local(notifications);
-                    run_connection(spec, client, source, status, &shutdown).await
+                    run_connection(spec, client, source, status, &shutdown, &mut previous).await
                 }
                 Err(err) => {
                     // The subscription is built from a validated name; this is a bug.
@@ -103,6 +104,7 @@ pub async fn run_embedded(
                 break;
             }
         }
+        finish_closing(previous).await;
         if let Some(listener) = listener {
             listener.close().await;
         }
@@ -155,6 +157,7 @@ async fn run_remote(
         tracing::info_span!("gateway", gateway = %spec.name, server = %format!("{host}:{port}"));
     async move {
         let mut backoff = Backoff::new();
+        let mut previous = None;
         loop {
             let mut config = ClientConfig::new(engine::client_name(&spec.name));
             config.client_token = token.clone();
@@ -170,7 +173,15 @@ async fn run_remote(
                     let status = client.status();
                     let device_client: Arc<dyn DeviceClient> = Arc::new(client.clone());
                     let source = NotificationSource::Remote(notifications, client.clone());
-                    let end = run_connection(spec, device_client, source, status, &shutdown).await;
+                    let end = run_connection(
+                        spec,
+                        device_client,
+                        source,
+                        status,
+                        &shutdown,
+                        &mut previous,
+                    )
+                    .await;
                     client.close().await;
                     if end == ConnectionEnd::Shutdown {
                         break;
@@ -185,10 +196,19 @@ async fn run_remote(
                 break;
             }
         }
+        finish_closing(previous).await;
         tracing::info!("gateway stopped");
     }
     .instrument(span)
     .await;
+}
+
+/// On shutdown: waits for an engine still closing in the background (its closes are
+/// bounded by each device's `close_timeout`).
+async fn finish_closing(previous: Option<EngineClosing>) {
+    if let Some(previous) = previous {
+        previous.wait().await;
+    }
 }
 
 /// Reconnect delay: 0.5 s doubling to 5 s, reset after a successful connect.
@@ -247,16 +267,29 @@ impl NotificationSource {
 }
 
 /// One connection: an engine while the connection is active (section 5.3).
+///
+/// An engine that ends while the gateway goes on (connection lost, server not
+/// operational) closes in the background into `previous`: the next engine starts at
+/// once and only each device's own first `create` waits for its old instance, so a
+/// hung plugin call never holds up the others (section 7.6).
 async fn run_connection(
     spec: &GatewaySpec,
     client: Arc<dyn DeviceClient>,
     mut source: NotificationSource,
     mut status: Status,
     shutdown: &CancellationToken,
+    previous: &mut Option<EngineClosing>,
 ) -> ConnectionEnd {
     let active = |status: Status| !spec.require_operational || status == Status::Operational;
-    let start = || Engine::start(spec, client.clone(), shutdown.child_token());
-    let mut engine = active(status).then(start);
+    let start = |previous: &Option<EngineClosing>| {
+        Engine::start_after(
+            spec,
+            client.clone(),
+            shutdown.child_token(),
+            previous.as_ref(),
+        )
+    };
+    let mut engine = active(status).then(|| start(previous));
     if engine.is_none() {
         tracing::info!(
             status = status.as_str(),
@@ -272,10 +305,10 @@ async fn run_connection(
                     tracing::info!(status = new_status.as_str(), "event server status");
                     status = new_status;
                     match (active(status), engine.take()) {
-                        (true, None) => engine = Some(start()),
+                        (true, None) => engine = Some(start(previous)),
                         (false, Some(old)) => {
                             tracing::info!("event server not operational: stopping devices");
-                            old.close().await;
+                            *previous = Some(old.close_in_background());
                         }
                         (_, current) => engine = current,
                     }
@@ -293,7 +326,10 @@ async fn run_connection(
         }
     };
     if let Some(engine) = engine {
-        engine.close().await;
+        match end {
+            ConnectionEnd::Shutdown => engine.close().await,
+            ConnectionEnd::ConnectionLost => *previous = Some(engine.close_in_background()),
+        }
     }
     end
 }

@@ -9,6 +9,14 @@ use crate::device::DeviceFactory;
 /// Default capacity of a device's event queue (`event_queue_size`).
 pub const DEFAULT_EVENT_QUEUE_SIZE: usize = 1024;
 
+/// Default time a device's `create` may take before the attempt is abandoned and the
+/// device failed (`create_timeout`).
+pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default time a device's `close` may take before the instance is abandoned
+/// (`close_timeout`).
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Everything the runner needs to run a gateway.
 #[derive(Debug, Clone)]
 pub struct GatewaySpec {
@@ -58,6 +66,32 @@ pub struct DeviceSpec {
     pub restart: RestartPolicy,
     /// Capacity of the device's event queue.
     pub event_queue_size: usize,
+    /// How long `create` may take before the attempt is abandoned and the device failed.
+    pub create_timeout: Duration,
+    /// How long `close` may take before the instance is abandoned.
+    pub close_timeout: Duration,
+}
+
+impl DeviceSpec {
+    /// A device with the host defaults: `restart: never`, the default queue size and
+    /// timeouts.
+    pub fn new(
+        device_type: impl Into<String>,
+        name: impl Into<String>,
+        conf: serde_json::Value,
+        factory: Arc<dyn DeviceFactory>,
+    ) -> Self {
+        Self {
+            device_type: device_type.into(),
+            name: name.into(),
+            conf,
+            factory,
+            restart: RestartPolicy::Never,
+            event_queue_size: DEFAULT_EVENT_QUEUE_SIZE,
+            create_timeout: DEFAULT_CREATE_TIMEOUT,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for DeviceSpec {
@@ -68,6 +102,8 @@ impl std::fmt::Debug for DeviceSpec {
             .field("conf", &self.conf)
             .field("restart", &self.restart)
             .field("event_queue_size", &self.event_queue_size)
+            .field("create_timeout", &self.create_timeout)
+            .field("close_timeout", &self.close_timeout)
             .finish_non_exhaustive()
     }
 }

@@ -65,6 +65,8 @@ async fn sim_plugin_runs_through_the_engine_on_the_embedded_server() {
             factory: plugin,
             restart: RestartPolicy::Never,
             event_queue_size: 1024,
+            create_timeout: gateway_host::spec::DEFAULT_CREATE_TIMEOUT,
+            close_timeout: gateway_host::spec::DEFAULT_CLOSE_TIMEOUT,
         }],
     };
     let server = EmbeddedServer::new(EmbeddedConfig::default());

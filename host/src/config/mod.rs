@@ -27,7 +27,8 @@ use crate::device::DeviceFactory;
 use crate::embedded::{EmbeddedConfig, TcpLimits};
 use crate::logging::{LogConfig, LogFormat};
 use crate::spec::{
-    DeviceSpec, EventServerSpec, GatewaySpec, RestartPolicy, DEFAULT_EVENT_QUEUE_SIZE,
+    DeviceSpec, EventServerSpec, GatewaySpec, RestartPolicy, DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_CREATE_TIMEOUT, DEFAULT_EVENT_QUEUE_SIZE,
 };
 
 /// Top-level keys of the main schema.
@@ -301,9 +302,18 @@ fn check_devices(
                 .and_then(Value::as_u64)
                 .and_then(|size| usize::try_from(size).ok())
                 .unwrap_or(DEFAULT_EVENT_QUEUE_SIZE),
+            create_timeout: seconds(entry, "create_timeout").unwrap_or(DEFAULT_CREATE_TIMEOUT),
+            close_timeout: seconds(entry, "close_timeout").unwrap_or(DEFAULT_CLOSE_TIMEOUT),
         });
     }
     devices
+}
+
+/// A duration in seconds (hat's unit) of a device entry; the schema keeps it positive
+/// and in range.
+fn seconds(entry: &Value, key: &str) -> Option<std::time::Duration> {
+    let value = entry.get(key).and_then(Value::as_f64)?;
+    std::time::Duration::try_from_secs_f64(value).ok()
 }
 
 /// The device entry as the plugin sees it: without the host's own keys.

@@ -35,7 +35,12 @@ const MAX_INSTANCE_TEXT: usize = 80;
 /// Device-entry keys the host itself consumes; they are removed before the entry is
 /// validated against the plugin's schema and handed to the plugin, so plugins see
 /// exactly what hat-gateway would give them.
-pub const HOST_DEVICE_KEYS: [&str; 2] = ["restart", "event_queue_size"];
+pub const HOST_DEVICE_KEYS: [&str; 4] = [
+    "restart",
+    "event_queue_size",
+    "create_timeout",
+    "close_timeout",
+];
 
 /// The main schema as a JSON value.
 pub fn main_schema() -> Result<&'static Value, String> {

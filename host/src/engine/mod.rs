@@ -8,6 +8,7 @@
 
 mod proxy;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use gateway_model::{
@@ -21,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::device::{ClientError, DeviceClient};
 use crate::spec::{DeviceSpec, GatewaySpec};
 
-pub use proxy::ProxyState;
+pub use proxy::{abandoned_calls, ProxyState};
 
 use proxy::{DeviceProxy, ProxyHandle, ProxyInput};
 
@@ -90,6 +91,34 @@ pub struct Engine {
     tasks: JoinSet<()>,
     cancel: CancellationToken,
     fatal: mpsc::Receiver<EngineError>,
+    /// Set before cancelling when the engine closes in the background.
+    detached: Arc<AtomicBool>,
+    /// Per device (prefix), cancelled once its proxy has ended.
+    ended: Vec<(EventType, CancellationToken)>,
+}
+
+/// An engine closing in the background ([`Engine::close_in_background`]): the next
+/// engine's devices each wait for their own predecessor only.
+#[derive(Debug)]
+pub struct EngineClosing {
+    ended: Vec<(EventType, CancellationToken)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl EngineClosing {
+    /// Waits until every proxy of the closed engine has ended.
+    pub async fn wait(self) {
+        if let Err(err) = self.task.await {
+            tracing::error!(error = %err, "engine close task failed");
+        }
+    }
+
+    fn ended(&self, prefix: &[String]) -> Option<CancellationToken> {
+        self.ended
+            .iter()
+            .find(|(p, _)| p[..] == *prefix)
+            .map(|(_, token)| token.clone())
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -113,11 +142,28 @@ impl Engine {
         client: Arc<dyn DeviceClient>,
         cancel: CancellationToken,
     ) -> Self {
+        Self::start_after(spec, client, cancel, None)
+    }
+
+    /// [`Engine::start`], after an engine that is still closing in the background:
+    /// each device's first `create` waits until the same device of `previous` has
+    /// ended (closed, or its close timed out), other devices do not wait for it.
+    pub fn start_after(
+        spec: &GatewaySpec,
+        client: Arc<dyn DeviceClient>,
+        cancel: CancellationToken,
+        previous: Option<&EngineClosing>,
+    ) -> Self {
         let (fatal_tx, fatal) = mpsc::channel(FATAL_CAPACITY);
         let mut tasks = JoinSet::new();
         let mut proxies = Vec::with_capacity(spec.devices.len());
+        let detached = Arc::new(AtomicBool::new(false));
+        let mut ended = Vec::with_capacity(spec.devices.len());
         for device in &spec.devices {
             let (handle, proxy) = Self::new_proxy(&spec.name, device, &client, &cancel);
+            let after = previous.and_then(|p| p.ended(&handle.prefix));
+            let proxy = proxy.with_detached(detached.clone()).after(after);
+            ended.push((handle.prefix.clone(), proxy.ended()));
             tasks.spawn(proxy.run());
             proxies.push(handle);
         }
@@ -141,6 +187,8 @@ impl Engine {
             tasks,
             cancel,
             fatal,
+            detached,
+            ended,
         }
     }
 
@@ -223,18 +271,38 @@ impl Engine {
     /// `running=false` (errors ignored); returns when all are done.
     pub async fn close(mut self) {
         self.cancel.cancel();
-        while let Some(result) = self.tasks.join_next().await {
-            if let Err(err) = result {
-                tracing::error!(error = %err, "device proxy task failed");
-            }
-        }
+        join_all(&mut self.tasks).await;
         tracing::debug!("engine closed");
+    }
+
+    /// Destroys the engine without waiting (the connection is lost): every proxy
+    /// closes its device as in [`Engine::close`] on its own, but an in-flight
+    /// `create` is abandoned rather than waited for. Pass the result to
+    /// [`Engine::start_after`] so that no device has two instances at once.
+    pub fn close_in_background(mut self) -> EngineClosing {
+        self.detached.store(true, Ordering::Relaxed);
+        self.cancel.cancel();
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let ended = std::mem::take(&mut self.ended);
+        let task = tokio::spawn(async move {
+            join_all(&mut tasks).await;
+            tracing::debug!("engine closed in the background");
+        });
+        EngineClosing { ended, task }
     }
 }
 
 impl Drop for Engine {
     fn drop(&mut self) {
         self.cancel.cancel();
+    }
+}
+
+async fn join_all(tasks: &mut JoinSet<()>) {
+    while let Some(result) = tasks.join_next().await {
+        if let Err(err) = result {
+            tracing::error!(error = %err, "device proxy task failed");
+        }
     }
 }
 

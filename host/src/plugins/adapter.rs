@@ -17,6 +17,7 @@ use gateway_plugin_api::abi::{
     FfiQueryResult, FfiRegisterEvent, HostClient, HostClient_TO, PluginDeviceBox, PluginRootRef,
 };
 
+use super::call_thread::{CallError, CallThread, Slot};
 use super::log::emit_plugin_log;
 use super::PluginInfo;
 use crate::device::{
@@ -73,6 +74,19 @@ impl DeviceFactory for LoadedPlugin {
         conf: serde_json::Value,
         context: DeviceContext,
     ) -> BoxFuture<'static, Result<Box<dyn DeviceInstance>, DeviceError>> {
+        // Every call of the device, its synchronous part included, runs on the
+        // device's own thread (`call_thread`): a plugin that blocks cannot take a
+        // host worker with it.
+        let name = context.prefix.last().map_or("", String::as_str).to_owned();
+        let thread = match CallThread::spawn(&name) {
+            Ok(thread) => Arc::new(thread),
+            Err(err) => {
+                let err = DeviceError::Failed(format!(
+                    "cannot start the thread for the device's plugin calls: {err}"
+                ));
+                return Box::pin(std::future::ready(Err(err)));
+            }
+        };
         let adapter = HostClientAdapter {
             client: context.client,
             span: context.span,
@@ -84,39 +98,90 @@ impl DeviceFactory for LoadedPlugin {
             .iter()
             .map(|s| RString::from(s.as_str()))
             .collect();
-        let create = self.root.create();
-        let future = create(RString::from(conf.to_string()), client, prefix);
+        let root = self.root;
+        let conf = RString::from(conf.to_string());
+        let call = thread.call(
+            Slot::Call,
+            move || {
+                let create = root.create();
+                create(conf, client, prefix)
+            },
+            // The host stopped waiting (create timeout, enable=false, shutdown) and
+            // the plugin produced an instance after all: close it, here.
+            |created| match created {
+                RResult::ROk(device) => Some(Box::pin(async move {
+                    tracing::info!("abandoned device create finished; closing the instance");
+                    device.close().await;
+                }) as BoxFuture<'static, ()>),
+                RResult::RErr(_) => None,
+            },
+        );
         Box::pin(async move {
             // A panic that escapes the plugin (the SDK lets none out; a hand-written
-            // plugin might) is re-raised here by async-ffi and caught by the proxy.
-            match future.await {
-                RResult::ROk(device) => {
-                    Ok(Box::new(PluginDevice { device }) as Box<dyn DeviceInstance>)
-                }
+            // plugin might) is re-raised by async-ffi and caught on the call thread.
+            match call.await.map_err(call_error)? {
+                RResult::ROk(device) => Ok(Box::new(PluginDevice {
+                    device: Arc::new(device),
+                    thread,
+                }) as Box<dyn DeviceInstance>),
                 RResult::RErr(err) => Err(device_error(err)),
             }
         })
     }
 }
 
-/// A device instance inside a plugin library.
+fn call_error(err: CallError) -> DeviceError {
+    match err {
+        CallError::Panicked(message) => DeviceError::Panicked(message),
+        CallError::ThreadGone => DeviceError::Failed("the device's call thread ended".to_owned()),
+    }
+}
+
+/// A device instance inside a plugin library, and the thread its calls run on.
 struct PluginDevice {
-    device: PluginDeviceBox,
+    device: Arc<PluginDeviceBox>,
+    thread: Arc<CallThread>,
 }
 
 impl DeviceInstance for PluginDevice {
     fn process_event(&self, event: Event) -> BoxFuture<'_, Result<(), DeviceError>> {
-        // By value: the event's buffers move into the FFI mirror.
-        let future = self.device.process_event(FfiEvent::from(event));
-        Box::pin(async move { future.await.into_result().map_err(device_error) })
+        let device = self.device.clone();
+        // By value: the event's buffers move into the FFI mirror (on the call thread).
+        let call = self.thread.call(
+            Slot::Call,
+            move || device.process_event(FfiEvent::from(event)),
+            |_| None,
+        );
+        Box::pin(async move {
+            call.await
+                .map_err(call_error)?
+                .into_result()
+                .map_err(device_error)
+        })
     }
 
     fn close(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.device.close())
+        let device = self.device.clone();
+        let call = self
+            .thread
+            .call(Slot::Call, move || device.close(), |()| None);
+        Box::pin(async move {
+            if let Err(err) = call.await {
+                tracing::error!(error = ?err, "device close failed");
+            }
+        })
     }
 
     fn closed(&self) -> BoxFuture<'_, ()> {
-        Box::pin(self.device.closed())
+        let device = self.device.clone();
+        let call = self
+            .thread
+            .call(Slot::Watch, move || device.closed(), |()| None);
+        Box::pin(async move {
+            if let Err(err) = call.await {
+                tracing::error!(error = ?err, "device closed() failed");
+            }
+        })
     }
 }
 
@@ -126,10 +191,10 @@ struct HostClientAdapter {
     /// The device's span: plugin log records are emitted inside it.
     span: tracing::Span,
     /// The host runtime `create` was called on. Client futures are polled on the
-    /// host's threads when a call comes from `process_event` (the SDK polls it in
-    /// place), but on the plugin's own threads when it comes from `create` or a
-    /// background task; entering this runtime on each poll lets the host's client
-    /// use timers and I/O in both cases without a thread hop.
+    /// device's call thread when a call comes from `process_event` (the SDK polls it
+    /// in place there), but on the plugin's own threads when it comes from `create`
+    /// or a background task; entering this runtime on each poll lets the host's
+    /// client use timers and I/O in every case without a thread hop.
     runtime: Option<tokio::runtime::Handle>,
 }
 

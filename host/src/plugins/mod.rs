@@ -15,6 +15,7 @@
 //! [`DeviceFactory`]: crate::device::DeviceFactory
 
 mod adapter;
+mod call_thread;
 mod check;
 mod command;
 mod error;

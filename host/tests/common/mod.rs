@@ -419,6 +419,8 @@ pub(crate) fn device(factory: &Arc<TestFactory>, name: &str) -> DeviceSpec {
         factory: factory.clone(),
         restart: RestartPolicy::Never,
         event_queue_size: gateway_host::spec::DEFAULT_EVENT_QUEUE_SIZE,
+        create_timeout: gateway_host::spec::DEFAULT_CREATE_TIMEOUT,
+        close_timeout: gateway_host::spec::DEFAULT_CLOSE_TIMEOUT,
     }
 }
 

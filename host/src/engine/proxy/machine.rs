@@ -65,6 +65,8 @@ pub(crate) enum Input {
     Created,
     /// `create` failed or panicked.
     CreateFailed(String),
+    /// `create` did not finish within the device's `create_timeout`.
+    CreateTimedOut,
     /// `process_event` returned.
     Processed,
     /// `process_event` failed or panicked.
@@ -81,8 +83,12 @@ pub(crate) enum Input {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Action {
     /// Call the factory's `create`; it becomes the in-flight operation and ends in
-    /// [`Input::Created`] or [`Input::CreateFailed`].
+    /// [`Input::Created`], [`Input::CreateFailed`] or [`Input::CreateTimedOut`].
     Create,
+    /// Stop waiting for the in-flight `create`: nothing it yields reaches the
+    /// machine (an instance it still produces is closed by the shell, with no
+    /// `running` event).
+    AbandonCreate,
     /// Start `process_event` with this event on the instance; it ends in
     /// [`Input::Processed`] or [`Input::ProcessFailed`]. Never while another call runs.
     Process(Event),
@@ -236,6 +242,17 @@ impl Machine {
                 }
                 other => self.phase = other,
             },
+            Input::CreateTimedOut => match self.take_phase() {
+                Phase::Creating(mut attempt) => {
+                    tracing::error!("device create timed out; abandoning it");
+                    self.actions.push_back(Action::AbandonCreate);
+                    attempt
+                        .failure
+                        .get_or_insert_with(|| "create timed out".to_owned());
+                    self.settle(attempt, now);
+                }
+                other => self.phase = other,
+            },
             Input::Processed => {
                 if let Phase::Running { processing } = &mut self.phase {
                     *processing = false;
@@ -327,10 +344,15 @@ impl Machine {
             (Phase::Failed { reason, .. }, true) => {
                 tracing::debug!(%reason, "device failed: enable=true alone does not re-create it");
             }
-            // The outcome is decided when `create` (behaviour 41) or `close` returns.
-            (Phase::Creating(attempt) | Phase::Stopping { attempt, .. }, false) => {
-                attempt.disabled = true;
+            // A create is not waited for (behaviour 41): no `running=true` for it,
+            // and a later enable=true creates again at once.
+            (Phase::Creating(_), false) => {
+                tracing::info!("device disabled while creating; abandoning the create");
+                self.actions.push_back(Action::AbandonCreate);
+                self.phase = Phase::Disabled;
             }
+            // The outcome is decided when `close` returns.
+            (Phase::Stopping { attempt, .. }, false) => attempt.disabled = true,
             // Nothing to do: re-enable while wanted, re-disable while not, or closed.
             _ => {}
         }

@@ -21,7 +21,7 @@ mod tests;
 
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -41,13 +41,45 @@ use machine::{Action, Config, Input, Machine, Shutdown};
 
 pub use machine::ProxyState;
 
-/// How long a device's `close` may take before the proxy gives up on it, logs an
-/// error and carries on as if it had closed (a hung plugin must not hang shutdown).
-const DEVICE_CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// On engine destruction, how long an in-flight `create` may still take; an instance
-/// produced within it is closed, one produced later is abandoned.
+/// On shutdown, how long an in-flight `create` may still take (at most; never past
+/// its `create_timeout`); an instance produced within it is closed, one produced
+/// later is abandoned.
 const CREATE_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Device calls the host is still waiting for on shutdown or has abandoned to the
+/// background, for the log line of a second signal ([`abandoned_calls`]).
+static PENDING: Mutex<Vec<(u64, String)>> = Mutex::new(Vec::new());
+
+/// Removes its [`PENDING`] entry when dropped.
+struct PendingCall(u64);
+
+impl PendingCall {
+    fn new(what: String) -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut pending) = PENDING.lock() {
+            pending.push((id, what));
+        }
+        Self(id)
+    }
+}
+
+impl Drop for PendingCall {
+    fn drop(&mut self) {
+        if let Ok(mut pending) = PENDING.lock() {
+            pending.retain(|(id, _)| *id != self.0);
+        }
+    }
+}
+
+/// The device calls still running that shutdown waits for or abandoned to the
+/// background (`create`/`close` of `gateway/<g>/<type>/<name>`), oldest first.
+pub fn abandoned_calls() -> Vec<String> {
+    PENDING
+        .lock()
+        .map(|pending| pending.iter().map(|(_, what)| what.clone()).collect())
+        .unwrap_or_default()
+}
 
 /// What the engine sends a proxy, in notification order.
 #[derive(Debug)]
@@ -175,6 +207,16 @@ pub(crate) struct DeviceProxy {
     input: mpsc::Receiver<ProxyInput>,
     shared: Arc<SharedState>,
     cancel: CancellationToken,
+    /// Set by the engine before it cancels the proxy when it closes in the background
+    /// (connection lost): an in-flight `create` is then abandoned, not waited for.
+    detached: Arc<AtomicBool>,
+    /// The same device's proxy of the previous engine: the first `create` waits until
+    /// it has ended, so two instances of one device never overlap.
+    previous: Option<CancellationToken>,
+    /// Cancelled when this proxy has ended (and its previous one).
+    ended: CancellationToken,
+    create_timeout: Duration,
+    close_timeout: Duration,
 
     machine: Machine,
     instance: Option<Arc<dyn DeviceInstance>>,
@@ -183,6 +225,8 @@ pub(crate) struct DeviceProxy {
     /// Resolves when the running instance closes by itself.
     self_closed: Option<BoxFuture<'static, ()>>,
     restart_timer: Option<Pin<Box<Sleep>>>,
+    /// When the in-flight `create` times out.
+    create_timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl DeviceProxy {
@@ -208,12 +252,41 @@ impl DeviceProxy {
             input,
             shared,
             cancel,
+            detached: Arc::new(AtomicBool::new(false)),
+            previous: None,
+            ended: CancellationToken::new(),
+            create_timeout: device.create_timeout,
+            close_timeout: device.close_timeout,
             machine,
             instance: None,
             op: None,
             self_closed: None,
             restart_timer: None,
+            create_timer: None,
         }
+    }
+
+    /// Shares the engine's flag for closing in the background.
+    pub(crate) fn with_detached(mut self, detached: Arc<AtomicBool>) -> Self {
+        self.detached = detached;
+        self
+    }
+
+    /// Makes the first `create` wait until `previous` (the same device's proxy of
+    /// the previous engine) has ended.
+    pub(crate) fn after(mut self, previous: Option<CancellationToken>) -> Self {
+        self.previous = previous;
+        self
+    }
+
+    /// Cancelled once this proxy has ended.
+    pub(crate) fn ended(&self) -> CancellationToken {
+        self.ended.clone()
+    }
+
+    /// `gateway/<g>/<type>/<name>`, for log lines outside the device's span.
+    fn describe(&self, call: &str) -> String {
+        format!("{call} of {}", self.prefix.join("/"))
     }
 
     /// Runs the proxy until the engine is destroyed.
@@ -243,7 +316,14 @@ impl DeviceProxy {
                 }
                 result = poll_optional(&mut self.op) => {
                     self.op = None;
-                    self.on_op(result).await
+                    match self.on_op(result).await {
+                        Some(input) => input,
+                        None => continue,
+                    }
+                }
+                () = poll_optional(&mut self.create_timer) => {
+                    self.create_timer = None;
+                    Input::CreateTimedOut
                 }
                 input = self.input.recv() => match input {
                     Some(input) => input.into(),
@@ -262,6 +342,12 @@ impl DeviceProxy {
         }
         self.shutdown().await;
         self.publish();
+        // A proxy that never created still orders the next engine's after the
+        // previous one.
+        if let Some(previous) = self.previous.take() {
+            previous.cancelled().await;
+        }
+        self.ended.cancel();
     }
 
     fn publish(&self) {
@@ -280,19 +366,29 @@ impl DeviceProxy {
         }
     }
 
-    /// The input that the end of the in-flight operation is.
-    async fn on_op(&mut self, result: OpResult) -> Input {
-        match result {
+    /// The input that the end of the in-flight operation is (none when a created
+    /// instance arrived after the machine had abandoned its create).
+    async fn on_op(&mut self, result: OpResult) -> Option<Input> {
+        Some(match result {
             OpResult::Created(Ok(instance)) => {
+                self.create_timer = None;
                 // Inputs already received count as received while creating: an
                 // enable=false among them must prevent `running=true` (behaviour 41).
                 while let Ok(input) = self.input.try_recv() {
                     self.step(input.into()).await;
                 }
+                if self.machine.state() != ProxyState::Creating {
+                    // Abandoned meanwhile: close it beside the proxy, no `running`.
+                    self.close_in_background(instance);
+                    return None;
+                }
                 self.instance = Some(instance);
                 Input::Created
             }
-            OpResult::Created(Err(err)) => Input::CreateFailed(err.to_string()),
+            OpResult::Created(Err(err)) => {
+                self.create_timer = None;
+                Input::CreateFailed(err.to_string())
+            }
             OpResult::Processed(Ok(())) => Input::Processed,
             OpResult::Processed(Err(err)) => Input::ProcessFailed(err.to_string()),
             OpResult::Closed => {
@@ -300,12 +396,70 @@ impl DeviceProxy {
                 self.self_closed = None;
                 Input::CloseDone
             }
-        }
+        })
+    }
+
+    /// Closes an instance nobody else will (an abandoned create produced it) on a
+    /// task of its own, bounded by `close_timeout`.
+    fn close_in_background(&self, instance: Arc<dyn DeviceInstance>) {
+        tracing::info!("device created after its create was abandoned; closing it");
+        let pending = PendingCall::new(self.describe("close"));
+        let timeout = self.close_timeout;
+        tokio::spawn(
+            async move {
+                let _pending = pending;
+                close_instance(instance, timeout).await;
+            }
+            .instrument(self.span.clone()),
+        );
+    }
+
+    /// Stops waiting for the in-flight `create`. Until its `create_timeout` it runs on
+    /// in the background, and an instance it produces is closed; after that it is
+    /// dropped (a plugin's call thread closes what the plugin still produces).
+    fn abandon_create(&mut self) {
+        let deadline = self.create_timer.take().map(|timer| timer.deadline());
+        let Some(op) = self.op.take() else { return };
+        let Some(deadline) = deadline.filter(|d| *d > Instant::now()) else {
+            return;
+        };
+        let pending = PendingCall::new(self.describe("create"));
+        let timeout = self.close_timeout;
+        tokio::spawn(
+            async move {
+                let _pending = pending;
+                match tokio::time::timeout_at(deadline, op).await {
+                    Ok(OpResult::Created(Ok(instance))) => {
+                        tracing::info!("abandoned device create finished; closing the instance");
+                        close_instance(instance, timeout).await;
+                    }
+                    Ok(_) => {}
+                    Err(_) => tracing::warn!("abandoned device create timed out; dropped"),
+                }
+            }
+            .instrument(self.span.clone()),
+        );
     }
 
     async fn run_action(&mut self, action: Action) {
         match action {
-            Action::Create => self.start_create(),
+            Action::Create => {
+                if let Some(previous) = self.previous.take() {
+                    if !previous.is_cancelled() {
+                        tracing::info!("waiting for the previous instance to close");
+                        tokio::select! {
+                            () = previous.cancelled() => {}
+                            // Ends the proxy's loop at once (the token stays cancelled).
+                            () = self.cancel.cancelled() => {
+                                self.previous = Some(previous);
+                                return;
+                            }
+                        }
+                    }
+                }
+                self.start_create();
+            }
+            Action::AbandonCreate => self.abandon_create(),
             Action::Process(event) => {
                 // The machine processes only in RUNNING, which it enters on
                 // `Input::Created`, after `on_op` stored the instance.
@@ -323,9 +477,10 @@ impl DeviceProxy {
                 self.self_closed = None;
                 // Replacing the slot drops an in-flight `process_event`.
                 let instance = self.instance.take();
+                let timeout = self.close_timeout;
                 self.op = Some(Box::pin(async move {
                     if let Some(instance) = instance {
-                        close_instance(instance).await;
+                        close_instance(instance, timeout).await;
                     }
                     OpResult::Closed
                 }));
@@ -361,6 +516,8 @@ impl DeviceProxy {
         let conf = self.conf.clone();
         // A panic in the synchronous part of `create` is caught like one in the future.
         let created = std::panic::catch_unwind(AssertUnwindSafe(|| factory.create(conf, context)));
+        let deadline = Instant::now() + self.create_timeout;
+        self.create_timer = Some(Box::pin(tokio::time::sleep_until(deadline)));
         self.op = Some(Box::pin(async move {
             let result = match created {
                 Ok(future) => guard(future).await.and_then(|r| r),
@@ -375,18 +532,38 @@ impl DeviceProxy {
     async fn shutdown(&mut self) {
         self.restart_timer = None;
         self.self_closed = None;
+        let timeout = self.close_timeout;
+        let state = self.machine.shutdown();
+        if state == Shutdown::AwaitCreate && self.detached.load(Ordering::Relaxed) {
+            // The connection is gone: nothing a create yields could register; the
+            // next engine does not wait for it.
+            tracing::info!("engine closed while creating; create abandoned");
+            self.abandon_create();
+            return;
+        }
         let op = self.op.take();
-        match self.machine.shutdown() {
+        let create_deadline = self.create_timer.take().map(|timer| timer.deadline());
+        match state {
             Shutdown::AwaitCreate => {
                 let Some(op) = op else { return };
-                match tokio::time::timeout(CREATE_SHUTDOWN_GRACE, op).await {
-                    Ok(OpResult::Created(Ok(instance))) => close_instance(instance).await,
+                let grace = Instant::now() + CREATE_SHUTDOWN_GRACE;
+                let deadline = create_deadline.map_or(grace, |d| d.min(grace));
+                let _pending = PendingCall::new(self.describe("create"));
+                tracing::info!(
+                    wait_s = deadline
+                        .saturating_duration_since(Instant::now())
+                        .as_secs_f64(),
+                    "shutdown: waiting for the device create"
+                );
+                match tokio::time::timeout_at(deadline, op).await {
+                    Ok(OpResult::Created(Ok(instance))) => close_instance(instance, timeout).await,
                     Ok(_) => {}
                     Err(_) => tracing::error!("device create did not finish during shutdown"),
                 }
             }
             Shutdown::AwaitClose { registered } => {
                 if let Some(op) = op {
+                    let _pending = PendingCall::new(self.describe("close"));
                     let _ = op.await;
                 }
                 if registered {
@@ -397,7 +574,8 @@ impl DeviceProxy {
                 // An in-flight `process_event` is dropped before the close.
                 drop(op);
                 if let Some(instance) = self.instance.take() {
-                    close_instance(instance).await;
+                    let _pending = PendingCall::new(self.describe("close"));
+                    close_instance(instance, timeout).await;
                     tracing::info!("device closed");
                 }
                 register_running(&self.client, &self.prefix, false).await;
@@ -416,14 +594,15 @@ async fn register_running(client: &Arc<dyn DeviceClient>, prefix: &[String], run
     }
 }
 
-/// Closes an instance with a time limit, catching panics.
-async fn close_instance(instance: Arc<dyn DeviceInstance>) {
+/// Closes an instance within `timeout` (the device's `close_timeout`), catching
+/// panics.
+async fn close_instance(instance: Arc<dyn DeviceInstance>, timeout: Duration) {
     let close = guard(async move { instance.close().await });
-    match tokio::time::timeout(DEVICE_CLOSE_TIMEOUT, close).await {
+    match tokio::time::timeout(timeout, close).await {
         Ok(Ok(())) => {}
         Ok(Err(err)) => tracing::error!(error = %err, "device close failed"),
         Err(_) => tracing::error!(
-            timeout_s = DEVICE_CLOSE_TIMEOUT.as_secs_f64(),
+            timeout_s = timeout.as_secs_f64(),
             "device close timed out; abandoning the instance"
         ),
     }

@@ -23,6 +23,8 @@ enum I {
     Overflow(u64, Option<bool>),
     Created,
     CreateErr,
+    /// `create` did not finish within `create_timeout`.
+    CreateTimeout,
     /// `process_event` returned.
     Done,
     ProcErr,
@@ -40,6 +42,8 @@ enum I {
 #[derive(Debug, Clone, Copy)]
 enum A {
     Create,
+    /// The in-flight `create` is abandoned.
+    Abandon,
     /// `process_event` with the event of this tag.
     Process(&'static str),
     Close,
@@ -52,9 +56,10 @@ enum A {
     Shut(Shutdown),
 }
 
-use A::{Arm, Close, Create, Disarm, Process, Run, Shut, Watch};
+use A::{Abandon, Arm, Close, Create, Disarm, Process, Run, Shut, Watch};
 use I::{
-    After, CreateErr, Destroy, Done, En, Ev, Init, Overflow, ProcErr, Query, Restart, SelfClosed,
+    After, CreateErr, CreateTimeout, Destroy, Done, En, Ev, Init, Overflow, ProcErr, Query,
+    Restart, SelfClosed,
 };
 
 type Steps = &'static [(I, &'static [A])];
@@ -133,6 +138,7 @@ fn input(i: I) -> Input {
         },
         I::Created => Input::Created,
         CreateErr => Input::CreateFailed("device error: boom".to_owned()),
+        CreateTimeout => Input::CreateTimedOut,
         Done => Input::Processed,
         ProcErr => Input::ProcessFailed("device error: boom".to_owned()),
         I::Closed => Input::CloseDone,
@@ -145,6 +151,7 @@ fn input(i: I) -> Input {
 fn describe(action: &Action, t0: Instant) -> String {
     match action {
         Action::Create => "create".to_owned(),
+        Action::AbandonCreate => "abandon".to_owned(),
         Action::Process(event) => format!("process {}", event.event_type.join("/")),
         Action::Close => "close".to_owned(),
         Action::Watch => "watch".to_owned(),
@@ -157,6 +164,7 @@ fn describe(action: &Action, t0: Instant) -> String {
 fn expected(a: &A) -> String {
     match a {
         Create => "create".to_owned(),
+        Abandon => "abandon".to_owned(),
         Process(tag) => format!("process {}/system/{tag}", PREFIX.join("/")),
         Close => "close".to_owned(),
         Watch => "watch".to_owned(),
@@ -390,13 +398,12 @@ fn b27_false_true_in_one_batch_restarts() {
             },
             Row {
                 b: "27",
-                case: "while creating: the first instance is closed unannounced, then create again",
+                case:
+                    "while creating: the first create is abandoned unannounced, then create again",
                 from: CREATING,
                 steps: &[
-                    (En(false), &[]),
-                    (En(true), &[]),
-                    (I::Created, &[Close]),
-                    (I::Closed, &[Create]),
+                    (En(false), &[Abandon]),
+                    (En(true), &[Create]),
                     (I::Created, &[Watch, Run(true)]),
                 ],
                 end: ProxyState::Running,
@@ -508,9 +515,7 @@ fn b32_events_while_not_running_are_dropped_buffered_only_while_creating() {
                 from: CREATING,
                 steps: &[
                     (Ev("a"), &[]),
-                    (En(false), &[]),
-                    (I::Created, &[Close]),
-                    (I::Closed, &[]),
+                    (En(false), &[Abandon]),
                     (En(true), &[Create]),
                     (I::Created, &[Watch, Run(true)]),
                 ],
@@ -677,7 +682,8 @@ fn b36_engine_destruction_closes_and_registers_running_false() {
                 case: "stopping an unannounced instance: finish the close, no event",
                 from: CREATING,
                 steps: &[
-                    (En(false), &[]),
+                    (Ev("a"), &[]),
+                    (Overflow(5, None), &[]),
                     (I::Created, &[Close]),
                     (Destroy, &[Shut(Shutdown::AwaitClose { registered: false })]),
                 ],
@@ -828,31 +834,83 @@ fn b41_disable_during_create_never_registers_running_true() {
         &[
             Row {
                 b: "41",
-                case: "the instance produced is closed; no running event at all",
+                case:
+                    "the create is abandoned (the shell closes what it produces); no running event",
                 from: CREATING,
-                steps: &[(En(false), &[]), (I::Created, &[Close]), (I::Closed, &[])],
+                steps: &[(En(false), &[Abandon])],
                 end: ProxyState::Disabled,
             },
             Row {
                 b: "41",
-                case: "a create failure after the disable is forgiven",
+                case: "an outcome of the abandoned create no longer counts",
                 from: CREATING,
-                steps: &[(En(false), &[]), (CreateErr, &[])],
+                steps: &[(En(false), &[Abandon]), (CreateErr, &[]), (I::Created, &[])],
                 end: ProxyState::Disabled,
             },
             Row {
                 b: "41",
-                case: "disabled while creating, enabled while closing: a new create",
+                case: "disabled while creating, enabled again: a new create at once",
                 from: CREATING,
-                steps: &[
-                    (En(false), &[]),
-                    (I::Created, &[Close]),
-                    (En(true), &[]),
-                    (I::Closed, &[Create]),
-                ],
+                steps: &[(En(false), &[Abandon]), (En(true), &[Create])],
                 end: ProxyState::Creating,
             },
+            Row {
+                b: "41",
+                case: "failed while creating (queue full), then created: closed, no running event",
+                from: CREATING,
+                steps: &[
+                    (Ev("a"), &[]),
+                    (Overflow(1, None), &[]),
+                    (I::Created, &[Close]),
+                    (I::Closed, &[]),
+                ],
+                end: ProxyState::Failed,
+            },
         ],
+    );
+}
+
+#[test]
+fn s7_6_a_create_timeout_abandons_the_create_and_fails_the_device() {
+    check(
+        ON_FAILURE,
+        &[
+            Row {
+                b: "7.6",
+                case: "abandoned, failed, restarted after the backoff",
+                from: CREATING,
+                steps: &[
+                    (Ev("a"), &[]),
+                    (CreateTimeout, &[Abandon, Arm(500)]),
+                    (After(500), &[]),
+                    (Restart, &[Create]),
+                    (I::Created, &[Watch, Run(true)]),
+                ],
+                end: ProxyState::Running,
+            },
+            Row {
+                b: "7.6",
+                case: "a late timeout after the create returned is ignored",
+                from: RUNNING,
+                steps: &[(CreateTimeout, &[])],
+                end: ProxyState::Running,
+            },
+        ],
+    );
+    check(
+        NEVER,
+        &[Row {
+            b: "7.6",
+            case: "restart never: failed until false, true",
+            from: CREATING,
+            steps: &[
+                (CreateTimeout, &[Abandon]),
+                (En(true), &[]),
+                (En(false), &[]),
+                (En(true), &[Create]),
+            ],
+            end: ProxyState::Creating,
+        }],
     );
 }
 
@@ -1091,6 +1149,8 @@ mod shell {
                 factory,
                 restart: RestartPolicy::Never,
                 event_queue_size: 8,
+                create_timeout: crate::spec::DEFAULT_CREATE_TIMEOUT,
+                close_timeout: crate::spec::DEFAULT_CLOSE_TIMEOUT,
             };
             let (tx, running) = mpsc::unbounded_channel();
             let (input, rx) = mpsc::channel(16);
