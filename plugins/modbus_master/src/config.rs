@@ -12,6 +12,14 @@ pub const JSON_SCHEMA_ID: &str = "hat-gateway://modbus.yaml#/$defs/master";
 /// The JSON Schema document (`schemas/modbus_master.json`), embedded in the plugin.
 pub const JSON_SCHEMA: &str = include_str!("../../../schemas/modbus_master.json");
 
+/// Cap of the reconnect backoff when `connection.connect_delay_max` is not given, s
+/// (`docs/modbus-master.md` section 6).
+pub const DEFAULT_CONNECT_DELAY_MAX: f64 = 30.0;
+
+/// Smallest pause of the reconnect backoff, even with `connect_delay` 0, s: a slave
+/// that drops every connection is not reconnected to more than 10 times a second.
+pub const MIN_RECONNECT_DELAY: f64 = 0.1;
+
 /// Widest data point this implementation supports: values travel as JSON integers,
 /// which serde_json holds in 64 bits (`docs/modbus-master.md` open question Q5).
 pub const MAX_BIT_COUNT: u32 = 64;
@@ -55,8 +63,12 @@ pub struct ConnectionConfig {
     pub transport: TransportConfig,
     /// Upper bound of one connection attempt, s.
     pub connect_timeout: f64,
-    /// Pause after a failed attempt, s.
+    /// Pause after a failed attempt, s; also the first pause of the reconnect backoff.
     pub connect_delay: f64,
+    /// Cap of the reconnect backoff, s (an extension of hat's schema, optional:
+    /// [`DEFAULT_CONNECT_DELAY_MAX`] when absent). See [`ConnectionConfig::backoff_cap`].
+    #[serde(default)]
+    pub connect_delay_max: Option<f64>,
     /// Wait for the response to one attempt, s.
     pub request_timeout: f64,
     /// Minimal time between a response and the next request, s.
@@ -67,6 +79,22 @@ pub struct ConnectionConfig {
     pub request_retry_delayed_count: u32,
     /// Pause before a delayed round, s.
     pub request_retry_delay: f64,
+}
+
+impl ConnectionConfig {
+    /// First pause of the reconnect backoff: `connect_delay`, at least
+    /// [`MIN_RECONNECT_DELAY`].
+    pub fn backoff_base(&self) -> Duration {
+        secs(self.connect_delay.max(MIN_RECONNECT_DELAY))
+    }
+
+    /// Cap of the reconnect backoff: `connect_delay_max` (default
+    /// [`DEFAULT_CONNECT_DELAY_MAX`]), at least the first pause. A connection that
+    /// stayed open this long counts as stable and resets the backoff.
+    pub fn backoff_cap(&self) -> Duration {
+        let cap = secs(self.connect_delay_max.unwrap_or(DEFAULT_CONNECT_DELAY_MAX));
+        cap.max(self.backoff_base())
+    }
 }
 
 /// `connection.transport`.
@@ -250,6 +278,10 @@ impl MasterConfig {
             ("request_timeout", c.request_timeout),
             ("request_delay", c.request_delay),
             ("request_retry_delay", c.request_retry_delay),
+            (
+                "connect_delay_max",
+                c.connect_delay_max.unwrap_or(DEFAULT_CONNECT_DELAY_MAX),
+            ),
         ] {
             check_seconds(value).map_err(|r| invalid(format!("/connection/{field}"), r))?;
         }

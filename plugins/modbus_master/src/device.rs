@@ -175,6 +175,10 @@ async fn run(
     };
     let mut status = StatusTracker(None);
     let conn_conf = &shared.config.connection;
+    let mut backoff = Backoff::new(conn_conf.backoff_base(), conn_conf.backoff_cap());
+    // Remote devices whose reader ended with the last connection: their status is
+    // DISCONNECTED until the next connection, a disable or the device's close.
+    let mut offline = Offline::default();
     loop {
         status.set(&shared, "CONNECTING").await;
         let attempt = tokio::select! {
@@ -194,11 +198,14 @@ async fn run(
         };
         let Some((stream, silent_interval)) = opened else {
             status.set(&shared, "DISCONNECTED").await;
+            let delay = secs(conn_conf.connect_delay);
             if wait_offline(
+                &shared,
                 &mut commands,
                 &mut enabled,
+                &mut offline,
                 &cancel,
-                secs(conn_conf.connect_delay),
+                delay,
             )
             .await
             {
@@ -207,6 +214,7 @@ async fn run(
             break;
         };
         status.set(&shared, "CONNECTED").await;
+        let opened_at = tokio::time::Instant::now();
         let timing = RequestTiming {
             request_timeout: secs(conn_conf.request_timeout),
             request_delay: secs(conn_conf.request_delay),
@@ -217,7 +225,16 @@ async fn run(
         };
         let (conn, conn_task) =
             connection::spawn(stream, Framer::new(conn_conf.modbus_type), timing);
-        let keep_running = online(&shared, &conn, &mut commands, &mut enabled, &cancel).await;
+        offline.0.clear();
+        let keep_running = online(
+            &shared,
+            &conn,
+            &mut commands,
+            &mut enabled,
+            &mut offline,
+            &cancel,
+        )
+        .await;
         conn.close();
         if let Err(err) = conn_task.await {
             tracing::error!(error = %err, "connection task failed");
@@ -226,14 +243,103 @@ async fn run(
         if !keep_running {
             return;
         }
+        let delay = backoff.after_connection(opened_at.elapsed());
+        if !delay.is_zero() {
+            tracing::info!(
+                delay_s = delay.as_secs_f64(),
+                "connection lost soon after it opened; reconnecting after a delay"
+            );
+            if !wait_offline(
+                &shared,
+                &mut commands,
+                &mut enabled,
+                &mut offline,
+                &cancel,
+                delay,
+            )
+            .await
+            {
+                break;
+            }
+        }
     }
+    // Closing while disconnected: the remote devices the lost connection left
+    // DISCONNECTED end DISABLED, as a running reader would.
+    offline.disable_all(&shared).await;
     status.set(&shared, "DISCONNECTED").await;
+}
+
+/// The pause before reconnecting after an established connection ended
+/// (`docs/modbus-master.md` section 6). The first loss after a stable connection (or
+/// at start) is reconnected at once, as hat does; each further connection that ends
+/// before it was open for `cap` doubles the pause, from `base` up to `cap`.
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    base: std::time::Duration,
+    cap: std::time::Duration,
+    /// Connections lost since the last stable one, this one included.
+    losses: u32,
+}
+
+impl Backoff {
+    /// A backoff starting at `base` (after the second quick loss), capped at `cap`.
+    pub fn new(base: std::time::Duration, cap: std::time::Duration) -> Self {
+        Self {
+            base,
+            cap: cap.max(base),
+            losses: 0,
+        }
+    }
+
+    /// The pause before reconnecting after a connection that was open for `lifetime`.
+    pub fn after_connection(&mut self, lifetime: std::time::Duration) -> std::time::Duration {
+        self.losses = if lifetime >= self.cap {
+            1
+        } else {
+            self.losses.saturating_add(1)
+        };
+        match self.losses {
+            0 | 1 => std::time::Duration::ZERO,
+            n => {
+                // 2^(n-2), bounded so the multiplication cannot overflow the exponent.
+                let factor = 1u32 << (n - 2).min(30);
+                self.base.saturating_mul(factor).min(self.cap)
+            }
+        }
+    }
+}
+
+/// Remote devices left `DISCONNECTED` by a lost connection, in configuration order.
+#[derive(Debug, Default)]
+struct Offline(Vec<u8>);
+
+impl Offline {
+    /// A disabled remote device that the lost connection left `DISCONNECTED` becomes
+    /// `DISABLED` now rather than at the next connection.
+    async fn disable(&mut self, shared: &Shared, device_id: i64) {
+        if let Some(position) = self.0.iter().position(|&id| i64::from(id) == device_id) {
+            let id = self.0.remove(position);
+            shared
+                .register(vec![shared.types.remote_status(id, "DISABLED")])
+                .await;
+        }
+    }
+
+    async fn disable_all(&mut self, shared: &Shared) {
+        for id in std::mem::take(&mut self.0) {
+            shared
+                .register(vec![shared.types.remote_status(id, "DISABLED")])
+                .await;
+        }
+    }
 }
 
 /// Waits `delay` while disconnected, keeping track of enables. False = cancelled.
 async fn wait_offline(
+    shared: &Shared,
     commands: &mut mpsc::Receiver<SystemRequest>,
     enabled: &mut HashSet<i64>,
+    offline: &mut Offline,
     cancel: &CancellationToken,
     delay: std::time::Duration,
 ) -> bool {
@@ -244,7 +350,12 @@ async fn wait_offline(
             _ = cancel.cancelled() => return false,
             () = &mut sleep => return true,
             command = commands.recv() => match command {
-                Some(SystemRequest::Enable { device_id, enable }) => set_enabled(enabled, device_id, enable),
+                Some(SystemRequest::Enable { device_id, enable }) => {
+                    set_enabled(enabled, device_id, enable);
+                    if !enable {
+                        offline.disable(shared, device_id).await;
+                    }
+                }
                 Some(SystemRequest::Write { device_id, data_name, .. }) => {
                     tracing::debug!(device_id, data_name, "not connected; write ignored");
                 }
@@ -262,12 +373,14 @@ fn set_enabled(enabled: &mut HashSet<i64>, device_id: i64, enable: bool) {
     }
 }
 
-/// Runs while the connection is open. Returns false when the device is closing.
+/// Runs while the connection is open. Returns false when the device is closing. When
+/// the connection is lost, its readers end `DISCONNECTED` and are listed in `offline`.
 async fn online(
     shared: &Arc<Shared>,
     conn: &ConnectionHandle,
     commands: &mut mpsc::Receiver<SystemRequest>,
     enabled: &mut HashSet<i64>,
+    offline: &mut Offline,
     cancel: &CancellationToken,
 ) -> bool {
     let mut readers: HashMap<u8, Reader> = HashMap::new();
@@ -301,7 +414,7 @@ async fn online(
                             readers.insert(id, Reader::start(shared.clone(), index, conn.clone()));
                         }
                     } else if let Some(reader) = readers.remove(&id) {
-                        reader.stop().await;
+                        reader.stop("DISABLED").await;
                     }
                 }
                 Some(SystemRequest::Write { device_id, data_name, request_id, value }) => {
@@ -313,10 +426,19 @@ async fn online(
             },
         }
     };
-    // Readers end in configuration order, each registering DISABLED.
+    // Readers end in configuration order, each registering DISABLED when the device
+    // closes, DISCONNECTED when the connection was lost (it is still enabled).
+    let last = if keep_running {
+        "DISCONNECTED"
+    } else {
+        "DISABLED"
+    };
     for remote in &shared.config.remote_devices {
         if let Some(reader) = readers.remove(&remote.device_id) {
-            reader.stop().await;
+            reader.stop(last).await;
+            if keep_running {
+                offline.0.push(remote.device_id);
+            }
         }
     }
     // Pending writes are dropped: no response event for them (`docs/modbus-master.md`
@@ -396,4 +518,47 @@ fn start_write(
                 .write_result(unit, &name, request_id, &result)])
             .await;
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Backoff;
+
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    #[test]
+    fn backoff_is_zero_once_then_doubles_up_to_the_cap() {
+        let mut backoff = Backoff::new(MS(100), MS(500));
+        let pauses: Vec<Duration> = (0..6).map(|_| backoff.after_connection(MS(5))).collect();
+        assert_eq!(pauses, [MS(0), MS(100), MS(200), MS(400), MS(500), MS(500)]);
+    }
+
+    #[test]
+    fn a_connection_open_for_the_cap_resets_the_backoff() {
+        let mut backoff = Backoff::new(MS(100), MS(500));
+        for _ in 0..4 {
+            backoff.after_connection(MS(5));
+        }
+        assert_eq!(backoff.after_connection(MS(500)), MS(0));
+        assert_eq!(backoff.after_connection(MS(5)), MS(100));
+    }
+
+    #[test]
+    fn the_cap_is_at_least_the_base_and_long_streaks_do_not_overflow() {
+        let mut backoff = Backoff::new(MS(300), MS(100));
+        backoff.after_connection(MS(5));
+        assert_eq!(backoff.after_connection(MS(5)), MS(300));
+        let mut backoff = Backoff::new(Duration::from_secs(1_000_000_000), Duration::MAX);
+        for _ in 0..100 {
+            backoff.after_connection(Duration::ZERO);
+        }
+        // The factor stops at 2^30; the product saturates rather than panics.
+        let base = Duration::from_secs(1_000_000_000);
+        assert_eq!(
+            backoff.after_connection(Duration::ZERO),
+            base.saturating_mul(1 << 30)
+        );
+    }
 }

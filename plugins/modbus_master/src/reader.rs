@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use serde_json::json;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::config::secs;
@@ -15,29 +15,30 @@ use crate::data::{decode_value, ReadGroup};
 use crate::device::Shared;
 use modbus::{Reply, Response};
 
-/// A running reader; the device task owns it.
+/// A running reader; the device task owns it. Dropping it stops the reader, which
+/// then registers `DISABLED`.
 pub struct Reader {
-    cancel: CancellationToken,
+    /// Sends the status the reader registers last (see [`Reader::stop`]).
+    stop: oneshot::Sender<&'static str>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reader")
-            .field("cancelled", &self.cancel.is_cancelled())
             .field("finished", &self.task.is_finished())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl Reader {
     /// Starts polling remote device number `index` of the configuration.
     pub fn start(shared: Arc<Shared>, index: usize, conn: ConnectionHandle) -> Self {
-        let cancel = CancellationToken::new();
+        let (stop, stopped) = oneshot::channel();
         let device_id = shared.config.remote_devices[index].device_id;
         let span = tracing::debug_span!("remote_device", device_id);
-        let task = tokio::spawn(run(shared, index, conn, cancel.clone()).instrument(span));
-        Self { cancel, task }
+        let task = tokio::spawn(run(shared, index, conn, stopped).instrument(span));
+        Self { stop, task }
     }
 
     /// True while the reader task has not ended.
@@ -45,9 +46,11 @@ impl Reader {
         !self.task.is_finished()
     }
 
-    /// Stops the reader and waits until it has registered `DISABLED`.
-    pub async fn stop(self) {
-        self.cancel.cancel();
+    /// Stops the reader and waits until it has registered `status` (`DISABLED` when
+    /// disabled or closing, `DISCONNECTED` when the connection was lost).
+    pub async fn stop(self, status: &'static str) {
+        // The reader may have ended already (it only ends when stopped or on panic).
+        let _ = self.stop.send(status);
         if let Err(err) = self.task.await {
             tracing::error!(error = %err, "remote device reader failed");
         }
@@ -78,19 +81,25 @@ impl StatusTracker {
     }
 }
 
-async fn run(shared: Arc<Shared>, index: usize, conn: ConnectionHandle, cancel: CancellationToken) {
+async fn run(
+    shared: Arc<Shared>,
+    index: usize,
+    conn: ConnectionHandle,
+    stopped: oneshot::Receiver<&'static str>,
+) {
     let device_id = shared.config.remote_devices[index].device_id;
     let mut status = StatusTracker {
         device_id,
         current: None,
     };
-    tokio::select! {
-        _ = cancel.cancelled() => {}
+    let last = tokio::select! {
+        // A dropped handle stops the reader too.
+        last = stopped => last.unwrap_or("DISABLED"),
         // Not cancel safe (a registration may be cut short), which is fine: the reader
-        // is going away and its last word is DISABLED below.
-        () = poll(&shared, index, &conn, &mut status) => {}
-    }
-    status.set(&shared, "DISABLED").await;
+        // is going away and its last word is registered below.
+        () = poll(&shared, index, &conn, &mut status) => "DISABLED",
+    };
+    status.set(&shared, last).await;
 }
 
 async fn poll(shared: &Shared, index: usize, conn: &ConnectionHandle, status: &mut StatusTracker) {

@@ -181,3 +181,19 @@ async fn upstream_examples_create_devices() {
         device.close().await;
     }
 }
+
+#[test]
+fn connect_delay_max_is_optional_and_checked() {
+    let validator = validator();
+    let mut with_cap = upstream_examples().remove(0);
+    with_cap["connection"]["connect_delay_max"] = json!(60);
+    assert!(validator.is_valid(&with_cap));
+    for bad in [json!(-1), json!("60")] {
+        let mut conf = with_cap.clone();
+        conf["connection"]["connect_delay_max"] = bad.clone();
+        assert!(!validator.is_valid(&conf), "{bad} accepted");
+    }
+    let mut negative = with_cap;
+    negative["connection"]["connect_delay_max"] = json!(-1);
+    assert!(create_error(&negative).contains("/connection/connect_delay_max"));
+}

@@ -459,3 +459,90 @@ impl Drop for SilentListener {
         self.task.abort();
     }
 }
+
+/// What a [`MisbehavingSlave`] does with each connection it accepts.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Misbehaviour {
+    /// Reads the first request, then closes without answering.
+    CloseAfterRequest,
+    /// Answers every request with [`GARBAGE`] (an MBAP protocol id that is not Modbus).
+    Garbage,
+    /// Keeps the connection open this long without reading, then closes it.
+    HoldThenClose(Duration),
+}
+
+/// Bytes no Modbus framing accepts as a response: in MBAP the protocol id (bytes 2..4)
+/// must be 0.
+pub(crate) const GARBAGE: &[u8] = b"\xde\xad\xbe\xef garbage, not a Modbus frame";
+
+/// A raw TCP slave on loopback that misbehaves in one way; records the time of every
+/// connection it accepts.
+pub(crate) struct MisbehavingSlave {
+    /// Listening port.
+    pub port: u16,
+    accepted: mpsc::UnboundedReceiver<Instant>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MisbehavingSlave {
+    /// Starts listening on a free loopback port.
+    pub(crate) async fn start(misbehaviour: Misbehaviour) -> Self {
+        use tokio::io::AsyncWriteExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, accepted) = mpsc::unbounded_channel();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let _ = tx.send(Instant::now());
+                tokio::spawn(async move {
+                    let mut chunk = [0u8; 1024];
+                    match misbehaviour {
+                        Misbehaviour::CloseAfterRequest => {
+                            let _ = socket.read(&mut chunk).await;
+                        }
+                        Misbehaviour::Garbage => {
+                            while let Ok(n) = socket.read(&mut chunk).await {
+                                if n == 0 || socket.write_all(GARBAGE).await.is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                        Misbehaviour::HoldThenClose(hold) => tokio::time::sleep(hold).await,
+                    }
+                });
+            }
+        });
+        Self {
+            port,
+            accepted,
+            task,
+        }
+    }
+
+    /// Waits for the next accepted connection; returns when it was accepted.
+    pub(crate) async fn next_accept(&mut self) -> Instant {
+        tokio::time::timeout(WAIT, self.accepted.recv())
+            .await
+            .expect("no connection within the wait")
+            .unwrap()
+    }
+
+    /// Connections accepted until `deadline`, waiting for it.
+    pub(crate) async fn accepts_until(&mut self, deadline: Instant) -> Vec<Instant> {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        let mut out = Vec::new();
+        while let Ok(Some(at)) = tokio::time::timeout_at(deadline, self.accepted.recv()).await {
+            out.push(at);
+        }
+        out
+    }
+}
+
+impl Drop for MisbehavingSlave {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
