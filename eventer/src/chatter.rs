@@ -308,6 +308,47 @@ impl InputBudget {
     }
 }
 
+impl InputBudget {
+    /// Takes `bytes` for as long as the returned share lives; `None` when they do not
+    /// fit.
+    pub fn share(&self, bytes: usize) -> Option<InputShare> {
+        self.try_take(bytes).then(|| InputShare {
+            _hold: Some(Arc::new(ShareGuard {
+                budget: self.clone(),
+                bytes,
+            })),
+        })
+    }
+}
+
+/// Bytes of an [`InputBudget`] held by a received message until it is dropped (clones
+/// share one hold). Ignored by comparisons.
+#[derive(Debug, Clone, Default)]
+pub struct InputShare {
+    /// Only dropped: gives the bytes back.
+    _hold: Option<Arc<ShareGuard>>,
+}
+
+#[derive(Debug)]
+struct ShareGuard {
+    budget: InputBudget,
+    bytes: usize,
+}
+
+impl Drop for ShareGuard {
+    fn drop(&mut self) {
+        self.budget.give_back(self.bytes);
+    }
+}
+
+impl PartialEq for InputShare {
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for InputShare {}
+
 impl PartialEq for InputBudget {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.used, &other.used) && self.limit == other.limit

@@ -35,7 +35,7 @@ use tracing::Instrument;
 
 use bytes::Bytes;
 
-use crate::chatter::{ChatterError, InputBudget, DEFAULT_MAX_FRAME_SIZE};
+use crate::chatter::{ChatterError, InputBudget, InputShare, DEFAULT_MAX_FRAME_SIZE};
 use crate::message::{EventerMsg, MessageError};
 use task::ConnectionTask;
 
@@ -208,6 +208,10 @@ pub struct Inbound {
     pub owner: bool,
     /// `last` as the peer sent it; for requests, true means "no response wanted".
     pub last: bool,
+    /// The message's share of [`SessionConfig::input_budget`] (empty without one),
+    /// given back when the message is dropped: decoded messages waiting for the owner
+    /// count against the budget like incomplete frames.
+    pub input_share: InputShare,
 }
 
 /// Which conversation an outgoing message belongs to.

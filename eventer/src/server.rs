@@ -99,8 +99,9 @@ pub struct ServerConfig {
     /// `outbound_capacity`. Notifications share one encoding per distinct selection of
     /// events, so this counts what the client costs at most, not a copy of its own.
     pub max_outbound_bytes: usize,
-    /// Bytes that incomplete frames of all connections may hold together; a connection
-    /// whose frame does not fit is closed ([`crate::chatter::ChatterError::InputBudgetExceeded`]).
+    /// Bytes that incomplete frames and received messages not yet handled (about twice
+    /// their encoded size) of all connections may hold together; a connection whose
+    /// frame or message does not fit is closed ([`crate::chatter::ChatterError::InputBudgetExceeded`]).
     /// Each connection is also bounded by `max_frame_size`.
     pub max_buffered_input: usize,
     /// Open connections (initialized or not) at most; one more is accepted and closed

@@ -156,3 +156,77 @@ async fn a_client_that_does_not_read_is_closed_at_the_byte_limit() {
     // Socket buffers, the 1 MiB write buffer and the 2 MiB queue: well under 1,000.
     assert!(notified_batches < 300, "{notified_batches}");
 }
+
+/// A handler whose register never returns: requests pile up in the connection.
+struct Stuck {
+    closed: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl gateway_eventer::server::ServerHandler for Stuck {
+    fn register<'a>(
+        &'a self,
+        _server: &'a Server,
+        _info: &'a gateway_eventer::server::ConnectionInfo,
+        _events: Vec<gateway_eventer::model::RegisterEvent>,
+    ) -> futures::future::BoxFuture<'a, Option<Vec<Event>>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn query<'a>(
+        &'a self,
+        _server: &'a Server,
+        _info: &'a gateway_eventer::server::ConnectionInfo,
+        _params: gateway_eventer::model::QueryParams,
+    ) -> futures::future::BoxFuture<'a, Result<gateway_eventer::model::QueryResult, String>> {
+        Box::pin(std::future::pending())
+    }
+
+    fn connection_closed(
+        &self,
+        _peer: std::net::SocketAddr,
+        _info: Option<&gateway_eventer::server::ConnectionInfo>,
+        reason: &gateway_eventer::connection::ConnectionError,
+    ) {
+        let _ = self.closed.send(reason.to_string());
+    }
+}
+
+#[tokio::test]
+async fn decoded_requests_waiting_for_the_handler_count_against_the_input_budget() {
+    const BUDGET: usize = 1024 * 1024;
+    let (tx, mut closed) = tokio::sync::mpsc::unbounded_channel();
+    let config = ServerConfig {
+        initial_status: Status::Operational,
+        ping_delay: None,
+        max_buffered_input: BUDGET,
+        ..ServerConfig::default()
+    };
+    let server = Server::listen(
+        "127.0.0.1:0",
+        std::sync::Arc::new(Stuck { closed: tx }),
+        config,
+    )
+    .await
+    .unwrap();
+    let mut peer = RawPeer::connect(server.local_addr().unwrap()).await;
+    peer.init("stuck", vec![], None, false).await;
+    // 40 requests of 64 KiB (2.5 MiB) while the handler takes none after the first:
+    // without the budget all would wait in the connection's queue (it holds 64).
+    let payload = Payload::json(json!("x".repeat(64 * 1024)));
+    let event = gateway_eventer::model::RegisterEvent {
+        event_type: t("big/a"),
+        source_timestamp: None,
+        payload: Some(payload),
+    };
+    for _ in 0..40 {
+        let request = EventerMsg::RegisterReq(vec![event.clone()]);
+        let frame = raw::frame(&raw::eventer_msg(100, 100, true, false, &request));
+        if peer.stream.write_all(&frame).await.is_err() {
+            break;
+        }
+    }
+    // The connection ends (the stuck handler never returns, so nothing is reported
+    // to it yet).
+    peer.assert_closed_by_server().await;
+    assert!(closed.try_recv().is_err());
+}

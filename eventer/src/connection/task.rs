@@ -18,7 +18,7 @@ use super::{
     Command, ConnectionError, Conversation, Inbound, Outbound, Outgoing, Published, SessionConfig,
 };
 use crate::chatter::{
-    encode_frame, ChatterError, FrameCodec, Msg, MsgHeader, PING_TYPE, PONG_TYPE,
+    encode_frame, ChatterError, FrameCodec, InputShare, Msg, MsgHeader, PING_TYPE, PONG_TYPE,
 };
 use crate::message::EventerMsg;
 
@@ -29,6 +29,8 @@ const WRITE_HIGH_WATER: usize = 1024 * 1024;
 pub(super) const WRITE_HARD_LIMIT: usize = 16 * WRITE_HIGH_WATER;
 /// How long already-queued frames may take to reach the socket when a connection ends.
 const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Bookkeeping bytes counted per decoded message against the input budget.
+const DECODED_OVERHEAD: usize = 64;
 /// Pending requests whose callers gave up are pruned when the table grows past this.
 const PENDING_PRUNE_THRESHOLD: usize = 1024;
 
@@ -233,6 +235,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
             // Only liveness; already accounted for above.
             return Ok(());
         }
+        // Decoded structures take more than their SBS bytes: counted twice.
+        let estimate = 2 * msg.data.len() + msg.data_type.len() + DECODED_OVERHEAD;
+        let input_share = match &self.config.input_budget {
+            None => InputShare::default(),
+            Some(budget) => budget
+                .share(estimate)
+                .ok_or(ChatterError::InputBudgetExceeded {
+                    frame: estimate,
+                    limit: budget.limit(),
+                })?,
+        };
         let decoded = EventerMsg::decode(&msg.data_type, &msg.data)?;
         tracing::trace!(msg = ?decoded, "received message");
         let inbound = Inbound {
@@ -240,6 +253,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> ConnectionTask<T> {
             first: msg.first,
             owner: msg.owner,
             last: msg.last,
+            input_share,
         };
         if !msg.owner {
             if let Some(waiter) = self.pending.remove(&msg.first) {
