@@ -287,6 +287,108 @@ fn master_ignores_answers_from_other_addresses_and_frames_when_idle() {
     assert!(frames.is_empty() && events.is_empty());
 }
 
+/// A master polling class 1 and class 2 (the plugin's usual configuration).
+fn polling_master(t: Instant) -> MasterStation {
+    let mut config = master_config(1);
+    config.poll_class1_delay = Some(Duration::from_secs(1));
+    config.poll_class2_delay = Some(Duration::from_secs(1));
+    let mut master = open_master(config, t);
+    let (frames, _) = outputs(&mut master, &ONE);
+    assert!(
+        frames.is_empty(),
+        "the class 1 poll went out in open_master"
+    );
+    master
+}
+
+#[test]
+fn master_does_not_take_a_frame_read_before_a_request_was_written_for_its_answer() {
+    // Two stray single characters read in one chunk while the class 1 poll waits: the
+    // first is taken for its answer (it cannot be told from one), the second arrives
+    // before the class 2 poll it dispatches is written and does not answer it.
+    let t = Instant::now();
+    let mut master = polling_master(t);
+    master.on_frame(Frame::Short, t);
+    master.on_frame(Frame::Short, t);
+    let (frames, _) = outputs(&mut master, &ONE);
+    assert_eq!(as_req(&frames[0]).function, ReqFunction::ReqData2);
+    assert_eq!(
+        master.next_timer(t),
+        Some(t + TIMEOUT),
+        "the poll still waits"
+    );
+    // The real answers follow: the first (with data) is taken for the waiting poll's.
+    master.on_frame(res(ResFunction::ResData, 1, false, false, &[7]), t);
+    master.on_frame(Frame::Short, t);
+    let (frames, events) = outputs(&mut master, &ONE);
+    assert!(frames.is_empty());
+    assert_eq!(
+        events,
+        vec![(key(1), ConnEvent::Received(Bytes::from_static(&[7])))]
+    );
+}
+
+#[test]
+fn master_delivers_the_data_of_a_late_answer_a_stray_single_character_was_taken_for() {
+    // Stray single characters answer the class 1 poll and then the class 2 poll: the
+    // real answer to the class 1 poll comes with nothing waiting; its data is
+    // delivered, not lost (the remote has handed it out), and its ACD honoured.
+    let t = Instant::now();
+    let mut master = polling_master(t);
+    master.on_frame(Frame::Short, t);
+    let (frames, _) = outputs(&mut master, &ONE);
+    assert_eq!(as_req(&frames[0]).function, ReqFunction::ReqData2);
+    master.on_frame(Frame::Short, t);
+    assert!(outputs(&mut master, &ONE).0.is_empty(), "the line is idle");
+    master.on_frame(res(ResFunction::ResData, 1, true, false, &[7]), t);
+    let (frames, events) = outputs(&mut master, &ONE);
+    assert_eq!(
+        events,
+        vec![(key(1), ConnEvent::Received(Bytes::from_static(&[7])))]
+    );
+    assert_eq!(as_req(&frames[0]).function, ReqFunction::ReqData1);
+    // A late answer of another address (no connection) or without data is ignored.
+    master.on_frame(Frame::Short, t);
+    master.on_frame(res(ResFunction::ResData, 2, false, false, &[8]), t);
+    master.on_frame(res(ResFunction::ResNack, 1, false, false, &[]), t);
+    let (frames, events) = outputs(&mut master, &ONE);
+    assert!(
+        frames.is_empty() && events.is_empty(),
+        "{frames:?} {events:?}"
+    );
+}
+
+#[test]
+fn master_drops_a_late_answer_after_a_repeated_request_as_a_duplicate() {
+    // A poll that timed out is repeated with the same FCB; the remote answers the
+    // repetition with its last response again: the second copy, coming when nothing
+    // waits, is not delivered.
+    let t = Instant::now();
+    let mut master = open_master(master_config(1), t);
+    master.on_timer(t + TIMEOUT);
+    let (frames, _) = outputs(&mut master, &ONE);
+    assert_eq!(as_req(&frames[0]).function, ReqFunction::ReqData1);
+    master.on_frame(
+        res(ResFunction::ResData, 1, false, false, &[7]),
+        t + TIMEOUT,
+    );
+    let (frames, events) = outputs(&mut master, &ONE);
+    assert_eq!(
+        events,
+        vec![(key(1), ConnEvent::Received(Bytes::from_static(&[7])))]
+    );
+    assert!(frames.is_empty(), "the line is idle");
+    master.on_frame(
+        res(ResFunction::ResData, 1, false, false, &[7]),
+        t + TIMEOUT,
+    );
+    let (frames, events) = outputs(&mut master, &ONE);
+    assert!(
+        frames.is_empty() && events.is_empty(),
+        "{frames:?} {events:?}"
+    );
+}
+
 #[test]
 fn master_with_dfc_holds_confirmed_data_until_a_response_clears_it() {
     let t = Instant::now();

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::frame::{Address, Direction, Frame, ReqFrame, ReqFunction, ResFunction};
+use super::frame::{Address, Direction, Frame, ReqFrame, ReqFunction, ResFrame, ResFunction};
 use super::{CloseCause, ConnEvent, SendId};
 
 /// Timing and addressing of a primary station.
@@ -77,6 +77,9 @@ pub struct Primary {
     class2_due: Option<Instant>,
     status_due: Option<Instant>,
     outstanding: Option<Outstanding>,
+    /// The last answered request was answered at its first transmission: the remote
+    /// has not been asked to repeat a response, so a late one is not a duplicate.
+    answered_first_time: bool,
     events: VecDeque<ConnEvent>,
 }
 
@@ -93,6 +96,7 @@ impl Primary {
             class2_due: None,
             status_due: None,
             outstanding: None,
+            answered_first_time: false,
             events: VecDeque::new(),
         }
     }
@@ -245,6 +249,7 @@ impl Primary {
         let Some(out) = self.outstanding.take() else {
             return;
         };
+        self.answered_first_time = out.repetitions == 0;
         let (function, access_demand, dfc, data) = match frame {
             Frame::Short => (ResFunction::Ack, false, false, Bytes::new()),
             Frame::Res(res) => (
@@ -302,6 +307,23 @@ impl Primary {
         }
     }
 
+    /// A response that came when no request of this connection waited for it: the late
+    /// answer to a request something else was taken for (a stray single character on the
+    /// line). Its user data is delivered, unless the last answered request had been
+    /// repeated (the remote repeats its last response to a repeated request, so the late
+    /// one would be a duplicate); its ACD is honoured. Anything else is ignored.
+    pub fn on_late_response(&mut self, res: &ResFrame, now: Instant) {
+        if self.state != State::Ready || !self.answered_first_time {
+            return;
+        }
+        if res.function == ResFunction::ResData && !res.data.is_empty() {
+            self.events.push_back(ConnEvent::Received(res.data.clone()));
+        }
+        if res.access_demand && self.config.poll_class1_delay.is_some() {
+            self.class1_due = Some(now);
+        }
+    }
+
     /// The outstanding request was not answered within the response timeout: it is
     /// repeated (same FCB) at the next turn, or the connection closes after
     /// `send_retry_count` repetitions.
@@ -309,6 +331,7 @@ impl Primary {
         let Some(out) = &mut self.outstanding else {
             return;
         };
+        self.answered_first_time = false;
         if out.job == Job::Reset {
             // hat repeats the reset of an opening connection until it is answered.
             self.outstanding = None;

@@ -98,10 +98,35 @@ fn check_data(format: &LinkFormat, data: &Bytes) -> Result<(), StationError> {
     Ok(())
 }
 
-fn write(format: &LinkFormat, outputs: &mut VecDeque<StationOutput>, frame: &Frame) {
+/// The outputs waiting for the owner, and how many writes it has taken: a frame that
+/// arrives while a request's octets still wait here was received before the request was
+/// written and cannot be its answer.
+#[derive(Debug, Default)]
+struct Outputs {
+    queue: VecDeque<StationOutput>,
+    writes_pushed: u64,
+    writes_taken: u64,
+}
+
+impl Outputs {
+    fn push_event(&mut self, key: ConnKey, event: ConnEvent) {
+        self.queue.push_back(StationOutput::Event(key, event));
+    }
+
+    fn pop(&mut self) -> Option<StationOutput> {
+        let output = self.queue.pop_front()?;
+        if matches!(output, StationOutput::Write(_)) {
+            self.writes_taken += 1;
+        }
+        Some(output)
+    }
+}
+
+fn write(format: &LinkFormat, outputs: &mut Outputs, frame: &Frame) {
     // Frames built here always fit: addresses and data lengths are checked on entry.
     if let Ok(octets) = encode_to_bytes(format, frame) {
-        outputs.push_back(StationOutput::Write(octets));
+        outputs.queue.push_back(StationOutput::Write(octets));
+        outputs.writes_pushed += 1;
     }
 }
 
@@ -110,6 +135,18 @@ fn write(format: &LinkFormat, outputs: &mut VecDeque<StationOutput>, frame: &Fra
 struct Awaiting {
     key: ConnKey,
     deadline: Instant,
+    /// The request's place among the writes ([`Outputs::writes_pushed`] after it).
+    write: u64,
+}
+
+impl Awaiting {
+    /// Whether the owner has taken the request's octets to write them: only a frame
+    /// received after that can answer it. (Two stray single characters read in one
+    /// chunk would otherwise answer the pending request and the next one, written only
+    /// after them; the real answers then came with nothing waiting and were lost.)
+    fn written(&self, outputs: &Outputs) -> bool {
+        outputs.writes_taken >= self.write
+    }
 }
 
 /// Turn-taking of primaries sharing a line: round robin, one answer awaited at a time.
@@ -134,7 +171,7 @@ impl PrimaryLine {
         &mut self,
         format: &LinkFormat,
         primaries: impl Iterator<Item = (ConnKey, &'a mut Primary)>,
-        outputs: &mut VecDeque<StationOutput>,
+        outputs: &mut Outputs,
         now: Instant,
     ) {
         if self.awaiting.is_some() {
@@ -155,6 +192,7 @@ impl PrimaryLine {
                     self.awaiting = Some(Awaiting {
                         key,
                         deadline: now + primary.config().response_timeout,
+                        write: outputs.writes_pushed,
                     });
                     return;
                 }
@@ -178,15 +216,15 @@ fn expects_response(format: &LinkFormat, req: &ReqFrame) -> bool {
     req.function != ReqFunction::DataNoRes && Some(req.address) != format.address_size.broadcast()
 }
 
-fn drain_primary(key: ConnKey, primary: &mut Primary, outputs: &mut VecDeque<StationOutput>) {
+fn drain_primary(key: ConnKey, primary: &mut Primary, outputs: &mut Outputs) {
     while let Some(event) = primary.poll_event() {
-        outputs.push_back(StationOutput::Event(key, event));
+        outputs.push_event(key, event);
     }
 }
 
-fn drain_secondary(key: ConnKey, secondary: &mut Secondary, outputs: &mut VecDeque<StationOutput>) {
+fn drain_secondary(key: ConnKey, secondary: &mut Secondary, outputs: &mut Outputs) {
     while let Some(event) = secondary.poll_event() {
-        outputs.push_back(StationOutput::Event(key, event));
+        outputs.push_event(key, event);
     }
 }
 
@@ -196,7 +234,7 @@ pub struct MasterStation {
     format: LinkFormat,
     conns: BTreeMap<ConnKey, Primary>,
     line: PrimaryLine,
-    outputs: VecDeque<StationOutput>,
+    outputs: Outputs,
 }
 
 impl MasterStation {
@@ -206,7 +244,7 @@ impl MasterStation {
             format,
             conns: BTreeMap::new(),
             line: PrimaryLine::new(),
-            outputs: VecDeque::new(),
+            outputs: Outputs::default(),
         }
     }
 
@@ -281,17 +319,33 @@ impl Station for MasterStation {
     }
 
     fn on_frame(&mut self, frame: Frame, now: Instant) {
-        let Some(awaiting) = self.line.awaiting else {
-            return;
-        };
-        let answers = match &frame {
-            Frame::Short => true,
-            Frame::Res(res) => res.address == awaiting.key.address,
-            Frame::Req(_) => false,
+        let awaiting = self
+            .line
+            .awaiting
+            .filter(|awaiting| awaiting.written(&self.outputs));
+        let answers = match (&frame, awaiting) {
+            (Frame::Short, Some(_)) => true,
+            (Frame::Res(res), Some(awaiting)) => res.address == awaiting.key.address,
+            _ => false,
         };
         if !answers {
+            // A response nobody waits for is a late answer to an earlier request (an
+            // unbalanced slave speaks only when asked): one a stray single character
+            // was taken for. Its data is not lost.
+            if let Frame::Res(res) = &frame {
+                if let Some(primary) = self.conns.get_mut(&ConnKey {
+                    direction: None,
+                    address: res.address,
+                }) {
+                    primary.on_late_response(res, now);
+                }
+                self.step(now);
+            }
             return;
         }
+        let Some(awaiting) = awaiting else {
+            return;
+        };
         self.line.awaiting = None;
         if let Some(primary) = self.conns.get_mut(&awaiting.key) {
             primary.on_response(&frame, now);
@@ -317,7 +371,7 @@ impl Station for MasterStation {
     }
 
     fn poll_output(&mut self) -> Option<StationOutput> {
-        self.outputs.pop_front()
+        self.outputs.pop()
     }
 }
 
@@ -326,7 +380,7 @@ impl Station for MasterStation {
 pub struct SlaveStation {
     format: LinkFormat,
     conns: BTreeMap<ConnKey, Secondary>,
-    outputs: VecDeque<StationOutput>,
+    outputs: Outputs,
 }
 
 impl SlaveStation {
@@ -335,7 +389,7 @@ impl SlaveStation {
         SlaveStation {
             format,
             conns: BTreeMap::new(),
-            outputs: VecDeque::new(),
+            outputs: Outputs::default(),
         }
     }
 
@@ -426,7 +480,7 @@ impl Station for SlaveStation {
     }
 
     fn poll_output(&mut self) -> Option<StationOutput> {
-        self.outputs.pop_front()
+        self.outputs.pop()
     }
 }
 
@@ -437,7 +491,7 @@ pub struct BalancedStation {
     format: LinkFormat,
     conns: BTreeMap<ConnKey, (Primary, Secondary)>,
     line: PrimaryLine,
-    outputs: VecDeque<StationOutput>,
+    outputs: Outputs,
 }
 
 impl BalancedStation {
@@ -451,7 +505,7 @@ impl BalancedStation {
             },
             conns: BTreeMap::new(),
             line: PrimaryLine::new(),
-            outputs: VecDeque::new(),
+            outputs: Outputs::default(),
         }
     }
 
@@ -542,7 +596,11 @@ impl Station for BalancedStation {
                 }
             }
             Frame::Res(_) | Frame::Short => {
-                let Some(awaiting) = self.line.awaiting else {
+                let Some(awaiting) = self
+                    .line
+                    .awaiting
+                    .filter(|awaiting| awaiting.written(&self.outputs))
+                else {
                     return;
                 };
                 if let Frame::Res(res) = &frame {
@@ -578,6 +636,6 @@ impl Station for BalancedStation {
     }
 
     fn poll_output(&mut self) -> Option<StationOutput> {
-        self.outputs.pop_front()
+        self.outputs.pop()
     }
 }
