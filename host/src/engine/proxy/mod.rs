@@ -575,6 +575,10 @@ impl DeviceProxy {
                 drop(op);
                 if let Some(instance) = self.instance.take() {
                     let _pending = PendingCall::new(self.describe("close"));
+                    tracing::info!(
+                        timeout_s = timeout.as_secs_f64(),
+                        "shutdown: closing the device"
+                    );
                     close_instance(instance, timeout).await;
                     tracing::info!("device closed");
                 }
