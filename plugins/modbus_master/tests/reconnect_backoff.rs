@@ -115,8 +115,8 @@ async fn backoff_stops_doubling_at_connect_delay_max() {
     accepts.extend(slave.accepts_until(first + Duration::from_secs(3)).await);
     device.close().await;
     // Capped: 0, 0.05, 0.1, 0.2, 0.2, ... about 16 connections in 3 s. Doubling without
-    // the cap (0.4, 0.8, 1.6) would make 7.
-    assert!(accepts.len() >= 9, "{} connections in 3 s", accepts.len());
+    // the cap (0.4, 0.8, 1.6) would make at most 7.
+    assert!(accepts.len() >= 8, "{} connections in 3 s", accepts.len());
     for pair in accepts[5..].windows(2) {
         let gap = pair[1] - pair[0];
         assert!(
