@@ -69,8 +69,10 @@ impl From<serde_json::Error> for Error {
 /// A device instance, written in ordinary async Rust.
 ///
 /// The host calls `process_event` one event at a time and `close` once; the SDK polls
-/// both with the plugin's own runtime entered (on the host's thread: do not block it)
-/// and turns panics into errors.
+/// both with the plugin's own runtime entered, on the thread the host polls them on,
+/// and turns panics into errors. gateway-host polls them on a thread of the device's
+/// own, so blocking there stalls only this device; still do not block: the device's
+/// events wait meanwhile and its `close` cannot start.
 pub trait Device: Send + Sync + 'static {
     /// Processes one event addressed to this device. An error fails the device.
     fn process_event(&self, event: Event) -> impl Future<Output = Result<(), Error>> + Send;

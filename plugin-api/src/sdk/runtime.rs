@@ -125,10 +125,11 @@ where
 //   close timeout), the unfinished body is handed to the plugin runtime and runs to
 //   its end there (`detach`).
 //
-// What changes: the body's synchronous parts run on a host worker thread. A plugin
-// that blocks a thread inside `process_event` now blocks a host worker, as a
-// statically linked device would (and as a blocking call in hat-gateway's single
-// asyncio loop would block the whole gateway). CPU-heavy or blocking work belongs in
+// What changes: the body's synchronous parts run on the thread the host polls on. In
+// gateway-host that is the device's own call thread (host/src/plugins/call_thread.rs),
+// so a plugin that blocks inside `process_event` stalls only its own device; a host
+// that polls on a shared worker would be blocked as by a statically linked device
+// (and as a blocking call in hat-gateway's single asyncio loop blocks the gateway). CPU-heavy or blocking work belongs in
 // `tokio::task::spawn_blocking` or a `Context::spawn` task, which still run on the
 // plugin's own threads. `create` keeps spawning: it runs once per device, and the
 // device's `Context::spawn` tasks are then started from a plugin worker.
