@@ -102,6 +102,7 @@ impl Shared {
 }
 
 /// A running IEC 101 master device.
+#[derive(Debug)]
 pub struct MasterDevice {
     events: mpsc::Sender<Event>,
     cancel: CancellationToken,

@@ -38,6 +38,7 @@ impl EventSink for ClientSink {
 }
 
 /// An `iec101_master` device as the SDK sees it.
+#[derive(Debug)]
 pub struct Iec101MasterDevice {
     inner: Arc<MasterDevice>,
 }

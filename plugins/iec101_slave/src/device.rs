@@ -75,6 +75,7 @@ pub enum CreateError {
 }
 
 /// A running IEC 101 slave device.
+#[derive(Debug)]
 pub struct SlaveDevice {
     events: mpsc::Sender<Event>,
     cancel: CancellationToken,

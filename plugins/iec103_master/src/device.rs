@@ -291,6 +291,16 @@ pub struct MasterDevice {
     finished: CancellationToken,
 }
 
+impl std::fmt::Debug for MasterDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The shared state holds the sink and the link opener (trait objects).
+        f.debug_struct("MasterDevice")
+            .field("config", &self.shared.config)
+            .field("finished", &self.finished.is_cancelled())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MasterDevice {
     /// Validates `conf` (the whole device entry), queries the latest enable events of
     /// the remote devices (hat's start-up query) and starts the device; must be called

@@ -39,6 +39,7 @@ impl EventSink for ClientSink {
 }
 
 /// An `iec103_master` device as the SDK sees it.
+#[derive(Debug)]
 pub struct Iec103MasterDevice {
     inner: Arc<MasterDevice>,
 }

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 #[path = "../../../iec_common/tests/hat_schemas/mod.rs"]
-pub mod hat_schemas;
+pub(crate) mod hat_schemas;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -20,23 +20,23 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
-pub const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 /// The 4-segment prefix of the device under test.
-pub fn prefix() -> EventType {
+pub(crate) fn prefix() -> EventType {
     ["gateway", "gw", "iec101_master", "dev"]
         .map(String::from)
         .to_vec()
 }
 
 /// A hat-drivers outstation process on end `b` of a pty pair, killed on drop.
-pub struct Outstation {
+pub(crate) struct Outstation {
     script: PyScript,
 }
 
 impl Outstation {
     /// Outstations for `args` (see the script) on `pty`'s end `b`.
-    pub async fn start(pty: &PtyPair, args: &[&str]) -> Self {
+    pub(crate) async fn start(pty: &PtyPair, args: &[&str]) -> Self {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/outstation.py");
         let port = pty.b_str();
         let mut all = vec!["--port", port.as_str()];
@@ -49,17 +49,17 @@ impl Outstation {
     }
 
     /// Next output line satisfying `pred` (earlier lines are skipped).
-    pub async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) async fn line(&mut self, pred: impl Fn(&str) -> bool) -> String {
         self.script.line(pred).await
     }
 
     /// Like [`line`](Self::line), with the time the line was read.
-    pub async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
+    pub(crate) async fn line_at(&mut self, pred: impl Fn(&str) -> bool) -> (Instant, String) {
         self.script.line_at(pred).await
     }
 
     /// Next received message of hat class `class` on remote device `addr`, as JSON.
-    pub async fn msg(&mut self, addr: u16, class: &str) -> Value {
+    pub(crate) async fn msg(&mut self, addr: u16, class: &str) -> Value {
         let head = format!("MSG {addr} ");
         let tag = format!("\"_type\": \"{class}\"");
         let line = self
@@ -70,7 +70,7 @@ impl Outstation {
 
     /// Sends a command and waits for its acknowledgement; returns the lines printed
     /// before it.
-    pub async fn command(&mut self, command: &str) -> Vec<String> {
+    pub(crate) async fn command(&mut self, command: &str) -> Vec<String> {
         self.script.send(command).await;
         let ack = format!("OK {command}");
         let mut before = Vec::new();
@@ -85,7 +85,7 @@ impl Outstation {
 
     /// Sends hat messages (a Python list expression) from remote device `addr`;
     /// returns what hat-gateway's master would register for each (`HAT` lines).
-    pub async fn send(&mut self, addr: u16, msgs: &str) -> Vec<Value> {
+    pub(crate) async fn send(&mut self, addr: u16, msgs: &str) -> Vec<Value> {
         self.command(&format!("send {addr} {msgs}"))
             .await
             .iter()
@@ -96,13 +96,13 @@ impl Outstation {
 
     /// The next `HAT` line: what hat-gateway's master registers for the outstation's
     /// next answer.
-    pub async fn hat_answer(&mut self) -> Value {
+    pub(crate) async fn hat_answer(&mut self) -> Value {
         let line = self.line(|l| l.starts_with("HAT ")).await;
         serde_json::from_str(&line["HAT ".len()..]).unwrap()
     }
 
     /// The message hat-gateway's master sends for a `system/...` event.
-    pub async fn hat_msg(&mut self, tail: &str, payload: &Value) -> Value {
+    pub(crate) async fn hat_msg(&mut self, tail: &str, payload: &Value) -> Value {
         let spec = json!({"type": tail, "payload": payload});
         let lines = self.command(&format!("hatmsg {spec}")).await;
         let line = lines
@@ -115,39 +115,39 @@ impl Outstation {
 
 /// One registered event: type after the prefix, payload, source timestamp.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// Type after the 4-segment prefix, `/`-joined.
-    pub tail: String,
+    pub(crate) tail: String,
     /// JSON payload.
-    pub payload: Value,
+    pub(crate) payload: Value,
     /// Source timestamp.
-    pub source_timestamp: Option<Timestamp>,
+    pub(crate) source_timestamp: Option<Timestamp>,
     /// When it was registered.
-    pub at: Instant,
+    pub(crate) at: Instant,
 }
 
 /// `EventSink` that records everything, checking each event's prefix and payload
 /// schema, counting register calls and answering the enable query.
-pub struct Recorder {
+pub(crate) struct Recorder {
     schemas: hat_schemas::HatSchemas,
     tx: mpsc::UnboundedSender<Recorded>,
     /// Addresses whose enable event the query returns as `true`.
     enabled: Vec<u16>,
     /// Sizes of the register calls, in order.
-    pub calls: Mutex<Vec<usize>>,
+    pub(crate) calls: Mutex<Vec<usize>>,
     /// The queried event types.
-    pub queries: Mutex<Vec<Vec<EventType>>>,
+    pub(crate) queries: Mutex<Vec<Vec<EventType>>>,
 }
 
 /// Receiving side of a [`Recorder`].
-pub struct Events {
+pub(crate) struct Events {
     rx: mpsc::UnboundedReceiver<Recorded>,
     /// The recorder (for its call log).
-    pub recorder: Arc<Recorder>,
+    pub(crate) recorder: Arc<Recorder>,
 }
 
 /// Checks a 101 master event tail against hat's schema for it.
-pub fn check_master_event(schemas: &hat_schemas::HatSchemas, tail: &str, payload: &Value) {
+pub(crate) fn check_master_event(schemas: &hat_schemas::HatSchemas, tail: &str, payload: &Value) {
     let segments: Vec<&str> = tail.split('/').collect();
     let rest: &[&str] = match segments.as_slice() {
         ["gateway", "remote_device", _, rest @ ..] => rest,
@@ -167,7 +167,7 @@ pub fn check_master_event(schemas: &hat_schemas::HatSchemas, tail: &str, payload
 
 impl Recorder {
     /// A recorder whose enable query finds `enabled` enabled, and its receiving side.
-    pub fn new(enabled: &[u16]) -> (Arc<Self>, Events) {
+    pub(crate) fn new(enabled: &[u16]) -> (Arc<Self>, Events) {
         let (tx, rx) = mpsc::unbounded_channel();
         let recorder = Arc::new(Self {
             schemas: hat_schemas::HatSchemas::load(),
@@ -226,7 +226,7 @@ impl EventSink for Recorder {
 
 impl Events {
     /// Next registered event.
-    pub async fn next(&mut self) -> Recorded {
+    pub(crate) async fn next(&mut self) -> Recorded {
         tokio::time::timeout(WAIT, self.rx.recv())
             .await
             .expect("no event within the wait")
@@ -234,14 +234,14 @@ impl Events {
     }
 
     /// Asserts the next event's type and payload; returns it.
-    pub async fn expect(&mut self, tail: &str, payload: Value) -> Recorded {
+    pub(crate) async fn expect(&mut self, tail: &str, payload: Value) -> Recorded {
         let event = self.next().await;
         assert_eq!((event.tail.as_str(), &event.payload), (tail, &payload));
         event
     }
 
     /// Skips events until one of type `tail` with `payload` arrives.
-    pub async fn until(&mut self, tail: &str, payload: Value) -> Recorded {
+    pub(crate) async fn until(&mut self, tail: &str, payload: Value) -> Recorded {
         loop {
             let event = self.next().await;
             if event.tail == tail && event.payload == payload {
@@ -251,7 +251,7 @@ impl Events {
     }
 
     /// Skips events until remote device `addr` reports `status`.
-    pub async fn until_remote(&mut self, addr: u16, status: &str) -> Recorded {
+    pub(crate) async fn until_remote(&mut self, addr: u16, status: &str) -> Recorded {
         self.until(
             &format!("gateway/remote_device/{addr}/status"),
             json!(status),
@@ -261,7 +261,7 @@ impl Events {
 
     /// Skips events until every remote device of `addresses` reported `CONNECTED`,
     /// in any order.
-    pub async fn until_connected(&mut self, addresses: &[u16]) {
+    pub(crate) async fn until_connected(&mut self, addresses: &[u16]) {
         let mut waiting: Vec<String> = addresses
             .iter()
             .map(|a| format!("gateway/remote_device/{a}/status"))
@@ -275,7 +275,7 @@ impl Events {
     }
 
     /// Events registered within `window` (only to assert that nothing happens).
-    pub async fn quiet_for(&mut self, window: Duration) -> Vec<Recorded> {
+    pub(crate) async fn quiet_for(&mut self, window: Duration) -> Vec<Recorded> {
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + window;
         while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
@@ -286,7 +286,7 @@ impl Events {
 }
 
 /// Asserts that `event` is what hat-gateway's master registers (a `HAT` line).
-pub fn assert_as_hat(event: &Recorded, hat: &Value) {
+pub(crate) fn assert_as_hat(event: &Recorded, hat: &Value) {
     assert_eq!(event.tail, hat["type"].as_str().unwrap(), "{hat}");
     assert_eq!(event.payload, hat["payload"], "{}", event.tail);
     let source = event
@@ -297,7 +297,7 @@ pub fn assert_as_hat(event: &Recorded, hat: &Value) {
 }
 
 /// An unbalanced device entry with test timing on `port`, polling `addresses`.
-pub fn conf(port: &str, addresses: &[u16]) -> Value {
+pub(crate) fn conf(port: &str, addresses: &[u16]) -> Value {
     let remotes: Vec<Value> = addresses
         .iter()
         .map(|address| {
@@ -333,7 +333,7 @@ pub fn conf(port: &str, addresses: &[u16]) -> Value {
 }
 
 /// A balanced device entry with test timing on `port` for remote `address`.
-pub fn balanced_conf(port: &str, address: u16) -> Value {
+pub(crate) fn balanced_conf(port: &str, address: u16) -> Value {
     let mut conf = conf(port, &[]);
     conf["link_type"] = json!("BALANCED");
     conf["remote_devices"] = json!([{
@@ -349,7 +349,7 @@ pub fn balanced_conf(port: &str, address: u16) -> Value {
 }
 
 /// Creates the device with a recorder whose enable query finds `enabled` enabled.
-pub async fn start(conf: &Value, enabled: &[u16]) -> (MasterDevice, Events) {
+pub(crate) async fn start(conf: &Value, enabled: &[u16]) -> (MasterDevice, Events) {
     let (recorder, events) = Recorder::new(enabled);
     let device = MasterDevice::create(conf, prefix(), recorder)
         .await
@@ -358,7 +358,7 @@ pub async fn start(conf: &Value, enabled: &[u16]) -> (MasterDevice, Events) {
 }
 
 /// A pty pair, an outstation for address 1 and a started device connected to it.
-pub async fn connected() -> (PtyPair, Outstation, MasterDevice, Events) {
+pub(crate) async fn connected() -> (PtyPair, Outstation, MasterDevice, Events) {
     let pty = PtyPair::start("iec101-master");
     let mut outstation = Outstation::start(&pty, &[]).await;
     let (device, mut events) = start(&conf(&pty.a_str(), &[1]), &[1]).await;
@@ -368,12 +368,12 @@ pub async fn connected() -> (PtyPair, Outstation, MasterDevice, Events) {
 }
 
 /// An event as the engine would hand it to the device (`tail` after the prefix).
-pub fn system_event(tail: &str, payload: Value) -> Event {
+pub(crate) fn system_event(tail: &str, payload: Value) -> Event {
     system_event_raw(tail, Some(Payload::Json(JsonText::from_value(&payload))))
 }
 
 /// Like [`system_event`] with any payload (or none).
-pub fn system_event_raw(tail: &str, payload: Option<Payload>) -> Event {
+pub(crate) fn system_event_raw(tail: &str, payload: Option<Payload>) -> Event {
     let mut event_type = prefix();
     event_type.extend(tail.split('/').map(String::from));
     Event {
@@ -386,19 +386,19 @@ pub fn system_event_raw(tail: &str, payload: Option<Payload>) -> Event {
 }
 
 /// The source timestamp of the outstation's `T` (2024-02-29 23:59:58.123 UTC).
-pub fn t_stamp() -> Timestamp {
+pub(crate) fn t_stamp() -> Timestamp {
     Timestamp::new(1_709_251_198, 123_000)
 }
 
 /// The target directory of this build (`target/<profile>`).
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
 /// The cdylib cargo built (`target/<profile>/libiec101_master.so`), copied into a
 /// private 0755 plugin directory as the loader requires (removed on drop).
-pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
+pub(crate) fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
     use std::os::unix::fs::PermissionsExt as _;
     let library = target_dir().join("libiec101_master.so");
     assert!(

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 #[path = "../../../iec_common/tests/hat_schemas/mod.rs"]
-pub mod hat_schemas;
+pub(crate) mod hat_schemas;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,24 +19,24 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 /// Upper bound for any single expected event or line.
-pub const WAIT: Duration = Duration::from_secs(15);
+pub(crate) const WAIT: Duration = Duration::from_secs(15);
 
 /// The 4-segment prefix of the device under test.
-pub fn prefix() -> EventType {
+pub(crate) fn prefix() -> EventType {
     ["gateway", "gw", "iec101_slave", "dev"]
         .map(String::from)
         .to_vec()
 }
 
 /// hat-drivers' master (`tests/py/master.py`) on end `b` of a pty pair.
-pub struct Master {
+pub(crate) struct Master {
     /// The script.
-    pub script: PyScript,
+    pub(crate) script: PyScript,
 }
 
 impl Master {
     /// Starts it with `args` (see the script) and waits until its port is open.
-    pub async fn start(pty: &PtyPair, args: &[&str]) -> Master {
+    pub(crate) async fn start(pty: &PtyPair, args: &[&str]) -> Master {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/master.py");
         let port = pty.b_str();
         let mut all = vec!["--port", port.as_str()];
@@ -49,7 +49,7 @@ impl Master {
     }
 
     /// The next message of hat class `class` received on address `addr`.
-    pub async fn msg(&mut self, addr: u16, class: &str) -> Value {
+    pub(crate) async fn msg(&mut self, addr: u16, class: &str) -> Value {
         let head = format!("MSG {addr} ");
         let tag = format!("\"_type\": \"{class}\"");
         let line = self
@@ -60,7 +60,7 @@ impl Master {
     }
 
     /// Sends a command; the lines printed before its `OK`.
-    pub async fn command(&mut self, command: &str) -> Vec<String> {
+    pub(crate) async fn command(&mut self, command: &str) -> Vec<String> {
         self.script.send(command).await;
         let ack = format!("OK {command}");
         let mut before = Vec::new();
@@ -74,7 +74,7 @@ impl Master {
     }
 
     /// What hat's slave sends for a `system/data` event.
-    pub async fn hat_data(
+    pub(crate) async fn hat_data(
         &mut self,
         tail: &str,
         payload: &Value,
@@ -92,19 +92,19 @@ impl Master {
 
 /// One registered event: type after the prefix, payload, source timestamp.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// Type after the 4-segment prefix, `/`-joined.
-    pub tail: String,
+    pub(crate) tail: String,
     /// JSON payload.
-    pub payload: Value,
+    pub(crate) payload: Value,
     /// Source timestamp.
-    pub source_timestamp: Option<Timestamp>,
+    pub(crate) source_timestamp: Option<Timestamp>,
     /// When it was registered.
-    pub at: Instant,
+    pub(crate) at: Instant,
 }
 
 /// Checks a 101 slave event tail against hat's schema for it.
-pub fn check_slave_event(schemas: &hat_schemas::HatSchemas, tail: &str, payload: &Value) {
+pub(crate) fn check_slave_event(schemas: &hat_schemas::HatSchemas, tail: &str, payload: &Value) {
     let segments: Vec<&str> = tail.split('/').collect();
     schemas.check_event_in(
         "iec101",
@@ -118,24 +118,24 @@ pub fn check_slave_event(schemas: &hat_schemas::HatSchemas, tail: &str, payload:
 
 /// `EventSink` that records everything, checking each event's prefix and payload
 /// schema, and answers the start-up query with `initial`.
-pub struct Recorder {
+pub(crate) struct Recorder {
     schemas: hat_schemas::HatSchemas,
     tx: mpsc::UnboundedSender<Recorded>,
     initial: Vec<Event>,
     /// The queried event types.
-    pub queries: Mutex<Vec<Vec<EventType>>>,
+    pub(crate) queries: Mutex<Vec<Vec<EventType>>>,
 }
 
 /// Receiving side of a [`Recorder`].
-pub struct Events {
+pub(crate) struct Events {
     rx: mpsc::UnboundedReceiver<Recorded>,
     /// The recorder.
-    pub recorder: Arc<Recorder>,
+    pub(crate) recorder: Arc<Recorder>,
 }
 
 impl Recorder {
     /// A recorder answering the start-up query with `initial`, and its receiving side.
-    pub fn new(initial: Vec<Event>) -> (Arc<Self>, Events) {
+    pub(crate) fn new(initial: Vec<Event>) -> (Arc<Self>, Events) {
         let (tx, rx) = mpsc::unbounded_channel();
         let recorder = Arc::new(Self {
             schemas: hat_schemas::HatSchemas::load(),
@@ -180,7 +180,7 @@ impl EventSink for Recorder {
 
 impl Events {
     /// Next registered event.
-    pub async fn next(&mut self) -> Recorded {
+    pub(crate) async fn next(&mut self) -> Recorded {
         tokio::time::timeout(WAIT, self.rx.recv())
             .await
             .expect("no event within the wait")
@@ -188,14 +188,14 @@ impl Events {
     }
 
     /// Asserts the next event's type and payload; returns it.
-    pub async fn expect(&mut self, tail: &str, payload: Value) -> Recorded {
+    pub(crate) async fn expect(&mut self, tail: &str, payload: Value) -> Recorded {
         let event = self.next().await;
         assert_eq!((event.tail.as_str(), &event.payload), (tail, &payload));
         event
     }
 
     /// Skips events until one of type `tail` arrives.
-    pub async fn until(&mut self, tail: &str) -> Recorded {
+    pub(crate) async fn until(&mut self, tail: &str) -> Recorded {
         loop {
             let event = self.next().await;
             if event.tail == tail {
@@ -205,7 +205,7 @@ impl Events {
     }
 
     /// Events registered within `window` (only to assert that nothing happens).
-    pub async fn quiet_for(&mut self, window: Duration) -> Vec<Recorded> {
+    pub(crate) async fn quiet_for(&mut self, window: Duration) -> Vec<Recorded> {
         let mut out = Vec::new();
         let deadline = tokio::time::Instant::now() + window;
         while let Ok(Some(event)) = tokio::time::timeout_at(deadline, self.rx.recv()).await {
@@ -216,7 +216,7 @@ impl Events {
 }
 
 /// An unbalanced device entry on `port` answering as `addresses`, with `data`.
-pub fn conf(port: &str, addresses: &[u16], data: Value) -> Value {
+pub(crate) fn conf(port: &str, addresses: &[u16], data: Value) -> Value {
     let devices: Vec<Value> = addresses
         .iter()
         .map(|a| json!({"address": a, "keep_alive_timeout": 5, "reconnect_delay": 0.2}))
@@ -243,12 +243,18 @@ pub fn conf(port: &str, addresses: &[u16], data: Value) -> Value {
 }
 
 /// A `data[]` entry.
-pub fn point(data_type: &str, asdu: u16, io: u32, buffer: Option<&str>, with_ack: bool) -> Value {
+pub(crate) fn point(
+    data_type: &str,
+    asdu: u16,
+    io: u32,
+    buffer: Option<&str>,
+    with_ack: bool,
+) -> Value {
     json!({"data_type": data_type, "asdu_address": asdu, "io_address": io, "buffer": buffer, "with_ack": with_ack})
 }
 
 /// An event as the engine would hand it to the device (`tail` after the prefix).
-pub fn system_event(tail: &str, payload: Value, instance: i64) -> Event {
+pub(crate) fn system_event(tail: &str, payload: Value, instance: i64) -> Event {
     let mut event_type = prefix();
     event_type.extend(tail.split('/').map(String::from));
     Event {
@@ -265,19 +271,19 @@ pub fn system_event(tail: &str, payload: Value, instance: i64) -> Event {
 }
 
 /// A `system/data` payload of a scaled value.
-pub fn scaled(value: i64) -> Value {
+pub(crate) fn scaled(value: i64) -> Value {
     json!({"is_test": false, "cause": "SPONTANEOUS", "data": {"value": value, "quality": {"invalid": false, "not_topical": false, "substituted": false, "blocked": false, "overflow": false}}})
 }
 
 /// The target directory of this build (`target/<profile>`).
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
 /// The cdylib cargo built (`target/<profile>/libiec101_slave.so`), copied into a
 /// private 0755 plugin directory as the loader requires (removed on drop).
-pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
+pub(crate) fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
     use std::os::unix::fs::PermissionsExt as _;
     let library = target_dir().join("libiec101_slave.so");
     assert!(

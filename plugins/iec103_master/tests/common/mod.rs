@@ -17,10 +17,10 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// Upper bound of any wait in these tests.
-pub const WAIT: Duration = Duration::from_secs(10);
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
 
 /// The test venv's site-packages holding hat-gateway.
-pub fn site_packages() -> PathBuf {
+pub(crate) fn site_packages() -> PathBuf {
     let venv = gateway_test_support::venv_with(&["bin/python"]);
     std::fs::read_dir(venv.join("lib"))
         .unwrap()
@@ -30,13 +30,13 @@ pub fn site_packages() -> PathBuf {
 }
 
 /// hat-gateway 0.6.48's iec103 master event payload schemas.
-pub struct HatSchemas {
+pub(crate) struct HatSchemas {
     validators: Vec<(&'static str, jsonschema::Validator)>,
 }
 
 impl HatSchemas {
     /// The validators, built once.
-    pub fn get() -> &'static HatSchemas {
+    pub(crate) fn get() -> &'static HatSchemas {
         static SCHEMAS: OnceLock<HatSchemas> = OnceLock::new();
         SCHEMAS.get_or_init(|| {
             let path = site_packages().join("hat/gateway/json_schema_repo.json");
@@ -73,7 +73,7 @@ impl HatSchemas {
     /// Panics unless `payload` of the event `tail` (after the prefix) is valid against
     /// hat's schema for its kind. Interrogations have no schema in hat (the request's
     /// payload is not read; the answer's is null, as hat registers it).
-    pub fn check(&self, tail: &str, payload: &Value) {
+    pub(crate) fn check(&self, tail: &str, payload: &Value) {
         let segments: Vec<&str> = tail.split('/').collect();
         let def = match segments.as_slice() {
             ["gateway", "status"] | ["gateway", "remote_device", _, "status"] => "gateway/status",
@@ -98,32 +98,32 @@ impl HatSchemas {
 }
 
 /// The device prefix of the tests.
-pub fn prefix() -> EventType {
+pub(crate) fn prefix() -> EventType {
     vec!["gateway".into(), "dev".into()]
 }
 
 /// A registered event: type after the prefix, payload and source timestamp.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Registered {
-    pub tail: String,
-    pub payload: Value,
-    pub source_timestamp: Option<Timestamp>,
+pub(crate) struct Registered {
+    pub(crate) tail: String,
+    pub(crate) payload: Value,
+    pub(crate) source_timestamp: Option<Timestamp>,
 }
 
 /// Records registered events (each checked against hat's schema) and answers the
 /// start-up query with `enabled`.
-pub struct Recorder {
+pub(crate) struct Recorder {
     tx: mpsc::UnboundedSender<Registered>,
     enabled: Vec<(u16, bool)>,
 }
 
 /// The receiving end of a [`Recorder`].
-pub struct Registrations {
+pub(crate) struct Registrations {
     rx: mpsc::UnboundedReceiver<Registered>,
 }
 
 impl Recorder {
-    pub fn new(enabled: &[(u16, bool)]) -> (Arc<Recorder>, Registrations) {
+    pub(crate) fn new(enabled: &[(u16, bool)]) -> (Arc<Recorder>, Registrations) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Arc::new(Recorder {
@@ -135,7 +135,7 @@ impl Recorder {
     }
 }
 
-pub fn tail_of(event_type: &EventType) -> String {
+pub(crate) fn tail_of(event_type: &EventType) -> String {
     event_type[prefix().len()..].join("/")
 }
 
@@ -169,7 +169,7 @@ impl EventSink for Recorder {
 }
 
 /// A `system/...` event under the test prefix.
-pub fn system_event(tail: &str, payload: Value) -> Event {
+pub(crate) fn system_event(tail: &str, payload: Value) -> Event {
     let mut event_type = prefix();
     event_type.extend(tail.split('/').map(str::to_owned));
     HatSchemas::get().check(tail, &payload);
@@ -186,7 +186,7 @@ pub fn system_event(tail: &str, payload: Value) -> Event {
     }
 }
 
-pub fn enable_event(address: u16, enable: bool) -> Event {
+pub(crate) fn enable_event(address: u16, enable: bool) -> Event {
     system_event(
         &format!("system/remote_device/{address}/enable"),
         json!(enable),
@@ -195,7 +195,7 @@ pub fn enable_event(address: u16, enable: bool) -> Event {
 
 impl Registrations {
     /// The next registered event.
-    pub async fn next(&mut self) -> Registered {
+    pub(crate) async fn next(&mut self) -> Registered {
         tokio::time::timeout(WAIT, self.rx.recv())
             .await
             .expect("no event registered in time")
@@ -203,7 +203,7 @@ impl Registrations {
     }
 
     /// Skips events until one with `tail` (returned).
-    pub async fn until(&mut self, tail: &str) -> Registered {
+    pub(crate) async fn until(&mut self, tail: &str) -> Registered {
         loop {
             let e = self.next().await;
             if e.tail == tail {
@@ -213,7 +213,7 @@ impl Registrations {
     }
 
     /// Skips events until `tail` with `payload`.
-    pub async fn until_payload(&mut self, tail: &str, payload: Value) -> Registered {
+    pub(crate) async fn until_payload(&mut self, tail: &str, payload: Value) -> Registered {
         loop {
             let e = self.next().await;
             if e.tail == tail && e.payload == payload {
@@ -223,7 +223,7 @@ impl Registrations {
     }
 
     /// Skips events until each of `wanted` (tail, payload) has been seen, in any order.
-    pub async fn until_each(&mut self, wanted: &[(&str, Value)]) {
+    pub(crate) async fn until_each(&mut self, wanted: &[(&str, Value)]) {
         let mut left: Vec<(&str, Value)> = wanted.to_vec();
         while !left.is_empty() {
             let e = self.next().await;
@@ -232,7 +232,7 @@ impl Registrations {
     }
 
     /// Events registered so far and not read.
-    pub fn drain(&mut self) -> Vec<Registered> {
+    pub(crate) fn drain(&mut self) -> Vec<Registered> {
         let mut out = Vec::new();
         while let Ok(e) = self.rx.try_recv() {
             out.push(e);
@@ -242,7 +242,7 @@ impl Registrations {
 }
 
 /// A device configuration with remote devices `addresses` on `port`.
-pub fn config(port: &str, addresses: &[u16], time_sync_delay: Option<f64>) -> Value {
+pub(crate) fn config(port: &str, addresses: &[u16], time_sync_delay: Option<f64>) -> Value {
     json!({
         "module": "hat.gateway.devices.iec103.master",
         "name": "dev",
@@ -271,19 +271,19 @@ pub fn config(port: &str, addresses: &[u16], time_sync_delay: Option<f64>) -> Va
 // In-memory link.
 
 /// The test's end of one remote device connection.
-pub struct Peer {
-    pub address: u16,
+pub(crate) struct Peer {
+    pub(crate) address: u16,
     /// ASDUs the device sent.
-    pub from_device: mpsc::UnboundedReceiver<Vec<u8>>,
+    pub(crate) from_device: mpsc::UnboundedReceiver<Vec<u8>>,
     /// ASDUs to the device.
-    pub to_device: mpsc::UnboundedSender<Vec<u8>>,
+    pub(crate) to_device: mpsc::UnboundedSender<Vec<u8>>,
     /// Cancel: the connection closes (the remote stopped answering).
-    pub closed: CancellationToken,
+    pub(crate) closed: CancellationToken,
 }
 
 impl Peer {
     /// The next ASDU the device sent, decoded.
-    pub async fn next(&mut self) -> iec60870::iec103::Asdu {
+    pub(crate) async fn next(&mut self) -> iec60870::iec103::Asdu {
         let bytes = tokio::time::timeout(WAIT, self.from_device.recv())
             .await
             .expect("device sent nothing in time")
@@ -291,7 +291,7 @@ impl Peer {
         iec60870::iec103::decode(&bytes).unwrap()
     }
 
-    pub fn send(&self, asdu: &iec60870::iec103::Asdu) {
+    pub(crate) fn send(&self, asdu: &iec60870::iec103::Asdu) {
         self.to_device
             .send(iec60870::iec103::encode(asdu).unwrap())
             .unwrap();
@@ -299,20 +299,20 @@ impl Peer {
 }
 
 /// Opens [`FakeLink`]s; fails the next `fail` opens.
-pub struct FakeOpener {
-    pub fail: Mutex<usize>,
+pub(crate) struct FakeOpener {
+    pub(crate) fail: Mutex<usize>,
     links: mpsc::UnboundedSender<Arc<FakeLink>>,
     answering: watch::Sender<HashSet<u16>>,
 }
 
 /// The test's view of the opener: each opened link, and which addresses answer.
-pub struct FakeLine {
-    pub opener: Arc<FakeOpener>,
-    pub links: mpsc::UnboundedReceiver<Arc<FakeLink>>,
+pub(crate) struct FakeLine {
+    pub(crate) opener: Arc<FakeOpener>,
+    pub(crate) links: mpsc::UnboundedReceiver<Arc<FakeLink>>,
 }
 
 impl FakeLine {
-    pub fn new(answering: &[u16]) -> FakeLine {
+    pub(crate) fn new(answering: &[u16]) -> FakeLine {
         let (tx, rx) = mpsc::unbounded_channel();
         let (answering, _) = watch::channel(answering.iter().copied().collect());
         FakeLine {
@@ -326,14 +326,14 @@ impl FakeLine {
     }
 
     /// The next link the device opened.
-    pub async fn link(&mut self) -> Arc<FakeLink> {
+    pub(crate) async fn link(&mut self) -> Arc<FakeLink> {
         tokio::time::timeout(WAIT, self.links.recv())
             .await
             .expect("no link opened in time")
             .unwrap()
     }
 
-    pub fn set_answering(&self, address: u16, answering: bool) {
+    pub(crate) fn set_answering(&self, address: u16, answering: bool) {
         self.opener.answering.send_modify(|set| {
             if answering {
                 set.insert(address);
@@ -364,8 +364,8 @@ impl LinkOpener for FakeOpener {
 }
 
 /// One open in-memory link.
-pub struct FakeLink {
-    pub closed: CancellationToken,
+pub(crate) struct FakeLink {
+    pub(crate) closed: CancellationToken,
     answering: watch::Receiver<HashSet<u16>>,
     peers_tx: mpsc::UnboundedSender<Peer>,
     peers: tokio::sync::Mutex<mpsc::UnboundedReceiver<Peer>>,
@@ -373,7 +373,7 @@ pub struct FakeLink {
 
 impl FakeLink {
     /// The next connection the device opened.
-    pub async fn peer(&self) -> Peer {
+    pub(crate) async fn peer(&self) -> Peer {
         tokio::time::timeout(WAIT, self.peers.lock().await.recv())
             .await
             .expect("no connection opened in time")
@@ -458,14 +458,14 @@ impl Conn for FakeConn {
 }
 
 /// The directory of the test binaries' build profile (`target/<profile>`).
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
 /// The cdylib cargo built (`target/<profile>/libiec103_master.so`), copied into a
 /// private 0755 plugin directory as the loader requires (removed on drop).
-pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
+pub(crate) fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
     use std::os::unix::fs::PermissionsExt as _;
     let library = target_dir().join("libiec103_master.so");
     assert!(
@@ -482,7 +482,7 @@ pub fn plugin_dir(label: &str) -> gateway_test_support::TempDir {
 }
 
 /// hat-gateway's own configuration schema validator for the iec103 master.
-pub fn hat_config_validator() -> jsonschema::Validator {
+pub(crate) fn hat_config_validator() -> jsonschema::Validator {
     let path = site_packages().join("hat/gateway/json_schema_repo.json");
     let repo: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let id = "hat-gateway://iec103.yaml";
@@ -502,22 +502,22 @@ pub fn hat_config_validator() -> jsonschema::Validator {
 // The hat-drivers based 103 slave (tests/py/slave.py) on a socat pty pair.
 
 /// A `slave.py` on end `b` of its own pty pair; the device opens end `a`.
-pub struct Slave {
-    pub script: gateway_test_support::script::PyScript,
-    pub pty: gateway_test_support::pty::PtyPair,
+pub(crate) struct Slave {
+    pub(crate) script: gateway_test_support::script::PyScript,
+    pub(crate) pty: gateway_test_support::pty::PtyPair,
 }
 
 /// One `HAT` line: the event hat-gateway's master registers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct HatEvent {
-    pub tail: String,
-    pub payload: Value,
-    pub source_timestamp: Option<Timestamp>,
+pub(crate) struct HatEvent {
+    pub(crate) tail: String,
+    pub(crate) payload: Value,
+    pub(crate) source_timestamp: Option<Timestamp>,
 }
 
 impl Slave {
     /// Starts the slave answering for `addresses` and waits for READY.
-    pub async fn start(label: &str, addresses: &[u16]) -> Slave {
+    pub(crate) async fn start(label: &str, addresses: &[u16]) -> Slave {
         let pty = gateway_test_support::pty::PtyPair::start(label);
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py/slave.py");
         let addresses: Vec<String> = addresses.iter().map(u16::to_string).collect();
@@ -530,13 +530,13 @@ impl Slave {
     }
 
     /// The port the device opens.
-    pub fn port(&self) -> String {
+    pub(crate) fn port(&self) -> String {
         self.pty.a_str()
     }
 
     /// Runs a stdin command and collects the `HAT` events before its `OK` (lines of
     /// data hat-gateway has no event for are left out).
-    pub async fn command(&mut self, line: &str) -> Vec<HatEvent> {
+    pub(crate) async fn command(&mut self, line: &str) -> Vec<HatEvent> {
         self.script.send(line).await;
         let mut hat = Vec::new();
         loop {
@@ -554,13 +554,13 @@ impl Slave {
     }
 
     /// Waits for `CONNECT <address>`.
-    pub async fn connected(&mut self, address: u16) {
+    pub(crate) async fn connected(&mut self, address: u16) {
         let want = format!("CONNECT {address}");
         self.script.line(|l| l == want).await;
     }
 
     /// Waits for `CONNECT <address>` of every one of `addresses`, in any order.
-    pub async fn connected_all(&mut self, addresses: &[u16]) {
+    pub(crate) async fn connected_all(&mut self, addresses: &[u16]) {
         let mut left: HashSet<String> = addresses.iter().map(|a| format!("CONNECT {a}")).collect();
         while !left.is_empty() {
             let line = self.script.next().await;
@@ -570,7 +570,7 @@ impl Slave {
 
     /// The next ASDU received for `address` with hat class `class` (hat's decoding as
     /// JSON), skipping others; `HAT` lines of answers are collected in `hat`.
-    pub async fn asdu(&mut self, address: u16, asdu_type: &str) -> Value {
+    pub(crate) async fn asdu(&mut self, address: u16, asdu_type: &str) -> Value {
         let prefix = format!("ASDU {address} ");
         loop {
             let line = self.script.next().await;
@@ -585,7 +585,7 @@ impl Slave {
 }
 
 /// A `HAT` line's JSON as a [`HatEvent`].
-pub fn hat_event(json: &str) -> HatEvent {
+pub(crate) fn hat_event(json: &str) -> HatEvent {
     let v: Value = serde_json::from_str(json).unwrap();
     assert!(v.get("error").is_none(), "hat: {v}");
     HatEvent {
@@ -600,7 +600,7 @@ pub fn hat_event(json: &str) -> HatEvent {
 impl Registered {
     /// The same event as hat's (source timestamps within a millisecond: hat rounds
     /// through floats).
-    pub fn assert_same(&self, hat: &HatEvent) {
+    pub(crate) fn assert_same(&self, hat: &HatEvent) {
         assert_eq!((&self.tail, &self.payload), (&hat.tail, &hat.payload));
         match (self.source_timestamp, hat.source_timestamp) {
             (Some(a), Some(b)) => {

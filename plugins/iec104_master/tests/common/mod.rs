@@ -31,7 +31,7 @@ pub(crate) fn prefix() -> EventType {
 pub(crate) struct Outstation {
     script: PyScript,
     /// Listening port.
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 impl Outstation {
@@ -143,13 +143,13 @@ impl Outstation {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Recorded {
     /// Type after the 4-segment prefix, `/`-joined.
-    pub tail: String,
+    pub(crate) tail: String,
     /// JSON payload.
-    pub payload: Value,
+    pub(crate) payload: Value,
     /// Source timestamp.
-    pub source_timestamp: Option<Timestamp>,
+    pub(crate) source_timestamp: Option<Timestamp>,
     /// When it was registered.
-    pub at: Instant,
+    pub(crate) at: Instant,
 }
 
 /// `EventSink` that records everything, checking each event's prefix and payload
@@ -158,14 +158,14 @@ pub(crate) struct Recorder {
     schemas: hat_schemas::HatSchemas,
     tx: mpsc::UnboundedSender<Recorded>,
     /// Sizes of the register calls, in order.
-    pub calls: Mutex<Vec<usize>>,
+    pub(crate) calls: Mutex<Vec<usize>>,
 }
 
 /// Receiving side of a [`Recorder`].
 pub(crate) struct Events {
     rx: mpsc::UnboundedReceiver<Recorded>,
     /// The recorder (for its call log).
-    pub recorder: Arc<Recorder>,
+    pub(crate) recorder: Arc<Recorder>,
 }
 
 impl Recorder {

@@ -36,7 +36,7 @@ pub(crate) struct Master {
     /// `MSG` and `CLOSED` lines that arrived while a command waited for its `OK`.
     held: std::collections::VecDeque<String>,
     /// Local TCP port of the current connection.
-    pub local_port: u16,
+    pub(crate) local_port: u16,
 }
 
 impl Master {
@@ -319,11 +319,11 @@ fn any_of(schema: &mut Value) {
 #[derive(Debug, Clone)]
 pub(crate) struct Registered {
     /// Type after the prefix.
-    pub tail: String,
+    pub(crate) tail: String,
     /// JSON payload.
-    pub payload: Value,
+    pub(crate) payload: Value,
     /// Source timestamp.
-    pub source_timestamp: Option<Timestamp>,
+    pub(crate) source_timestamp: Option<Timestamp>,
 }
 
 /// `EventSink` that records every registration (checking it against hat's schemas) and

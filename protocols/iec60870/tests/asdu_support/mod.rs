@@ -23,11 +23,11 @@ pub(crate) fn script() -> PathBuf {
 
 /// One ASDU made by hat and the messages hat reads from it.
 pub(crate) struct Vector {
-    pub profile: String,
-    pub sizes: Vec<u64>,
-    pub bytes: Vec<u8>,
-    pub msgs: Vec<Msg>,
-    pub line: String,
+    pub(crate) profile: String,
+    pub(crate) sizes: Vec<u64>,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) msgs: Vec<Msg>,
+    pub(crate) line: String,
 }
 
 /// Every vector `asdu_vectors.py vectors` prints.
