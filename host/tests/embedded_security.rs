@@ -175,6 +175,7 @@ async fn unique_event_types_past_the_limit_are_refused_and_rss_stays_bounded() {
     let grown = rss_bytes().saturating_sub(before);
     assert!(server.event_types() <= LIMIT, "{}", server.event_types());
     assert!(refused >= ATTEMPTS / 100 - LIMIT / 100, "{refused}");
+    assert_eq!(server.refused_registers(), refused as u64);
     eprintln!(
         "unique types: {ATTEMPTS} attempted, RSS grew {} KiB",
         grown / 1024

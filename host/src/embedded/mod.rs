@@ -173,6 +173,8 @@ struct State {
     next_connection_id: u64,
     local: Vec<LocalSubscriber>,
     query_log: VecDeque<QueryRecord>,
+    /// Register requests refused for a store limit (logged at 1, 2, 4, 8, ...).
+    refused_registers: u64,
     /// One queue per TCP listener, fed under this lock so every listener gets batches
     /// and status changes in the order the local connections get them.
     tcp: Vec<tcp::TcpNotifier>,
@@ -212,6 +214,7 @@ impl EmbeddedServer {
                     next_connection_id: 1,
                     local: Vec::new(),
                     query_log: VecDeque::new(),
+                    refused_registers: 0,
                     tcp: Vec::new(),
                 }),
             }),
@@ -323,11 +326,16 @@ impl EmbeddedServer {
                 return None;
             }
             if let Err(limit) = state.store.check_limits(&events) {
-                tracing::warn!(
-                    reason = %limit,
-                    event_types = state.store.event_types(),
-                    "embedded event server: register request refused"
-                );
+                state.refused_registers += 1;
+                // A flood would log every request: powers of two only.
+                if state.refused_registers.is_power_of_two() {
+                    tracing::warn!(
+                        reason = %limit,
+                        event_types = state.store.event_types(),
+                        refused = state.refused_registers,
+                        "embedded event server: register request refused"
+                    );
+                }
                 return None;
             }
             let stored = state.store.register(events);
@@ -364,6 +372,11 @@ impl EmbeddedServer {
         tcp::queued(queued).await;
         // The listener tasks drop their share before saying done: no copy then.
         Some(Arc::try_unwrap(stored).unwrap_or_else(|shared| shared.as_ref().clone()))
+    }
+
+    /// Register requests refused so far for a store limit.
+    pub fn refused_registers(&self) -> u64 {
+        self.state().refused_registers
     }
 
     /// Distinct event types stored.

@@ -97,3 +97,36 @@ async fn a_status_change_reaches_tcp_subscribers_between_the_batches_around_it()
     assert_eq!(seen[1], Notification::Status(Status::Standby));
     assert!(matches!(&seen[2], Notification::Events(e) if e[0].id.session == 3));
 }
+
+#[tokio::test]
+async fn an_in_process_connection_flooding_new_event_types_is_refused_at_the_limit() {
+    use gateway_model::client::EventClient;
+    let server = EmbeddedServer::new(EmbeddedConfig {
+        max_event_types: 100,
+        ..EmbeddedConfig::default()
+    });
+    let (local, _notifications, _) = server.connect("plugin", vec![]).await.unwrap();
+    let mut refused = 0;
+    for i in 0..1000 {
+        let event =
+            RegisterEvent::json(event_type_from_str(&format!("f/{i}")), serde_json::json!(i));
+        if local
+            .register_with_response(vec![event])
+            .await
+            .unwrap()
+            .is_none()
+        {
+            refused += 1;
+        }
+    }
+    assert!(server.event_types() <= 100, "{}", server.event_types());
+    assert!(refused >= 900, "{refused}");
+    assert_eq!(server.refused_registers(), refused);
+    // Known types still register.
+    let known = RegisterEvent::json(event_type_from_str("f/0"), serde_json::json!(-1));
+    assert!(local
+        .register_with_response(vec![known])
+        .await
+        .unwrap()
+        .is_some());
+}
