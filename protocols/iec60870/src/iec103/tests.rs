@@ -216,3 +216,73 @@ fn measurand_type_names_follow_hat() {
     assert_eq!(measurand_type_name(AsduType::Measurands2, 9), None);
     assert_eq!(measurand_type_name(AsduType::GenericData, 0), None);
 }
+
+/// A generic data ASDU with one array of `values` of `value_type`.
+fn generic_data(value_type: ValueType, values: Vec<Value>) -> Asdu {
+    Asdu {
+        asdu_type: AsduType::GenericData,
+        cause: Cause::Known(KnownCause::GeneralInterrogation),
+        address: 1,
+        ios: vec![Io {
+            address: IoAddress {
+                function_type: 254,
+                information_number: 244,
+            },
+            elements: vec![IoElement::GenericData {
+                return_identifier: 0,
+                counter: false,
+                more_follows: false,
+                data: vec![(
+                    Identification {
+                        group_id: 1,
+                        entry_id: 1,
+                    },
+                    DescriptiveData {
+                        description: Description::ActualValue,
+                        value: ArrayValue {
+                            value_type,
+                            more_follows: false,
+                            values,
+                        },
+                    },
+                )],
+            }],
+        }],
+    }
+}
+
+#[test]
+fn wide_fixed_values_are_re_encoded_in_two_octets_as_hat_does() {
+    // What the iec103_decode fuzz target found: a (U)Fixed array element may come in
+    // up to 8 octets, but the model (hat's too) keeps no element width and both
+    // encoders write (U)Fixed in its minimum size, 2 octets (hat's
+    // `_get_value_min_size`), so the round trip keeps 16 bits of the fraction.
+    for (value_type, value) in [
+        (ValueType::UFixed, Value::UFixed(0.5)),
+        (ValueType::Fixed, Value::Fixed(-0.5)),
+    ] {
+        let two = encode(&generic_data(value_type, vec![value])).unwrap();
+        // The array header (type, size 2, one element) and the element, last.
+        let at = two.len() - 5;
+        assert_eq!(&two[at..at + 3], &[value_type.to_u8(), 2, 1]);
+        // The same ASDU with the element in 4 octets and more precision.
+        let mut four = two[..at].to_vec();
+        four.extend_from_slice(&[
+            value_type.to_u8(),
+            4,
+            1,
+            0x01,
+            0x00,
+            two[at + 3],
+            two[at + 4],
+        ]);
+        let wide = decode(&four).unwrap();
+        let re_encoded = encode(&wide).unwrap();
+        assert_eq!(re_encoded.len(), two.len(), "written in 2 octets again");
+        let again = decode(&re_encoded).unwrap();
+        // The low 16 bits are gone (truncated toward zero, as hat's `int()` does).
+        assert_ne!(again, wide);
+        // From there on the round trip is stable, which the fuzz target checks.
+        assert_eq!(encode(&again).unwrap(), re_encoded);
+    }
+}
