@@ -166,9 +166,10 @@ async fn reconnect_does_not_wait_for_a_hung_create_or_close() {
         "server back after {restarted:?}; s1, s2 running after {others:?}; \
          hl (close_timeout 4 s) after {hung:?}"
     );
-    // Reconnect backoff is at most 0.5 + 1 + 2 s once the server is back.
+    // Once the server is back the next reconnect attempt comes within the backoff cap
+    // (5 s); on main the runner first waited 10 s for the hung create.
     assert!(
-        others < restarted + Duration::from_millis(4000),
+        others < restarted + Duration::from_millis(5500),
         "the other devices waited for the hung plugin calls: {others:?}"
     );
     assert!(
