@@ -1,15 +1,15 @@
 //! The IEC 104 master device (hat-gateway's `Iec104MasterDevice`): the connection loop
 //! over `remote_addresses`, the receive loop registering what the outstation sends, the
 //! clock synchronisation loop, and `system/...` events sent as commands. Independent of
-//! the plugin SDK: it registers through [`EventSink`] and takes events through
+//! the plugin SDK: it registers through [`EventClient`] (the SDK client in the plugin, a
+//! recorder in tests) and takes events through
 //! [`MasterDevice::process_event`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use futures::future::BoxFuture;
 use futures::FutureExt as _;
-use gateway_model::{Event, EventType, RegisterEvent};
+use gateway_model::{Event, EventClient, EventType, RegisterEvent};
 use iec60870::asdu::{AsduCodec, AsduError, Profile};
 use iec60870::types::Msg;
 use serde_json::{json, Value};
@@ -18,18 +18,6 @@ use tracing::Instrument;
 
 use crate::config::{secs, ConfigError, MasterConfig};
 use crate::events::{clock_sync_msg, msg_from_event, msg_to_event};
-
-/// A failure of the event-server side of the device.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event client: {0}")]
-pub struct SinkError(pub String);
-
-/// The device's access to the event server (the SDK client in the plugin, a recorder
-/// in tests).
-pub trait EventSink: Send + Sync + 'static {
-    /// Registers events, fire-and-forget.
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>>;
-}
 
 /// Why a device could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,14 +53,14 @@ struct Shared {
     config: MasterConfig,
     prefix: EventType,
     codec: AsduCodec,
-    sink: Arc<dyn EventSink>,
+    client: Arc<dyn EventClient>,
     /// Sending handle of the open connection, if any (hat's `self._conn`).
     sender: Mutex<Option<iec104::Sender>>,
 }
 
 impl Shared {
     async fn register(&self, events: Vec<RegisterEvent>) {
-        if let Err(err) = self.sink.register(events).await {
+        if let Err(err) = self.client.register(events).await {
             tracing::warn!(error = %err, "registering events failed");
         }
     }
@@ -110,7 +98,7 @@ impl MasterDevice {
     pub fn create(
         conf: &Value,
         prefix: EventType,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
     ) -> Result<Self, CreateError> {
         let config = MasterConfig::from_json(conf)?;
         let span = tracing::info_span!("iec104_master", device = %config.name);
@@ -118,7 +106,7 @@ impl MasterDevice {
             config,
             prefix,
             codec: AsduCodec::new(Profile::iec104()),
-            sink,
+            client,
             sender: Mutex::new(None),
         });
         let cancel = CancellationToken::new();

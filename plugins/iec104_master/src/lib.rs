@@ -1,7 +1,7 @@
 //! hat-gateway compatible IEC 60870-5-104 master device (`iec104_master`).
 //!
 //! The core ([`device::MasterDevice`]) does not depend on the plugin SDK: it registers
-//! events through [`device::EventSink`] and takes events through
+//! events through [`gateway_model::EventClient`] and takes events through
 //! [`device::MasterDevice::process_event`]. [`config`] is hat's `iec104.yaml#/$defs/master`,
 //! [`events`] maps messages to events and back (payloads from `iec_common`), [`plugin`]
 //! exports the device. The protocol is `gateway-iec60870` (ASDUs) and `gateway-iec104`
@@ -24,7 +24,7 @@ pub mod events;
 pub mod plugin;
 
 pub use config::{ConfigError, MasterConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
-pub use device::{CreateError, EventSink, MasterDevice, SinkError, Status};
+pub use device::{CreateError, MasterDevice, Status};
 
 /// Device type name.
 pub const DEVICE_TYPE: &str = "iec104_master";

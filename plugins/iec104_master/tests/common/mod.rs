@@ -1,5 +1,5 @@
 //! Test kit: a real hat-drivers outstation process (`tests/py/outstation.py`) and an
-//! event recorder implementing the core's `EventSink` that checks every registered
+//! event recorder implementing `gateway_model::EventClient` that checks every registered
 //! event against hat-gateway's event schema for it.
 #![allow(clippy::unwrap_used, dead_code)]
 
@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use gateway_model::{ClientError, EventClient, QueryParams, QueryResult};
 use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
 use gateway_test_support::script::PyScript;
-use iec104_master::{EventSink, MasterDevice, SinkError};
+use iec104_master::MasterDevice;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -152,7 +153,7 @@ pub(crate) struct Recorded {
     pub(crate) at: Instant,
 }
 
-/// `EventSink` that records everything, checking each event's prefix and payload
+/// `EventClient` that records everything, checking each event's prefix and payload
 /// schema, and counting register calls.
 pub(crate) struct Recorder {
     schemas: hat_schemas::HatSchemas,
@@ -181,8 +182,8 @@ impl Recorder {
     }
 }
 
-impl EventSink for Recorder {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+impl EventClient for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         self.calls.lock().unwrap().push(events.len());
         for event in events {
             assert_eq!(
@@ -206,6 +207,17 @@ impl EventSink for Recorder {
             });
         }
         Box::pin(async { Ok(()) })
+    }
+
+    fn register_with_response(
+        &self,
+        _events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        panic!("iec104_master never registers with response")
+    }
+
+    fn query(&self, _params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        panic!("iec104_master never queries")
     }
 }
 
