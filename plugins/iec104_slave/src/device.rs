@@ -1,15 +1,15 @@
 //! The IEC 104 slave device: one task owns the station state (current values, buffers,
 //! connections) and serves the listener, the `system/...` events and what the
 //! connection tasks report. Independent of the plugin SDK: it talks to the event
-//! server through [`EventSink`] and receives events through
+//! server through [`EventClient`] (the SDK client in the plugin, a recorder in tests) and
+//! receives events through
 //! [`SlaveDevice::process_event`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use futures::future::BoxFuture;
-use gateway_model::{Event, EventId, EventType, RegisterEvent};
+use gateway_model::{ClientError, Event, EventClient, EventId, EventType, RegisterEvent};
 use iec60870::asdu::{AsduCodec, Profile};
 use iec60870::types::{DataMsg, Msg};
 use iec_common::{DataKey, DataType};
@@ -40,24 +40,6 @@ pub const LINK_SEND_QUEUE_SIZE: usize = 32;
 /// Pause after the listener failed to accept.
 pub const ACCEPT_ERROR_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// A failure of the event-server side of the device.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event client: {0}")]
-pub struct SinkError(pub String);
-
-/// The device's access to the event server (the SDK client in the plugin, a recorder
-/// in tests).
-pub trait EventSink: Send + Sync + 'static {
-    /// Registers events, fire-and-forget.
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>>;
-
-    /// Latest event of every type matching one of `event_types`.
-    fn query_latest(
-        &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>>;
-}
-
 /// Why a device could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -66,7 +48,7 @@ pub enum CreateError {
     Config(#[from] ConfigError),
     /// The start-up query of the current values failed.
     #[error("querying the latest system/data events: {0}")]
-    Query(SinkError),
+    Query(ClientError),
     /// The listening socket could not be opened.
     #[error("listening on {addr}: {source}")]
     Listen {
@@ -100,11 +82,11 @@ impl SlaveDevice {
     pub async fn create(
         conf: &Value,
         prefix: EventType,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
     ) -> Result<Self, CreateError> {
         let config = SlaveConfig::from_json(conf)?;
         let types = EventTypes::new(prefix);
-        let mut station = Station::new(&config, types, sink);
+        let mut station = Station::new(&config, types, client);
         station.load_current_values().await?;
 
         let addr = if config.local_host.contains(':') {
@@ -208,7 +190,7 @@ pub type BufferRef = (usize, EventId);
 /// The state the device task owns.
 struct Station {
     types: EventTypes,
-    sink: Arc<dyn EventSink>,
+    client: Arc<dyn EventClient>,
     codec: AsduCodec,
     remote_hosts: Option<Vec<String>>,
     max_connections: Option<usize>,
@@ -221,7 +203,7 @@ struct Station {
 }
 
 impl Station {
-    fn new(config: &SlaveConfig, types: EventTypes, sink: Arc<dyn EventSink>) -> Self {
+    fn new(config: &SlaveConfig, types: EventTypes, client: Arc<dyn EventClient>) -> Self {
         let buffer_index: HashMap<&str, usize> = config
             .buffers
             .iter()
@@ -247,7 +229,7 @@ impl Station {
         }
         Self {
             types,
-            sink,
+            client,
             codec: AsduCodec::new(Profile::iec104()),
             remote_hosts: config.remote_hosts.clone(),
             // Non-negative by `SlaveConfig::check`.
@@ -268,11 +250,12 @@ impl Station {
 
     /// hat's `init_data`: the latest `system/data` event of every configured point.
     async fn load_current_values(&mut self) -> Result<(), CreateError> {
-        let events = self
-            .sink
-            .query_latest(vec![self.types.system_data_query()])
-            .await
-            .map_err(CreateError::Query)?;
+        let events = iec_common::client::query_latest(
+            self.client.as_ref(),
+            vec![self.types.system_data_query()],
+        )
+        .await
+        .map_err(CreateError::Query)?;
         for event in events {
             match self.types.parse_system(&event) {
                 Ok(SystemEvent::Data(key, msg)) if self.table.set(&key, msg) => {}
@@ -288,7 +271,7 @@ impl Station {
     }
 
     async fn register(&self, events: Vec<RegisterEvent>) {
-        if let Err(err) = self.sink.register(events).await {
+        if let Err(err) = self.client.register(events).await {
             tracing::warn!(error = %err, "registering events failed");
         }
     }

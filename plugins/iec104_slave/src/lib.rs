@@ -1,7 +1,7 @@
 //! hat-gateway compatible IEC 60870-5-104 slave device (`iec104_slave`), issue 9.
 //!
 //! The core ([`device::SlaveDevice`]) does not depend on the plugin SDK: it registers
-//! events and queries the current values through [`device::EventSink`] and takes events
+//! events and queries the current values through [`gateway_model::EventClient`] and takes events
 //! through [`device::SlaveDevice::process_event`]. Layers: [`config`] (hat's
 //! `iec104.yaml#/$defs/slave` and its schema), [`buffer`] (data kept until a master
 //! acknowledged it), [`station`] (the answers to a master, without sockets),
@@ -17,7 +17,7 @@ pub mod plugin;
 pub mod station;
 
 pub use config::{ConfigError, SlaveConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
-pub use device::{CreateError, EventSink, SinkError, SlaveDevice};
+pub use device::{CreateError, SlaveDevice};
 
 /// Device type name.
 pub const DEVICE_TYPE: &str = "iec104_slave";

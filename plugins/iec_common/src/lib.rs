@@ -3,12 +3,14 @@
 //!
 //! [`keys`]: data and command types and keys, and the event types built from and parsed
 //! into them; [`payload`]: data and command values as hat's JSON; [`cause`]: causes of
-//! transmission as JSON; [`time`]: time tags to and from source timestamps.
+//! transmission as JSON; [`time`]: time tags to and from source timestamps; [`client`]:
+//! the start-up query over the event-client contract.
 //!
-//! Everything here is pure: no sockets, no SDK. Payloads that do not have hat's shape
+//! Everything else here is pure: no sockets, no SDK. Payloads that do not have hat's shape
 //! are [`PayloadError`]s naming the JSON pointer of the bad value.
 
 pub mod cause;
+pub mod client;
 pub mod keys;
 pub mod payload;
 pub mod time;

@@ -1,5 +1,5 @@
 //! Test kit: a real hat-drivers IEC 104 master process (`tests/py/master.py`), an event
-//! recorder implementing the core's `EventSink` (answering the start-up query), hat's
+//! recorder implementing `gateway_model::EventClient` (answering the start-up query), hat's
 //! event schemas from the test venv, and device entries.
 #![allow(clippy::unwrap_used, dead_code)]
 
@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use gateway_model::{ClientError, EventClient, QueryLatestParams, QueryParams, QueryResult};
 use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
 use gateway_test_support::script::PyScript;
-use iec104_slave::{EventSink, SinkError, SlaveDevice};
+use iec104_slave::SlaveDevice;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -326,7 +327,7 @@ pub(crate) struct Registered {
     pub(crate) source_timestamp: Option<Timestamp>,
 }
 
-/// `EventSink` that records every registration (checking it against hat's schemas) and
+/// `EventClient` that records every registration (checking it against hat's schemas) and
 /// answers the start-up query with `latest`.
 pub(crate) struct Recorder {
     latest: Vec<Event>,
@@ -354,8 +355,8 @@ impl Recorder {
     }
 }
 
-impl EventSink for Recorder {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+impl EventClient for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         for event in events {
             assert_eq!(event.event_type[..4], prefix()[..]);
             let payload = match event.payload {
@@ -373,16 +374,31 @@ impl EventSink for Recorder {
         Box::pin(async { Ok(()) })
     }
 
-    fn query_latest(
+    fn register_with_response(
         &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
+        _events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        panic!("the device never registers with response")
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        let QueryParams::Latest(QueryLatestParams {
+            event_types: Some(event_types),
+        }) = params
+        else {
+            panic!("the device only queries the latest events of given types: {params:?}")
+        };
         self.queries
             .lock()
             .unwrap()
             .push(event_types.iter().map(|t| t.join("/")).collect());
         let events = self.latest.clone();
-        Box::pin(async move { Ok(events) })
+        Box::pin(async move {
+            Ok(QueryResult {
+                events,
+                more_follows: false,
+            })
+        })
     }
 }
 
