@@ -3,16 +3,15 @@
 //! devices' enable state; each enabled remote device has its own task (link
 //! connection, `gateway/remote_device/<address>/status`, receive loop, clock
 //! synchronisation, commands to send). Independent of the plugin SDK: it talks to the
-//! event server through [`EventSink`] and takes events through
+//! event server through [`EventClient`] and takes events through
 //! [`MasterDevice::process_event`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use futures::FutureExt as _;
-use gateway_model::{Event, EventType, RegisterEvent};
+use gateway_model::{ClientError, Event, EventClient, EventType, RegisterEvent};
 use iec60870::asdu::{AsduCodec, AsduError, Profile};
 use iec60870::types::Msg;
 use serde_json::Value;
@@ -33,24 +32,6 @@ pub const DEVICE_EVENT_CAPACITY: usize = 1024;
 /// (the reset request and its retries); see [`open_timeout`].
 pub const MIN_OPEN_TIMEOUT: Duration = Duration::from_millis(100);
 
-/// A failure of the event-server side of the device.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event client: {0}")]
-pub struct SinkError(pub String);
-
-/// The device's access to the event server (the SDK client in the plugin, a recorder
-/// in tests).
-pub trait EventSink: Send + Sync + 'static {
-    /// Registers events, fire-and-forget.
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>>;
-
-    /// Latest event of every type matching one of `event_types`.
-    fn query_latest(
-        &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>>;
-}
-
 /// Why a device could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreateError {
@@ -59,7 +40,7 @@ pub enum CreateError {
     Config(#[from] ConfigError),
     /// The start-up query of the enable events failed.
     #[error("querying the latest enable events: {0}")]
-    Query(SinkError),
+    Query(ClientError),
 }
 
 /// Link or connection state as `gateway/status` and
@@ -90,12 +71,12 @@ struct Shared {
     opener: Arc<dyn LinkOpener>,
     types: EventTypes,
     codec: AsduCodec,
-    sink: Arc<dyn EventSink>,
+    client: Arc<dyn EventClient>,
 }
 
 impl Shared {
     async fn register(&self, events: Vec<RegisterEvent>) {
-        if let Err(err) = self.sink.register(events).await {
+        if let Err(err) = self.client.register(events).await {
             tracing::warn!(error = %err, "registering events failed");
         }
     }
@@ -116,16 +97,16 @@ impl MasterDevice {
     pub async fn create(
         conf: &Value,
         prefix: EventType,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
     ) -> Result<Self, CreateError> {
-        Self::create_with(conf, prefix, sink, Arc::new(SerialOpener)).await
+        Self::create_with(conf, prefix, client, Arc::new(SerialOpener)).await
     }
 
     /// [`create`](Self::create) on the link `opener` opens.
     pub async fn create_with(
         conf: &Value,
         prefix: EventType,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
         opener: Arc<dyn LinkOpener>,
     ) -> Result<Self, CreateError> {
         let config = MasterConfig::from_json(conf)?;
@@ -138,7 +119,10 @@ impl MasterDevice {
             .collect();
         let query = types.enable_query(remotes.keys().copied());
         let mut enabled: BTreeMap<Address, bool> = remotes.keys().map(|a| (*a, false)).collect();
-        for event in sink.query_latest(query).await.map_err(CreateError::Query)? {
+        for event in iec_common::client::query_latest(client.as_ref(), query)
+            .await
+            .map_err(CreateError::Query)?
+        {
             match types.parse_system(&event) {
                 Ok(SystemEvent::Enable(address, enable)) if enabled.contains_key(&address) => {
                     enabled.insert(address, enable);
@@ -157,7 +141,7 @@ impl MasterDevice {
             opener,
             types,
             codec,
-            sink,
+            client,
         });
         let (events, event_rx) = mpsc::channel(DEVICE_EVENT_CAPACITY);
         let cancel = CancellationToken::new();

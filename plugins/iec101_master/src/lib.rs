@@ -2,7 +2,7 @@
 //! plugin.
 //!
 //! The core ([`device::MasterDevice`]) does not depend on the plugin SDK: it registers
-//! and queries through [`device::EventSink`] and takes events through
+//! and queries through [`gateway_model::EventClient`] and takes events through
 //! [`device::MasterDevice::process_event`]. [`config`] is hat's
 //! `iec101.yaml#/$defs/master`, [`events`] maps messages to events and back (payloads
 //! from `iec_common`), [`line`] is the serial link as the device uses it, [`plugin`]
@@ -21,7 +21,7 @@ pub mod line;
 pub mod plugin;
 
 pub use config::{ConfigError, MasterConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
-pub use device::{CreateError, EventSink, MasterDevice, SinkError, Status};
+pub use device::{CreateError, MasterDevice, Status};
 
 /// Device type name.
 pub const DEVICE_TYPE: &str = "iec101_master";

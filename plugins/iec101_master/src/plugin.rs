@@ -2,40 +2,10 @@
 
 use std::sync::Arc;
 
-use gateway_model::{Event, EventType, QueryLatestParams, QueryParams, RegisterEvent};
-use gateway_plugin_api::sdk::{BoxFuture, Client, Context, Device, Error};
+use gateway_model::{Event, EventClient};
+use gateway_plugin_api::sdk::{Context, Device, Error};
 
-use crate::device::{EventSink, MasterDevice, SinkError};
-
-/// The SDK client as the core's event sink.
-struct ClientSink(Client);
-
-impl EventSink for ClientSink {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(async move {
-            self.0
-                .register(events)
-                .await
-                .map_err(|err| SinkError(err.to_string()))
-        })
-    }
-
-    fn query_latest(
-        &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
-        Box::pin(async move {
-            let params = QueryParams::Latest(QueryLatestParams {
-                event_types: Some(event_types),
-            });
-            self.0
-                .query(params)
-                .await
-                .map(|result| result.events)
-                .map_err(|err| SinkError(err.to_string()))
-        })
-    }
-}
+use crate::device::MasterDevice;
 
 /// An `iec101_master` device as the SDK sees it.
 #[derive(Debug)]
@@ -49,8 +19,8 @@ pub async fn create(
     conf: serde_json::Value,
     context: Context,
 ) -> Result<Iec101MasterDevice, Error> {
-    let sink = Arc::new(ClientSink(context.client().clone()));
-    let inner = MasterDevice::create(&conf, context.prefix().to_vec(), sink)
+    let client: Arc<dyn EventClient> = Arc::new(context.client().clone());
+    let inner = MasterDevice::create(&conf, context.prefix().to_vec(), client)
         .await
         .map(Arc::new)
         .map_err(|err| Error::new(err.to_string()))?;

@@ -2,16 +2,15 @@
 //! connections) and serves the `system/...` events and what the connection tasks
 //! report; one task per configured link address opens its connection again and again
 //! and runs it. Independent of the plugin SDK: it talks to the event server through
-//! [`EventSink`] and receives events through [`SlaveDevice::process_event`].
+//! [`EventClient`] and receives events through [`SlaveDevice::process_event`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::stream::{FuturesOrdered, StreamExt as _};
-use gateway_model::{Event, EventId, EventType, RegisterEvent};
+use gateway_model::{ClientError, Event, EventClient, EventId, EventType, RegisterEvent};
 use iec60870::asdu::{AsduCodec, AsduError, Profile};
 use iec60870::types::{DataMsg, Msg};
 use iec_common::{DataKey, DataType};
@@ -42,24 +41,6 @@ pub const SEND_WINDOW: usize = 64;
 /// ends with its port; ours reopens it).
 pub const PORT_REOPEN_DELAY: Duration = Duration::from_secs(1);
 
-/// A failure of the event-server side of the device.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event client: {0}")]
-pub struct SinkError(pub String);
-
-/// The device's access to the event server (the SDK client in the plugin, a recorder
-/// in tests).
-pub trait EventSink: Send + Sync + 'static {
-    /// Registers events, fire-and-forget.
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>>;
-
-    /// Latest event of every type matching one of `event_types`.
-    fn query_latest(
-        &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>>;
-}
-
 /// Why a device could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateError {
@@ -68,7 +49,7 @@ pub enum CreateError {
     Config(#[from] ConfigError),
     /// The start-up query of the current values failed.
     #[error("querying the latest system/data events: {0}")]
-    Query(SinkError),
+    Query(ClientError),
     /// The serial port could not be opened (hat's `create` fails the same way).
     #[error("opening the serial link: {0}")]
     Port(String),
@@ -88,22 +69,22 @@ impl SlaveDevice {
     pub async fn create(
         conf: &Value,
         prefix: EventType,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
     ) -> Result<Self, CreateError> {
-        Self::create_with(conf, prefix, sink, Arc::new(SerialOpener)).await
+        Self::create_with(conf, prefix, client, Arc::new(SerialOpener)).await
     }
 
     /// [`create`](Self::create) on the link `opener` opens.
     pub async fn create_with(
         conf: &Value,
         prefix: EventType,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
         opener: Arc<dyn LinkOpener>,
     ) -> Result<Self, CreateError> {
         let config = SlaveConfig::from_json(conf)?;
         let codec = AsduCodec::new(Profile::iec101(config.field_sizes()?));
         let types = EventTypes::new(prefix);
-        let mut station = Station::new(&config, types, codec, sink);
+        let mut station = Station::new(&config, types, codec, client);
         station.load_current_values().await?;
         let port = opener
             .open(&config)
@@ -193,7 +174,7 @@ enum ConnEvent {
 /// The state the device task owns.
 struct Station {
     types: EventTypes,
-    sink: Arc<dyn EventSink>,
+    client: Arc<dyn EventClient>,
     codec: AsduCodec,
     table: DataTable,
     buffers: Vec<Buffer<DataMsg>>,
@@ -207,7 +188,7 @@ impl Station {
         config: &SlaveConfig,
         types: EventTypes,
         codec: AsduCodec,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
     ) -> Self {
         let buffer_index: HashMap<&str, usize> = config
             .buffers
@@ -238,7 +219,7 @@ impl Station {
         }
         Self {
             types,
-            sink,
+            client,
             codec,
             table: DataTable::new(keys, config.broadcast_asdu_address()),
             buffers: config
@@ -255,11 +236,12 @@ impl Station {
 
     /// hat's `init_data`: the latest `system/data` event of every configured point.
     async fn load_current_values(&mut self) -> Result<(), CreateError> {
-        let events = self
-            .sink
-            .query_latest(vec![self.types.system_data_query()])
-            .await
-            .map_err(CreateError::Query)?;
+        let events = iec_common::client::query_latest(
+            self.client.as_ref(),
+            vec![self.types.system_data_query()],
+        )
+        .await
+        .map_err(CreateError::Query)?;
         for event in events {
             match self.types.parse_system(&event) {
                 Ok(SystemEvent::Data(key, msg)) if self.table.set(&key, msg) => {}
@@ -275,7 +257,7 @@ impl Station {
     }
 
     async fn register(&self, events: Vec<RegisterEvent>) {
-        if let Err(err) = self.sink.register(events).await {
+        if let Err(err) = self.client.register(events).await {
             tracing::warn!(error = %err, "registering events failed");
         }
     }

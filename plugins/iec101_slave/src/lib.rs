@@ -2,7 +2,7 @@
 //! plugin.
 //!
 //! The core ([`device::SlaveDevice`]) does not depend on the plugin SDK: it registers
-//! events and queries the current values through [`device::EventSink`] and takes
+//! events and queries the current values through [`gateway_model::EventClient`] and takes
 //! events through [`device::SlaveDevice::process_event`]. Layers: [`config`] (hat's
 //! `iec101.yaml#/$defs/slave` and its schema), [`buffer`] (data kept until it was
 //! sent), [`station`] (the answers to a master, without a line), [`events`] (event
@@ -18,7 +18,7 @@ pub mod plugin;
 pub mod station;
 
 pub use config::{ConfigError, SlaveConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
-pub use device::{CreateError, EventSink, SinkError, SlaveDevice};
+pub use device::{CreateError, SlaveDevice};
 
 /// Device type name.
 pub const DEVICE_TYPE: &str = "iec101_slave";

@@ -2,15 +2,14 @@
 //! serial port, a connection loop per enabled remote device, the receive loop
 //! registering data, commands and general interrogations waiting for their answers,
 //! and clock synchronisation. Independent of the plugin SDK: it registers through
-//! [`EventSink`] and takes events through [`MasterDevice::process_event`].
+//! [`EventClient`] and takes events through [`MasterDevice::process_event`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::future::BoxFuture;
 use futures::FutureExt as _;
-use gateway_model::{Event, EventType, RegisterEvent, Timestamp};
+use gateway_model::{Event, EventClient, EventType, RegisterEvent, Timestamp};
 use iec60870::iec103::{
     self, Asdu, AsduType, Cause, DoubleValue, Iec103Error, Io, IoAddress, IoElement, KnownCause,
     BROADCAST_ASDU_ADDRESS, GENERAL_INTERROGATION_OR_TIME_SYNCHRONIZATION, GLOBAL_FUNCTION_TYPE,
@@ -25,24 +24,6 @@ use crate::events::{
     enabled_from_query, parse_request, received, status_event, EventTypes, Received, SystemRequest,
 };
 use crate::link::{Conn, Link, LinkError, LinkOpener};
-
-/// A failure of the event-server side of the device.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("event client: {0}")]
-pub struct SinkError(pub String);
-
-/// The device's access to the event server (the SDK client in the plugin, a recorder
-/// in tests).
-pub trait EventSink: Send + Sync + 'static {
-    /// Registers events.
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>>;
-
-    /// Latest event of every type matching one of `event_types`.
-    fn query_latest(
-        &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>>;
-}
 
 /// Why a device could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -222,7 +203,7 @@ struct State {
 struct Shared {
     config: MasterConfig,
     types: EventTypes,
-    sink: Arc<dyn EventSink>,
+    client: Arc<dyn EventClient>,
     opener: Arc<dyn LinkOpener>,
     state: Mutex<State>,
     /// Cancelled when the device closes; every task is a child of it.
@@ -272,7 +253,7 @@ impl Shared {
         if events.is_empty() {
             return;
         }
-        if let Err(err) = self.sink.register(events).await {
+        if let Err(err) = self.client.register(events).await {
             tracing::warn!(error = %err, "registering events failed");
         }
     }
@@ -293,7 +274,7 @@ pub struct MasterDevice {
 
 impl std::fmt::Debug for MasterDevice {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The shared state holds the sink and the link opener (trait objects).
+        // The shared state holds the event client and the link opener (trait objects).
         f.debug_struct("MasterDevice")
             .field("config", &self.shared.config)
             .field("finished", &self.finished.is_cancelled())
@@ -308,7 +289,7 @@ impl MasterDevice {
     pub async fn create(
         conf: &Value,
         prefix: EventType,
-        sink: Arc<dyn EventSink>,
+        client: Arc<dyn EventClient>,
         opener: Arc<dyn LinkOpener>,
     ) -> Result<Self, CreateError> {
         let config = MasterConfig::from_json(conf)?;
@@ -319,7 +300,7 @@ impl MasterDevice {
             .map(|r| (r.address, false))
             .collect();
         let query = types.enable_queries(config.remote_devices.iter().map(|r| r.address));
-        let initial = match sink.query_latest(query).await {
+        let initial = match iec_common::client::query_latest(client.as_ref(), query).await {
             Ok(events) => enabled_from_query(&types, &events),
             Err(err) => {
                 tracing::warn!(error = %err, "enable query failed; remote devices start disabled");
@@ -330,7 +311,7 @@ impl MasterDevice {
         let shared = Arc::new(Shared {
             config,
             types,
-            sink,
+            client,
             opener,
             state: Mutex::new(State {
                 link: None,

@@ -1,7 +1,7 @@
 //! hat-gateway compatible IEC 60870-5-103 master device (`iec103_master`).
 //!
 //! The core ([`device::MasterDevice`]) does not depend on the plugin SDK: it registers
-//! events through [`device::EventSink`] and takes events through
+//! events through [`gateway_model::EventClient`] and takes events through
 //! [`device::MasterDevice::process_event`]; the serial link is behind
 //! [`link::LinkOpener`]. [`config`] is hat's `iec103.yaml#/$defs/master`, [`events`]
 //! maps ASDUs to events and events to requests. The protocol is `gateway-iec60870`'s
@@ -38,7 +38,7 @@ pub mod plugin;
 pub mod serial;
 
 pub use config::{ConfigError, MasterConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
-pub use device::{CreateError, EventSink, MasterDevice, SinkError};
+pub use device::{CreateError, MasterDevice};
 
 /// Device type name.
 pub const DEVICE_TYPE: &str = "iec103_master";

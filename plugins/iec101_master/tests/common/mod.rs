@@ -1,7 +1,7 @@
 //! Test kit: a socat pty pair as the serial line, a real hat-drivers outstation process
-//! on one end (`tests/py/outstation.py`) and an event recorder implementing the core's
-//! `EventSink` that checks every registered event against hat-gateway's event schema
-//! for it and answers the start-up enable query.
+//! on one end (`tests/py/outstation.py`) and an event recorder implementing
+//! `gateway_model::EventClient` that checks every registered event against hat-gateway's
+//! event schema for it and answers the start-up enable query.
 #![allow(clippy::unwrap_used, dead_code)]
 
 #[path = "../../../iec_common/tests/hat_schemas/mod.rs"]
@@ -12,10 +12,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use gateway_model::{ClientError, EventClient, QueryLatestParams, QueryParams, QueryResult};
 use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
 use gateway_test_support::pty::PtyPair;
 use gateway_test_support::script::PyScript;
-use iec101_master::{EventSink, MasterDevice, SinkError};
+use iec101_master::MasterDevice;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -126,7 +127,7 @@ pub(crate) struct Recorded {
     pub(crate) at: Instant,
 }
 
-/// `EventSink` that records everything, checking each event's prefix and payload
+/// `EventClient` that records everything, checking each event's prefix and payload
 /// schema, counting register calls and answering the enable query.
 pub(crate) struct Recorder {
     schemas: hat_schemas::HatSchemas,
@@ -180,8 +181,8 @@ impl Recorder {
     }
 }
 
-impl EventSink for Recorder {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+impl EventClient for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         self.calls.lock().unwrap().push(events.len());
         for event in events {
             assert_eq!(
@@ -207,10 +208,20 @@ impl EventSink for Recorder {
         Box::pin(async { Ok(()) })
     }
 
-    fn query_latest(
+    fn register_with_response(
         &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
+        _events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        panic!("the device never registers with response")
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        let QueryParams::Latest(QueryLatestParams {
+            event_types: Some(event_types),
+        }) = params
+        else {
+            panic!("the device only queries the latest events of given types: {params:?}")
+        };
         self.queries.lock().unwrap().push(event_types.clone());
         let events = event_types
             .into_iter()
@@ -220,7 +231,12 @@ impl EventSink for Recorder {
             })
             .map(|t| system_event(&t[4..].join("/"), json!(true)))
             .collect();
-        Box::pin(async move { Ok(events) })
+        Box::pin(async move {
+            Ok(QueryResult {
+                events,
+                more_follows: false,
+            })
+        })
     }
 }
 

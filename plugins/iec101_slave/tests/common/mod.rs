@@ -1,4 +1,4 @@
-//! Test kit: an event recorder implementing the core's `EventSink` that checks every
+//! Test kit: an event recorder implementing `gateway_model::EventClient` that checks every
 //! registered event against hat-gateway's event schema for it and answers the
 //! start-up `system/data/*` query from a list; device entries; the plugin directory.
 #![allow(clippy::unwrap_used, dead_code)]
@@ -11,10 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
+use gateway_model::{ClientError, EventClient, QueryLatestParams, QueryParams, QueryResult};
 use gateway_model::{Event, EventId, EventType, JsonText, Payload, RegisterEvent, Timestamp};
 use gateway_test_support::pty::PtyPair;
 use gateway_test_support::script::PyScript;
-use iec101_slave::{EventSink, SinkError};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
@@ -116,7 +116,7 @@ pub(crate) fn check_slave_event(schemas: &hat_schemas::HatSchemas, tail: &str, p
     );
 }
 
-/// `EventSink` that records everything, checking each event's prefix and payload
+/// `EventClient` that records everything, checking each event's prefix and payload
 /// schema, and answers the start-up query with `initial`.
 pub(crate) struct Recorder {
     schemas: hat_schemas::HatSchemas,
@@ -147,8 +147,8 @@ impl Recorder {
     }
 }
 
-impl EventSink for Recorder {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+impl EventClient for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         for event in events {
             assert_eq!(event.event_type[..4], prefix()[..]);
             let payload = match event.payload {
@@ -168,13 +168,28 @@ impl EventSink for Recorder {
         Box::pin(async { Ok(()) })
     }
 
-    fn query_latest(
+    fn register_with_response(
         &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
+        _events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        panic!("the device never registers with response")
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        let QueryParams::Latest(QueryLatestParams {
+            event_types: Some(event_types),
+        }) = params
+        else {
+            panic!("the device only queries the latest events of given types: {params:?}")
+        };
         self.queries.lock().unwrap().push(event_types);
         let events = self.initial.clone();
-        Box::pin(async move { Ok(events) })
+        Box::pin(async move {
+            Ok(QueryResult {
+                events,
+                more_follows: false,
+            })
+        })
     }
 }
 

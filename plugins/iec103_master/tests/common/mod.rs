@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use gateway_model::{ClientError, EventClient, QueryLatestParams, QueryParams, QueryResult};
 use gateway_model::{Event, EventId, EventType, Payload, RegisterEvent, Timestamp};
 use iec103_master::config::{MasterConfig, RemoteDeviceConfig};
 use iec103_master::link::{Conn, Link, LinkError, LinkOpener};
-use iec103_master::{EventSink, SinkError};
 use serde_json::{json, Value};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -139,8 +139,8 @@ pub(crate) fn tail_of(event_type: &EventType) -> String {
     event_type[prefix().len()..].join("/")
 }
 
-impl EventSink for Recorder {
-    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
+impl EventClient for Recorder {
+    fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
         for e in events {
             let payload = e.payload.as_ref().and_then(|p| p.json_value()).unwrap();
             let tail = tail_of(&e.event_type);
@@ -154,17 +154,32 @@ impl EventSink for Recorder {
         Box::pin(async { Ok(()) })
     }
 
-    fn query_latest(
+    fn register_with_response(
         &self,
-        event_types: Vec<EventType>,
-    ) -> BoxFuture<'_, Result<Vec<Event>, SinkError>> {
+        _events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+        panic!("the device never registers with response")
+    }
+
+    fn query(&self, params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+        let QueryParams::Latest(QueryLatestParams {
+            event_types: Some(event_types),
+        }) = params
+        else {
+            panic!("the device only queries the latest events of given types: {params:?}")
+        };
         let events = self
             .enabled
             .iter()
             .map(|(a, e)| enable_event(*a, *e))
             .filter(|e| event_types.contains(&e.event_type))
             .collect();
-        Box::pin(async move { Ok(events) })
+        Box::pin(async move {
+            Ok(QueryResult {
+                events,
+                more_follows: false,
+            })
+        })
     }
 }
 
