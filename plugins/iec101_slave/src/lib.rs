@@ -5,17 +5,18 @@
 //! events and queries the current values through [`gateway_model::EventClient`] and takes
 //! events through [`device::SlaveDevice::process_event`]. Layers: [`config`] (hat's
 //! `iec101.yaml#/$defs/slave` and its schema), [`buffer`] (data kept until it was
-//! sent), [`station`] (the answers to a master, without a line), [`events`] (event
+//! sent) and [`station`] (the answers to a master, without a line), both shared with
+//! `iec104_slave` in `iec_common`, [`events`] (event
 //! types and payloads), [`line`] (the serial link as the device uses it), [`device`]
 //! (the task owning the station), [`plugin`] (the SDK face).
 
-pub mod buffer;
+pub use iec_common::buffer;
 pub mod config;
 pub mod device;
 pub mod events;
 pub mod line;
 pub mod plugin;
-pub mod station;
+pub use iec_common::station;
 
 pub use config::{ConfigError, SlaveConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
 pub use device::{CreateError, SlaveDevice};

@@ -37,6 +37,10 @@ pub const CONNECTION_EVENT_CAPACITY: usize = 256;
 /// ASDU), values handed to the connection are not.
 pub const LINK_SEND_QUEUE_SIZE: usize = 32;
 
+/// The broadcast ASDU address of IEC 104 (two-octet addresses): an interrogation of it
+/// covers every ASDU address.
+const BROADCAST_ASDU_ADDRESS: iec60870::types::AsduAddress = 0xFFFF;
+
 /// Pause after the listener failed to accept.
 pub const ACCEPT_ERROR_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -235,7 +239,7 @@ impl Station {
             // Non-negative by `SlaveConfig::check`.
             max_connections: config.max_connections.map(|m| m as usize),
             send_queue_size: config.send_queue_size,
-            table: DataTable::new(keys),
+            table: DataTable::new(keys, BROADCAST_ASDU_ADDRESS),
             buffers: config
                 .buffers
                 .iter()

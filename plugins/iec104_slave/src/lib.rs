@@ -4,17 +4,18 @@
 //! events and queries the current values through [`gateway_model::EventClient`] and takes events
 //! through [`device::SlaveDevice::process_event`]. Layers: [`config`] (hat's
 //! `iec104.yaml#/$defs/slave` and its schema), [`buffer`] (data kept until a master
-//! acknowledged it), [`station`] (the answers to a master, without sockets),
+//! acknowledged it) and [`station`] (the answers to a master, without sockets), both
+//! shared with `iec101_slave` in `iec_common`,
 //! [`events`] (event types and payloads), [`connection`] (one task per master),
 //! [`device`] (the task owning the station), [`plugin`] (the SDK face).
 
-pub mod buffer;
+pub use iec_common::buffer;
 pub mod config;
 pub mod connection;
 pub mod device;
 pub mod events;
 pub mod plugin;
-pub mod station;
+pub use iec_common::station;
 
 pub use config::{ConfigError, SlaveConfig, JSON_SCHEMA, JSON_SCHEMA_ID};
 pub use device::{CreateError, SlaveDevice};

@@ -1,18 +1,21 @@
-//! hat-gateway's IEC 60870-5 device pieces shared by the 104 (and later 101) plugins:
+//! hat-gateway's IEC 60870-5 device pieces shared by the 101, 103 and 104 plugins:
 //! the Rust counterpart of `hat/gateway/devices/iec101/common.py`.
 //!
 //! [`keys`]: data and command types and keys, and the event types built from and parsed
 //! into them; [`payload`]: data and command values as hat's JSON; [`cause`]: causes of
 //! transmission as JSON; [`time`]: time tags to and from source timestamps; [`client`]:
-//! the start-up query over the event-client contract.
+//! the start-up query over the event-client contract; [`station`] and [`buffer`]: the
+//! slaves' answers to a master and data buffers, without sockets or a line.
 //!
 //! Everything else here is pure: no sockets, no SDK. Payloads that do not have hat's shape
 //! are [`PayloadError`]s naming the JSON pointer of the bad value.
 
+pub mod buffer;
 pub mod cause;
 pub mod client;
 pub mod keys;
 pub mod payload;
+pub mod station;
 pub mod time;
 
 pub use cause::*;

@@ -1,11 +1,11 @@
 //! hat's answers to each message kind, checked message by message.
 
+use crate::{DataKey, DataType};
 use iec60870::types::{
     BinaryCounterData, BinaryCounterValue, ClockSyncMsg, CommandCause, CommandMsg,
     CounterInterrogationMsg, Data, DataCause, DataMsg, FreezeCode, InterrogationMsg, Msg,
     ReadCause, ReadMsg, SingleCommand, SingleData, SingleValue, Time,
 };
-use iec_common::{DataKey, DataType};
 
 use super::*;
 
@@ -46,14 +46,20 @@ fn counter(asdu_address: u16, io_address: u32, value: i32) -> DataMsg {
     }
 }
 
+/// The broadcast address of one-octet common addresses.
+const BROADCAST: u16 = 0xFF;
+
 /// Points: single 1/1 (value), single 2/5 (no value yet), counter 1/9, single 1/2.
 fn table() -> DataTable {
-    let mut table = DataTable::new([
-        key(DataType::Single, 1, 1),
-        key(DataType::Single, 2, 5),
-        key(DataType::BinaryCounter, 1, 9),
-        key(DataType::Single, 1, 2),
-    ]);
+    let mut table = DataTable::new(
+        [
+            key(DataType::Single, 1, 1),
+            key(DataType::Single, 2, 5),
+            key(DataType::BinaryCounter, 1, 9),
+            key(DataType::Single, 1, 2),
+        ],
+        BROADCAST,
+    );
     assert!(table.set(&key(DataType::Single, 1, 1), single(1, 1, true)));
     assert!(table.set(&key(DataType::BinaryCounter, 1, 9), counter(1, 9, 42)));
     assert!(table.set(&key(DataType::Single, 1, 2), single(1, 2, false)));
@@ -91,7 +97,7 @@ fn interrogated(msg: DataMsg, cause: DataCause) -> Msg {
 
 #[test]
 fn broadcast_interrogation_answers_each_asdu_address_in_configuration_order() {
-    let batches = interrogation(&table(), gi(0xFFFF, CommandCause::Activation));
+    let batches = interrogation(&table(), gi(BROADCAST, CommandCause::Activation));
     use CommandCause::{ActivationConfirmation as Con, ActivationTermination as Term};
     assert_eq!(
         batches,
@@ -105,6 +111,33 @@ fn broadcast_interrogation_answers_each_asdu_address_in_configuration_order() {
             // ASDU 2 has a point without a value: confirmation and termination only.
             vec![gi_reply(2, Con, false)],
             vec![gi_reply(2, Term, false)],
+        ]
+    );
+}
+
+#[test]
+fn the_broadcast_address_is_the_tables_own() {
+    // 104 (two-octet common addresses): 0xFFFF covers every address and 0xFF is an
+    // address like any other (no points: confirmed and terminated, as hat does).
+    let mut wide = DataTable::new([key(DataType::Single, 1, 1)], 0xFFFF);
+    assert!(wide.set(&key(DataType::Single, 1, 1), single(1, 1, true)));
+    use CommandCause::{ActivationConfirmation as Con, ActivationTermination as Term};
+    assert_eq!(
+        interrogation(&wide, gi(0xFFFF, CommandCause::Activation)),
+        vec![
+            vec![gi_reply(1, Con, false)],
+            vec![interrogated(
+                single(1, 1, true),
+                DataCause::InterrogatedStation
+            )],
+            vec![gi_reply(1, Term, false)],
+        ]
+    );
+    assert_eq!(
+        interrogation(&wide, gi(0xFF, CommandCause::Activation)),
+        vec![
+            vec![gi_reply(0xFF, Con, false)],
+            vec![gi_reply(0xFF, Term, false)]
         ]
     );
 }
@@ -152,7 +185,7 @@ fn counter_interrogation_answers_only_counters() {
     let req = CounterInterrogationMsg {
         is_test: false,
         originator_address: 0,
-        asdu_address: 0xFFFF,
+        asdu_address: BROADCAST,
         request: 5,
         freeze: FreezeCode::Read,
         is_negative_confirm: false,

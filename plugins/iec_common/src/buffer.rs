@@ -1,6 +1,8 @@
 //! Data buffers (hat-gateway's `iec101.slave.Buffer`): changes of buffered points kept,
-//! in arrival order, until some master acknowledged them, and sent to every master
-//! that becomes enabled. At most `size` entries; the oldest is dropped beyond it.
+//! in arrival order, until a master took them (104: acknowledged them; 101: they were
+//! sent, with a link confirmation when the point is `with_ack`), and sent to every
+//! master (connection) that opens. At most `size` entries; the oldest is dropped beyond
+//! it. The 101 and 104 slaves share it.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -1,19 +1,17 @@
-//! The station's answers to a master, without sockets: the table of current values and
-//! what hat-gateway's slave answers to each message kind (interrogation, counter
+//! The slave station's answers to a master, without sockets or a line (the 101 and 104
+//! slaves share it): the table of current values and what hat-gateway's slave answers to
+//! each message kind (interrogation, counter
 //! interrogation, clock sync, read, test, reset, parameters, commands with an unknown
 //! cause).
 
 use std::collections::HashMap;
 
+use crate::{DataKey, DataType};
 use iec60870::types::{
     ActivationCause, AsduAddress, ClockSyncCause, CommandCause, CommandMsg,
     CounterInterrogationMsg, DataCause, DataMsg, InterrogationMsg, Msg, ParameterActivationCause,
     ParameterCause, ReadCause,
 };
-use iec_common::{DataKey, DataType};
-
-/// The broadcast ASDU address of IEC 104 (two-octet addresses).
-pub const BROADCAST_ASDU_ADDRESS: AsduAddress = 0xFFFF;
 
 /// Current value of every configured point, in configuration order (the order hat's
 /// dict gives interrogation answers). Points without a value yet hold `None`.
@@ -21,12 +19,19 @@ pub const BROADCAST_ASDU_ADDRESS: AsduAddress = 0xFFFF;
 pub struct DataTable {
     entries: Vec<(DataKey, Option<DataMsg>)>,
     index: HashMap<DataKey, usize>,
+    /// The broadcast common address of the configured size (0xFF or 0xFFFF): an
+    /// interrogation of it covers every ASDU address.
+    broadcast: AsduAddress,
 }
 
 impl DataTable {
     /// A table of `keys` without values; a repeated key keeps its first place.
-    pub fn new(keys: impl IntoIterator<Item = DataKey>) -> Self {
-        let mut table = Self::default();
+    /// `broadcast` is the broadcast common address.
+    pub fn new(keys: impl IntoIterator<Item = DataKey>, broadcast: AsduAddress) -> Self {
+        let mut table = Self {
+            broadcast,
+            ..Self::default()
+        };
         for key in keys {
             if !table.index.contains_key(&key) {
                 table.index.insert(key, table.entries.len());
@@ -147,7 +152,7 @@ fn groups(
     let mut index: HashMap<AsduAddress, usize> = HashMap::new();
     for (key, msg) in table.iter() {
         if (key.data_type == DataType::BinaryCounter) != counters
-            || (asdu_address != BROADCAST_ASDU_ADDRESS && asdu_address != key.asdu_address)
+            || (asdu_address != table.broadcast && asdu_address != key.asdu_address)
         {
             continue;
         }
@@ -159,7 +164,7 @@ fn groups(
             groups[i].1.push(msg);
         }
     }
-    if asdu_address != BROADCAST_ASDU_ADDRESS && groups.is_empty() {
+    if asdu_address != table.broadcast && groups.is_empty() {
         groups.push((asdu_address, Vec::new()));
     }
     groups
