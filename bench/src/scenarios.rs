@@ -199,7 +199,12 @@ pub(crate) async fn burst(
 
 /// The floor: the same events registered straight into the server by one client.
 pub(crate) async fn floor(server_port: u16, count: u64) -> anyhow::Result<Throughput> {
-    let prefix = Gateway::Host.prefix("floor");
+    // Not the gateway's own name: the embedded server refuses a TCP client's events
+    // under `gateway/gw1/?/?/gateway/...` (no client can forge the gateway's output).
+    let prefix: EventType = ["gateway", "floor", "sim", "floor"]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
     let (_sub, mut rx) = burst_subscriber(server_port, &prefix).await?;
     let (ctl, _ctl_rx) = connect(server_port, "bench/floor", vec![]).await?;
     let points = ["p0", "p1", "p2", "p3"];
