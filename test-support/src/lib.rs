@@ -1,13 +1,15 @@
 //! Test support shared by the workspace's integration tests and benches (a
 //! dev-dependency only): the Python test venv, free loopback ports, temp dirs, child
 //! processes killed on drop, socat pty pairs as serial lines, Python peer scripts with piped stdin and stdout, what
-//! benchmarks read off processes in `/proc`, and a real hat-event-server.
+//! benchmarks read off processes in `/proc`, a real hat-event-server, and hat-monitor with
+//! event servers in monitor mode.
 //!
 //! Everything here panics on failure: it runs inside tests, where a panic with a clear
 //! message is the failure report.
 #![allow(clippy::unwrap_used)]
 
 pub mod hat;
+pub mod monitor;
 pub mod process;
 pub mod procstat;
 pub mod pty;
