@@ -12,7 +12,9 @@ mod time;
 
 pub use client::{ClientError, EventClient, Notification};
 pub use prefix::EventTypePrefix;
-pub use subscription::{query_type_matches, InvalidQueryType, Subscription};
+pub use subscription::{
+    query_type_matches, validate_query_type, InvalidQueryType, Subscription, SubscriptionTrie,
+};
 pub use time::Timestamp;
 
 use std::fmt;
