@@ -2,12 +2,22 @@
 //! events by their 4-segment prefix, and the start-up enable query
 //! (`docs/gateway-semantics.md` section 6).
 //!
+//! Every lookup of a device by an event type goes through a [`PrefixIndex`], a hash of
+//! the type's first 4 segments: routing an event, handing out the start-up query's
+//! result and pairing a device with its predecessor on reconnection each cost one hash
+//! and (barring collisions) one comparison, whatever the number of devices. With a scan
+//! they cost one comparison per device, and start-up with 100,000 devices was
+//! quadratic (issue 12).
+//!
 //! An engine lives for one *active* connection (section 5.3). It never blocks on a
 //! device: [`Engine::route`] hands events to each proxy's bounded input queue with
 //! `try_send`, and a proxy that cannot keep up is failed by its own task.
 
 mod proxy;
 
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -39,6 +49,9 @@ const FATAL_CAPACITY: usize = 1;
 /// Extra input-queue slots beyond a device's `event_queue_size`, so that enable
 /// changes and the query result still fit when the event part is full.
 const CONTROL_HEADROOM: usize = 64;
+
+/// Segments of a device prefix: `[gateway, <gateway name>, <device type>, <device name>]`.
+pub const DEVICE_PREFIX_LEN: usize = 4;
 
 /// `[gateway, <gateway name>, <device type>, <device name>]`.
 pub fn device_prefix(gateway: &str, device_type: &str, device: &str) -> EventType {
@@ -95,6 +108,8 @@ pub struct Engine {
     detached: Arc<AtomicBool>,
     /// Per device (prefix), cancelled once its proxy has ended.
     ended: Vec<(EventType, CancellationToken)>,
+    /// `proxies` by prefix.
+    index: PrefixIndex,
 }
 
 /// An engine closing in the background ([`Engine::close_in_background`]): the next
@@ -102,6 +117,8 @@ pub struct Engine {
 #[derive(Debug)]
 pub struct EngineClosing {
     ended: Vec<(EventType, CancellationToken)>,
+    /// `ended` by prefix.
+    index: PrefixIndex,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -114,10 +131,12 @@ impl EngineClosing {
     }
 
     fn ended(&self, prefix: &[String]) -> Option<CancellationToken> {
-        self.ended
-            .iter()
-            .find(|(p, _)| p[..] == *prefix)
-            .map(|(_, token)| token.clone())
+        if prefix.len() != DEVICE_PREFIX_LEN {
+            return None;
+        }
+        self.index
+            .get(prefix, |i| &self.ended[i].0[..])
+            .map(|i| self.ended[i].1.clone())
     }
 }
 
@@ -167,6 +186,7 @@ impl Engine {
             tasks.spawn(proxy.run());
             proxies.push(handle);
         }
+        let index = PrefixIndex::new(proxies.iter().map(|p| &p.prefix[..]));
         if !proxies.is_empty() {
             let inputs: Vec<_> = proxies
                 .iter()
@@ -189,6 +209,7 @@ impl Engine {
             fatal,
             detached,
             ended,
+            index,
         }
     }
 
@@ -230,9 +251,9 @@ impl Engine {
     pub fn route(&mut self, events: Vec<Event>) {
         for event in events {
             let Some(proxy) = self
-                .proxies
-                .iter()
-                .find(|p| event.event_type.len() >= 4 && event.event_type[..4] == p.prefix[..])
+                .index
+                .get(&event.event_type, |i| &self.proxies[i].prefix[..])
+                .map(|i| &self.proxies[i])
             else {
                 tracing::debug!(event_type = ?event.event_type, "ignoring event for no configured device");
                 continue;
@@ -284,11 +305,12 @@ impl Engine {
         self.cancel.cancel();
         let mut tasks = std::mem::take(&mut self.tasks);
         let ended = std::mem::take(&mut self.ended);
+        let index = PrefixIndex::new(ended.iter().map(|(p, _)| &p[..]));
         let task = tokio::spawn(async move {
             join_all(&mut tasks).await;
             tracing::debug!("engine closed in the background");
         });
-        EngineClosing { ended, task }
+        EngineClosing { ended, index, task }
     }
 }
 
@@ -325,15 +347,380 @@ async fn start_up_query(
             return;
         }
     };
-    for (enable_type, input) in inputs {
-        let enabled = result
-            .events
-            .iter()
-            .rev()
-            .find(|e| e.event_type == enable_type)
-            .map(|e| is_enabled(e.payload.as_ref()));
+    let enabled = enable_states(&inputs, &result.events);
+    for ((_, input), enabled) in inputs.into_iter().zip(enabled) {
         // `send` waits for room: the proxy always drains its input, and the
         // result must not be lost. It fails only when the proxy has ended.
         let _ = input.send(ProxyInput::QueryResult(enabled)).await;
+    }
+}
+
+/// Each input's enable state in a query result: the value of the last event of exactly
+/// its enable type, `None` without one. One hash lookup per result event.
+fn enable_states<T>(inputs: &[(EventType, T)], events: &[Event]) -> Vec<Option<bool>> {
+    let prefix = |i: usize| &inputs[i].0[..inputs[i].0.len().min(DEVICE_PREFIX_LEN)];
+    let index = PrefixIndex::new((0..inputs.len()).map(prefix));
+    let mut enabled = vec![None; inputs.len()];
+    for event in events {
+        let Some(i) = index.get(&event.event_type, prefix) else {
+            continue;
+        };
+        // The index matched the prefix; the whole type must be the enable type.
+        if same_prefix(&event.event_type, &inputs[i].0) {
+            enabled[i] = Some(is_enabled(event.payload.as_ref()));
+        }
+    }
+    enabled
+}
+
+/// Positions of device prefixes (4 segments), found by a hash of an event type's first
+/// 4 segments. Positions with equal hashes are chained in ascending order, so with two
+/// equal prefixes the first one wins, as with a scan.
+#[derive(Debug)]
+struct PrefixIndex {
+    hasher: RandomState,
+    /// Hash of a prefix -> the first position with that hash.
+    heads: HashMap<u64, usize>,
+    /// Position -> the next position with the same hash, or `NO_NEXT`.
+    next: Vec<usize>,
+}
+
+const NO_NEXT: usize = usize::MAX;
+
+impl PrefixIndex {
+    /// Indexes `prefixes` by position; a prefix that is not 4 segments long is never
+    /// found.
+    fn new<'a>(prefixes: impl ExactSizeIterator<Item = &'a [String]>) -> Self {
+        let mut index = Self {
+            hasher: RandomState::new(),
+            heads: HashMap::with_capacity(prefixes.len()),
+            next: vec![NO_NEXT; prefixes.len()],
+        };
+        let hashes: Vec<Option<u64>> = prefixes
+            .map(|p| (p.len() == DEVICE_PREFIX_LEN).then(|| index.hash(p)))
+            .collect();
+        // Backwards, each at the head of its chain: the chains end up ascending.
+        for (position, hash) in hashes.iter().enumerate().rev() {
+            if let Some(hash) = hash {
+                if let Some(head) = index.heads.insert(*hash, position) {
+                    index.next[position] = head;
+                }
+            }
+        }
+        index
+    }
+
+    fn hash(&self, prefix: &[String]) -> u64 {
+        self.hasher.hash_one(prefix)
+    }
+
+    /// The first position whose prefix (`prefix_of(position)`) is the first 4 segments
+    /// of `event_type`.
+    fn get<'a>(
+        &self,
+        event_type: &[String],
+        prefix_of: impl Fn(usize) -> &'a [String],
+    ) -> Option<usize> {
+        let prefix = event_type.get(..DEVICE_PREFIX_LEN)?;
+        let mut position = *self.heads.get(&self.hash(prefix))?;
+        while position != NO_NEXT {
+            if same_prefix(prefix_of(position), prefix) {
+                return Some(position);
+            }
+            position = self.next[position];
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Comparisons of event types made by [`same_prefix`] on this thread (the
+    /// linear-cost test counts them).
+    static PREFIX_COMPARISONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Every comparison of a device prefix with an event type in the engine goes through
+/// here, so that tests can count them.
+fn same_prefix(a: &[String], b: &[String]) -> bool {
+    #[cfg(test)]
+    PREFIX_COMPARISONS.with(|c| c.set(c.get() + 1));
+    a == b
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use futures::future::BoxFuture;
+    use gateway_model::{event_type_from_str as t, EventId, QueryResult};
+
+    use super::*;
+    use crate::device::{DeviceContext, DeviceError, DeviceFactory, DeviceInstance};
+    use crate::spec::EventServerSpec;
+
+    fn comparisons() -> u64 {
+        PREFIX_COMPARISONS.with(std::cell::Cell::get)
+    }
+
+    /// Comparisons made by `f` on this thread.
+    async fn counted<F: std::future::Future>(f: F) -> (F::Output, u64) {
+        let before = comparisons();
+        let out = f.await;
+        (out, comparisons() - before)
+    }
+
+    fn event(event_type: EventType, payload: serde_json::Value) -> Event {
+        Event {
+            id: EventId::default(),
+            event_type,
+            timestamp: Timestamp::now(),
+            source_timestamp: None,
+            payload: Some(Payload::json(payload)),
+        }
+    }
+
+    /// Never asked to create: every device of these tests stays disabled.
+    #[derive(Debug)]
+    struct NoFactory;
+
+    impl DeviceFactory for NoFactory {
+        fn device_type(&self) -> &str {
+            "sim"
+        }
+
+        fn json_schema_id(&self) -> Option<&str> {
+            None
+        }
+
+        fn json_schema(&self) -> Option<&serde_json::Value> {
+            None
+        }
+
+        fn create(
+            &self,
+            _conf: serde_json::Value,
+            _context: DeviceContext,
+        ) -> BoxFuture<'static, Result<Box<dyn DeviceInstance>, DeviceError>> {
+            Box::pin(async { Err(DeviceError::Failed("not in this test".to_owned())) })
+        }
+    }
+
+    /// Registers nothing anywhere; answers the start-up query with `enable=false` for
+    /// every device, newest last as a server would.
+    #[derive(Debug, Default)]
+    struct Client {
+        queries: Mutex<usize>,
+        answer: Vec<Event>,
+    }
+
+    impl DeviceClient for Client {
+        fn register(&self, _events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
+            Box::pin(async { Ok(()) })
+        }
+
+        fn register_with_response(
+            &self,
+            _events: Vec<RegisterEvent>,
+        ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+            Box::pin(async { Ok(None) })
+        }
+
+        fn query(&self, _params: QueryParams) -> BoxFuture<'_, Result<QueryResult, ClientError>> {
+            if let Ok(mut queries) = self.queries.lock() {
+                *queries += 1;
+            }
+            let events = self.answer.clone();
+            Box::pin(async move {
+                Ok(QueryResult {
+                    events,
+                    more_follows: false,
+                })
+            })
+        }
+    }
+
+    fn spec(devices: usize) -> GatewaySpec {
+        let factory: Arc<dyn DeviceFactory> = Arc::new(NoFactory);
+        GatewaySpec {
+            name: "gw".to_owned(),
+            event_server: EventServerSpec::Remote {
+                host: "127.0.0.1".to_owned(),
+                port: 1,
+                token: None,
+            },
+            require_operational: false,
+            devices: (0..devices)
+                .map(|i| {
+                    DeviceSpec::new(
+                        "sim",
+                        format!("d{i}"),
+                        serde_json::json!({}),
+                        factory.clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn prefix_index_finds_the_first_equal_prefix_and_only_4_segments() {
+        let prefixes = [
+            t("gateway/gw/sim/a"),
+            t("gateway/gw/sim/b"),
+            t("gateway/gw/sim/a"),
+            t("x/y"),
+        ];
+        let index = PrefixIndex::new(prefixes.iter().map(|p| &p[..]));
+        let get = |ty: &str| index.get(&t(ty), |i| &prefixes[i][..]);
+        assert_eq!(get("gateway/gw/sim/a/system/enable"), Some(0));
+        assert_eq!(get("gateway/gw/sim/a"), Some(0));
+        assert_eq!(get("gateway/gw/sim/b/x"), Some(1));
+        assert_eq!(get("gateway/gw/sim/c/x"), None);
+        assert_eq!(get("gateway/gw/sim"), None);
+        assert_eq!(get("x/y"), None, "a 2-segment prefix is never found");
+    }
+
+    #[test]
+    fn enable_states_take_the_last_event_of_exactly_the_enable_type() {
+        let inputs: Vec<(EventType, ())> = ["a", "b", "c"]
+            .iter()
+            .map(|d| (enable_event_type(&device_prefix("gw", "sim", d)), ()))
+            .collect();
+        let events = vec![
+            event(t("gateway/gw/sim/a/system/enable"), serde_json::json!(true)),
+            event(
+                t("gateway/gw/sim/a/system/enable"),
+                serde_json::json!(false),
+            ),
+            event(
+                t("gateway/gw/sim/b/system/enable/x"),
+                serde_json::json!(true),
+            ),
+            event(t("gateway/gw/sim/c/system/enable"), serde_json::json!(true)),
+            event(t("gateway/gw/sim/z/system/enable"), serde_json::json!(true)),
+        ];
+        assert_eq!(
+            enable_states(&inputs, &events),
+            vec![Some(false), None, Some(true)]
+        );
+    }
+
+    #[tokio::test]
+    async fn route_hands_each_event_to_the_proxy_of_its_prefix() {
+        let spec = spec(3);
+        let client = Arc::new(Client::default());
+        let mut engine = Engine::start(&spec, client, CancellationToken::new());
+        // Swap in receivers of our own to see what route hands out.
+        let mut receivers = Vec::new();
+        for proxy in &mut engine.proxies {
+            let (tx, rx) = mpsc::channel(8);
+            proxy.input = tx;
+            receivers.push(rx);
+        }
+        engine.route(vec![
+            event(
+                t("gateway/gw/sim/d2/system/enable"),
+                serde_json::json!(true),
+            ),
+            event(t("gateway/gw/sim/d0/system/x"), serde_json::json!(1)),
+            event(t("gateway/gw/sim/d9/system/x"), serde_json::json!(1)),
+            event(t("gateway/gw/sim"), serde_json::json!(1)),
+        ]);
+        assert!(matches!(
+            receivers[2].try_recv(),
+            Ok(ProxyInput::Enable(true))
+        ));
+        assert!(matches!(
+            receivers[0].try_recv(),
+            Ok(ProxyInput::Event(e)) if e.event_type == t("gateway/gw/sim/d0/system/x")
+        ));
+        for rx in &mut receivers {
+            assert!(rx.try_recv().is_err(), "nothing else was routed");
+        }
+    }
+
+    /// Issue 12: start-up cost must stay linear in the number of devices. Counts the
+    /// prefix comparisons (not time) of the start-up query's hand-out, of routing one
+    /// event to every device, and of pairing every device with its predecessor on
+    /// reconnection; a scan makes each of them quadratic (about n * n / 2).
+    #[tokio::test]
+    async fn start_up_cost_is_linear_in_devices() {
+        for n in [500, 4_000] {
+            let spec = spec(n);
+            let answer: Vec<Event> = spec
+                .devices
+                .iter()
+                .map(|d| {
+                    let prefix = device_prefix("gw", &d.device_type, &d.name);
+                    event(enable_event_type(&prefix), serde_json::json!(false))
+                })
+                .collect();
+            let client = Arc::new(Client {
+                queries: Mutex::new(0),
+                answer,
+            });
+
+            // The start-up query's answer handed to every device.
+            let mut receivers = Vec::new();
+            let inputs: Vec<_> = spec
+                .devices
+                .iter()
+                .map(|d| {
+                    let (tx, rx) = mpsc::channel(1);
+                    receivers.push(rx);
+                    (enable_event_type(&device_prefix("gw", "sim", &d.name)), tx)
+                })
+                .collect();
+            let (fatal_tx, _fatal) = mpsc::channel(1);
+            let ((), query) = counted(start_up_query(client.clone(), inputs, fatal_tx)).await;
+            for rx in &mut receivers {
+                assert!(matches!(
+                    rx.try_recv(),
+                    Ok(ProxyInput::QueryResult(Some(false)))
+                ));
+            }
+
+            let cancel = CancellationToken::new();
+            let mut engine = Engine::start(&spec, client.clone(), cancel.child_token());
+            let events: Vec<Event> = engine
+                .proxies
+                .iter()
+                .map(|p| {
+                    event(
+                        EventTypePrefix::new(p.prefix.clone()).join(&["system", "x"]),
+                        serde_json::json!(1),
+                    )
+                })
+                .collect();
+            let before = comparisons();
+            engine.route(events);
+            let route = comparisons() - before;
+
+            let closing = engine.close_in_background();
+            let before = comparisons();
+            let next =
+                Engine::start_after(&spec, client.clone(), cancel.child_token(), Some(&closing));
+            let restart = comparisons() - before;
+            cancel.cancel();
+            next.close().await;
+            closing.wait().await;
+
+            let n = n as u64;
+            // One comparison per event, plus the rare hash collision; the query's
+            // hand-out compares the prefix and then the whole type.
+            assert!(
+                route <= n + n / 10,
+                "route: {route} comparisons for {n} devices"
+            );
+            assert!(
+                restart <= n + n / 10,
+                "restart: {restart} comparisons for {n} devices"
+            );
+            assert!(
+                query <= 2 * n + n / 10,
+                "query: {query} comparisons for {n} devices"
+            );
+        }
     }
 }
