@@ -7,13 +7,24 @@ mod procs;
 mod scenarios;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use serde_json::{json, Value};
 
 use procs::{free_port, Tools};
-use scenarios::{Gateway, Scale, Throughput};
+use scenarios::{Gateway, Scale, Startup, Throughput};
+
+/// Which scenarios a run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    /// Every scenario.
+    All,
+    /// Only the start-up scenario on the embedded server (issue 12); its figures are
+    /// merged into the JSON file under `startup_embedded`, the rest of the file is kept.
+    Startup,
+}
 
 /// Command-line options.
 #[derive(Debug, Parser)]
@@ -43,6 +54,15 @@ struct Args {
     /// Skip the Python hat-gateway runs of the scale scenario above this many devices.
     #[arg(long, default_value_t = 10_000)]
     hat_scale_max: usize,
+    /// Which scenarios to run.
+    #[arg(long, value_enum, default_value_t = Only::All)]
+    only: Only,
+    /// Device counts of the start-up scenario (gateway-host, embedded server).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000, 100_000])]
+    startup: Vec<usize>,
+    /// Seconds one start-up run may take before it is reported as stopped short.
+    #[arg(long, default_value_t = 120)]
+    startup_limit_s: u64,
 }
 
 fn ratio(a: f64, b: f64) -> f64 {
@@ -60,6 +80,7 @@ async fn main() -> anyhow::Result<()> {
         args.events = 2_000;
         args.writes = 50;
         args.scale = vec![20];
+        args.startup = vec![20];
     }
     let exe_dir = std::env::current_exe()?
         .parent()
@@ -84,7 +105,58 @@ async fn main() -> anyhow::Result<()> {
     result
 }
 
+/// The start-up scenario: each count once, printed as it finishes.
+async fn startup(tools: &Tools, args: &Args) -> anyhow::Result<Vec<Startup>> {
+    println!(
+        "start-up on the embedded server: {:?} devices",
+        args.startup
+    );
+    let limit = Duration::from_secs(args.startup_limit_s);
+    let mut runs = Vec::new();
+    for &count in &args.startup {
+        let run = scenarios::startup_embedded(tools, count, limit).await?;
+        print_startup(&run);
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+fn print_startup(s: &Startup) {
+    println!(
+        "  {:>7} devices {:>7} running {:8.2} s {:8.1} us/device {:8.1} MiB {:6.1} KiB/device{}",
+        s.devices,
+        s.running,
+        s.seconds,
+        s.us_per_device(),
+        s.peak_rss_kib / 1024.0,
+        s.kib_per_device(),
+        s.stopped
+            .as_ref()
+            .map(|why| format!("  STOPPED: {why}"))
+            .unwrap_or_default()
+    );
+}
+
+fn startup_json(runs: &[Startup]) -> Value {
+    Value::Array(runs.iter().map(Startup::to_json).collect())
+}
+
 async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
+    if args.only == Only::Startup {
+        let runs = startup(tools, args).await?;
+        // Keep what a full run wrote; replace only this scenario's figures.
+        let mut doc = std::fs::read(&args.out)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        doc["startup_embedded"] = startup_json(&runs);
+        doc["startup_unix_time"] = json!(unix_time()?);
+        doc["startup_smoke"] = json!(args.smoke);
+        std::fs::write(&args.out, serde_json::to_vec_pretty(&doc)?)?;
+        println!("\nresults written to {}", args.out.display());
+        return Ok(());
+    }
     let n = args.events;
     let dev = |kind: Gateway| {
         vec![
@@ -163,6 +235,7 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
         };
         scale.push((count, embedded, host, hat));
     }
+    let startup_runs = startup(tools, args).await?;
 
     print_table(
         &[("a", &a), ("b", &b), ("c", &c), ("d", &d)],
@@ -197,9 +270,18 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
         }
     }
 
+    println!();
+    println!("start-up on the embedded server (start until every running=true; peak RSS):");
+    for run in &startup_runs {
+        print_startup(run);
+    }
+
     let doc = json!({
         "smoke": args.smoke,
-        "unix_time": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs(),
+        "unix_time": unix_time()?,
+        "startup_embedded": startup_json(&startup_runs),
+        "startup_unix_time": unix_time()?,
+        "startup_smoke": args.smoke,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         "throughput": {
             "a_host_embedded": a.to_json(),
@@ -228,6 +310,12 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
     std::fs::write(&args.out, serde_json::to_vec_pretty(&doc)?)?;
     println!("\nresults written to {}", args.out.display());
     Ok(())
+}
+
+fn unix_time() -> anyhow::Result<u64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs())
 }
 
 fn print_table(runs: &[(&str, &Throughput)], floor_embedded: &Throughput, floor_hat: &Throughput) {

@@ -81,6 +81,20 @@ impl Proc {
         Ok(kib / 1024.0)
     }
 
+    /// Threads of the process now.
+    pub(crate) fn threads(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("Threads:"))
+            .context("no Threads")?;
+        Ok(line
+            .split_whitespace()
+            .nth(1)
+            .context("bad Threads")?
+            .parse()?)
+    }
+
     /// Fails when the process has already exited.
     pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {

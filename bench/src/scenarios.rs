@@ -381,11 +381,78 @@ pub(crate) async fn scale_on_server(
 
 /// `count` devices on gateway-host's embedded server with `enable_devices: true`.
 pub(crate) async fn scale_embedded(tools: &Tools, count: usize) -> anyhow::Result<Scale> {
+    let run = startup_embedded(tools, count, WAIT_LIMIT).await?;
+    if run.running < count {
+        bail!(
+            "only {} of {count} devices running after {:.0} s",
+            run.running,
+            run.seconds
+        );
+    }
+    Ok(Scale {
+        devices: count,
+        seconds: run.seconds,
+        peak_rss_mib: run.peak_rss_kib / 1024.0,
+    })
+}
+
+/// Result of one start-up run (issue 12): start until every device is running.
+#[derive(Debug, Clone)]
+pub(crate) struct Startup {
+    /// Devices configured and enabled.
+    pub devices: usize,
+    /// Devices seen running (`devices` unless the run timed out or the gateway died).
+    pub running: usize,
+    /// Seconds from process start until the last `running=true` (or the time limit).
+    pub seconds: f64,
+    /// Peak RSS of the gateway process, KiB.
+    pub peak_rss_kib: f64,
+    /// Threads of the gateway process at the end.
+    pub threads: Option<u64>,
+    /// Why the run stopped short, if it did.
+    pub stopped: Option<String>,
+}
+
+impl Startup {
+    /// Microseconds per device.
+    pub(crate) fn us_per_device(&self) -> f64 {
+        self.seconds * 1e6 / self.devices.max(1) as f64
+    }
+
+    /// Peak RSS per device, KiB.
+    pub(crate) fn kib_per_device(&self) -> f64 {
+        self.peak_rss_kib / self.devices.max(1) as f64
+    }
+
+    /// As JSON.
+    pub(crate) fn to_json(&self) -> Value {
+        json!({
+            "devices": self.devices,
+            "running": self.running,
+            "seconds_to_all_running": self.seconds,
+            "us_per_device": self.us_per_device(),
+            "peak_rss_mib": self.peak_rss_kib / 1024.0,
+            "kib_per_device": self.kib_per_device(),
+            "threads": self.threads,
+            "stopped": self.stopped,
+        })
+    }
+}
+
+/// `count` `sim` devices on gateway-host's embedded server with `enable_devices: true`:
+/// time from the process start until every `running=true` was seen, and its peak RSS.
+/// After `limit` (or when the gateway dies) the run stops and says how far it got.
+pub(crate) async fn startup_embedded(
+    tools: &Tools,
+    count: usize,
+    limit: Duration,
+) -> anyhow::Result<Startup> {
     let names = device_names(count);
     let confs: Vec<Value> = names.iter().map(|n| Gateway::Host.device_conf(n)).collect();
     let port = free_port()?;
     let t0 = Instant::now();
-    let gateway = tools
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut gateway = tools
         .gateway_host(&format!("scale-embedded-{count}"), None, port, &confs, true)
         .await?;
     // The subscriber can only connect once the server listens; what happened before
@@ -413,18 +480,58 @@ pub(crate) async fn scale_embedded(tools: &Tools, count: usize) -> anyhow::Resul
         }
     };
     let mut answered = false;
+    // Checks now and then that the gateway still lives (it cannot say so itself).
+    let mut alive = tokio::time::interval(Duration::from_millis(500));
+    let mut stopped = None;
     while !answered || !pending.is_empty() {
         tokio::select! {
             result = &mut query, if !answered => {
-                mark_running(&result??.events, &mut pending);
+                match result? {
+                    Ok(result) => mark_running(&result.events, &mut pending),
+                    Err(err) => {
+                        stopped = Some(format!("latest query: {err}"));
+                        break;
+                    }
+                }
                 answered = true;
             }
-            events = next_events(&mut rx) => mark_running(&events?, &mut pending),
+            events = next_events(&mut rx) => match events {
+                Ok(events) => mark_running(&events, &mut pending),
+                Err(err) => {
+                    stopped = Some(err.to_string());
+                    break;
+                }
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                stopped = Some(format!("time limit of {} s", limit.as_secs()));
+                break;
+            }
+            _ = alive.tick() => {
+                if let Err(err) = gateway.check_alive() {
+                    stopped = Some(err.to_string());
+                    break;
+                }
+            }
         }
     }
-    Ok(Scale {
+    let seconds = t0.elapsed().as_secs_f64();
+    let (peak_rss_kib, threads) = match &stopped {
+        // A dead process has no figures left.
+        Some(_) if gateway.check_alive().is_err() => (0.0, None),
+        _ => (gateway.peak_rss_mib()? * 1024.0, gateway.threads().ok()),
+    };
+    if let Some(why) = &stopped {
+        eprintln!(
+            "  start-up of {count} devices stopped ({why}); logs in {}",
+            tools.work_dir.display()
+        );
+    }
+    Ok(Startup {
         devices: count,
-        seconds: t0.elapsed().as_secs_f64(),
-        peak_rss_mib: gateway.peak_rss_mib()?,
+        running: count - pending.len(),
+        seconds,
+        peak_rss_kib,
+        threads,
+        stopped,
     })
 }

@@ -55,6 +55,14 @@ fn smoke_run_reports_every_scenario() {
         assert_eq!(rt["count"], 50);
         assert!(rt["p50_ms"].as_f64().unwrap() <= rt["max_ms"].as_f64().unwrap());
     }
+    // The start-up scenario (issue 12): every device ran, with per-device figures.
+    let startup = &doc["startup_embedded"][0];
+    assert_eq!(startup["devices"], 20, "{startup}");
+    assert_eq!(startup["running"], 20, "{startup}");
+    assert!(startup["stopped"].is_null(), "{startup}");
+    for key in ["us_per_device", "kib_per_device"] {
+        assert!(startup[key].as_f64().unwrap() > 0.0, "{key}: {startup}");
+    }
     let scale = &doc["scale"][0];
     assert_eq!(scale["devices"], 20);
     for key in ["host_embedded", "host_hat_event", "hat_gateway_hat_event"] {
