@@ -178,8 +178,10 @@ impl Engine {
         let mut proxies = Vec::with_capacity(spec.devices.len());
         let detached = Arc::new(AtomicBool::new(false));
         let mut ended = Vec::with_capacity(spec.devices.len());
+        // Every device gets its own lane of the connection (fairness, proxy::fair).
+        let fair = proxy::FairShare::new(client.clone());
         for device in &spec.devices {
-            let (handle, proxy) = Self::new_proxy(&spec.name, device, &client, &cancel);
+            let (handle, proxy) = Self::new_proxy(&spec.name, device, &fair.lane(), &cancel);
             let after = previous.and_then(|p| p.ended(&handle.prefix));
             let proxy = proxy.with_detached(detached.clone()).after(after);
             ended.push((handle.prefix.clone(), proxy.ended()));

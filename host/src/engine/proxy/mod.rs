@@ -15,6 +15,7 @@
 //! the synchronous part of `create` and around every device future, in-process
 //! devices included.
 
+mod fair;
 mod machine;
 #[cfg(test)]
 mod tests;
@@ -40,6 +41,8 @@ use crate::spec::DeviceSpec;
 use machine::{Action, Config, Input, Machine, Shutdown};
 
 pub use machine::ProxyState;
+
+pub(crate) use fair::FairShare;
 
 /// On shutdown, how long an in-flight `create` may still take (at most; never past
 /// its `create_timeout`); an instance produced within it is closed, one produced
@@ -567,7 +570,7 @@ impl DeviceProxy {
                     let _ = op.await;
                 }
                 if registered {
-                    register_running(&self.client, &self.prefix, false).await;
+                    register_last_running(&self.client, &self.prefix).await;
                 }
             }
             Shutdown::CloseRunning => {
@@ -582,7 +585,7 @@ impl DeviceProxy {
                     close_instance(instance, timeout).await;
                     tracing::info!("device closed");
                 }
-                register_running(&self.client, &self.prefix, false).await;
+                register_last_running(&self.client, &self.prefix).await;
             }
             Shutdown::Nothing => {}
         }
@@ -595,6 +598,16 @@ async fn register_running(client: &Arc<dyn DeviceClient>, prefix: &[String], run
     let event = running_event(prefix, running);
     if let Err(err) = client.register(vec![event]).await {
         tracing::debug!(error = %err, running, "could not register running");
+    }
+}
+
+/// Registers the engine's last `running=false` and waits for the server's answer:
+/// the device's lane (`fair`) queues a plain `register`, and the runner may close the
+/// connection right after the engine; a failure is only logged (behaviour 42).
+async fn register_last_running(client: &Arc<dyn DeviceClient>, prefix: &[String]) {
+    let event = running_event(prefix, false);
+    if let Err(err) = client.register_with_response(vec![event]).await {
+        tracing::debug!(error = %err, "could not register running=false");
     }
 }
 

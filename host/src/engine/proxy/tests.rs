@@ -1047,21 +1047,29 @@ mod shell {
     /// Forwards every registered `running` value.
     struct Recorder(mpsc::UnboundedSender<bool>);
 
-    impl DeviceClient for Recorder {
-        fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
-            for event in &events {
+    impl Recorder {
+        fn note(&self, events: &[RegisterEvent]) {
+            for event in events {
                 let value = event.payload.as_ref().and_then(Payload::json_value);
                 if let Some(running) = value.and_then(|v| v.as_bool()) {
                     let _ = self.0.send(running);
                 }
             }
+        }
+    }
+
+    impl DeviceClient for Recorder {
+        fn register(&self, events: Vec<RegisterEvent>) -> BoxFuture<'_, Result<(), ClientError>> {
+            self.note(&events);
             Box::pin(async { Ok(()) })
         }
 
+        // The shutdown's `running=false` waits for the server's answer.
         fn register_with_response(
             &self,
-            _events: Vec<RegisterEvent>,
+            events: Vec<RegisterEvent>,
         ) -> BoxFuture<'_, Result<Option<Vec<Event>>, ClientError>> {
+            self.note(&events);
             Box::pin(async { Ok(None) })
         }
 
