@@ -97,12 +97,30 @@ async fn main() -> anyhow::Result<()> {
         work_dir: work_dir.clone(),
     };
     let result = run(&tools, &args).await;
-    if result.is_ok() {
-        let _ = std::fs::remove_dir_all(&work_dir);
-    } else {
-        eprintln!("logs kept in {}", work_dir.display());
+    match result {
+        Ok(Finished::Complete) => {
+            let _ = std::fs::remove_dir_all(&work_dir);
+        }
+        Ok(Finished::StoppedShort) | Err(_) => eprintln!("logs kept in {}", work_dir.display()),
     }
-    result
+    result.map(|_| ())
+}
+
+/// How a run that produced its figures ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finished {
+    /// Every scenario ran to its end.
+    Complete,
+    /// A start-up run stopped short (its figures say how far it got); the logs are kept.
+    StoppedShort,
+}
+
+fn finished(runs: &[Startup]) -> Finished {
+    if runs.iter().any(|r| r.stopped.is_some()) {
+        Finished::StoppedShort
+    } else {
+        Finished::Complete
+    }
 }
 
 /// The start-up scenario: each count once, printed as it finishes.
@@ -123,13 +141,14 @@ async fn startup(tools: &Tools, args: &Args) -> anyhow::Result<Vec<Startup>> {
 
 fn print_startup(s: &Startup) {
     println!(
-        "  {:>7} devices {:>7} running {:8.2} s {:8.1} us/device {:8.1} MiB {:6.1} KiB/device{}",
+        "  {:>7} devices {:>7} running {:8.2} s {:8.1} us/device {:8.1} MiB {:6.1} KiB/device {:7.2} CPU s{}",
         s.devices,
         s.running,
         s.seconds,
         s.us_per_device(),
         s.peak_rss_kib / 1024.0,
         s.kib_per_device(),
+        s.cpu_seconds.unwrap_or(f64::NAN),
         s.stopped
             .as_ref()
             .map(|why| format!("  STOPPED: {why}"))
@@ -141,7 +160,7 @@ fn startup_json(runs: &[Startup]) -> Value {
     Value::Array(runs.iter().map(Startup::to_json).collect())
 }
 
-async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
+async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
     if args.only == Only::Startup {
         let runs = startup(tools, args).await?;
         // Keep what a full run wrote; replace only this scenario's figures.
@@ -155,7 +174,7 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
         doc["startup_smoke"] = json!(args.smoke);
         std::fs::write(&args.out, serde_json::to_vec_pretty(&doc)?)?;
         println!("\nresults written to {}", args.out.display());
-        return Ok(());
+        return Ok(finished(&runs));
     }
     let n = args.events;
     let dev = |kind: Gateway| {
@@ -309,7 +328,7 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<()> {
     });
     std::fs::write(&args.out, serde_json::to_vec_pretty(&doc)?)?;
     println!("\nresults written to {}", args.out.display());
-    Ok(())
+    Ok(finished(&startup_runs))
 }
 
 fn unix_time() -> anyhow::Result<u64> {

@@ -187,11 +187,34 @@ impl Tools {
         devices: &[Value],
         enable_devices: bool,
     ) -> anyhow::Result<Proc> {
+        self.gateway_host_with_limits(
+            label,
+            remote_port,
+            listen_port,
+            devices,
+            enable_devices,
+            json!({}),
+        )
+        .await
+    }
+
+    /// [`Tools::gateway_host`] with `limits` as the embedded server's
+    /// `event_server.embedded.limits` (ignored with a remote server).
+    pub(crate) async fn gateway_host_with_limits(
+        &self,
+        label: &str,
+        remote_port: Option<u16>,
+        listen_port: u16,
+        devices: &[Value],
+        enable_devices: bool,
+        limits: Value,
+    ) -> anyhow::Result<Proc> {
         let event_server = match remote_port {
             Some(port) => json!({"eventer_server": {"host": "127.0.0.1", "port": port}}),
             None => json!({"embedded": {
                 "eventer_server": {"host": "127.0.0.1", "port": listen_port},
-                "enable_devices": enable_devices
+                "enable_devices": enable_devices,
+                "limits": limits
             }}),
         };
         let conf = json!({

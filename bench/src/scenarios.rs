@@ -19,6 +19,10 @@ pub(crate) const BATCH: usize = 1000;
 /// Longest a single wait may take before the scenario is reported as failed.
 const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
+/// Distinct event types the start-up scenario lets the embedded server hold per
+/// device (`event_server.embedded.limits.max_event_types`).
+const STARTUP_TYPES_PER_DEVICE: usize = 4;
+
 /// Which gateway implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gateway {
@@ -409,6 +413,8 @@ pub(crate) struct Startup {
     pub peak_rss_kib: f64,
     /// Threads of the gateway process at the end.
     pub threads: Option<u64>,
+    /// CPU seconds (user + system) of the gateway process at the end.
+    pub cpu_seconds: Option<f64>,
     /// Why the run stopped short, if it did.
     pub stopped: Option<String>,
 }
@@ -434,6 +440,7 @@ impl Startup {
             "peak_rss_mib": self.peak_rss_kib / 1024.0,
             "kib_per_device": self.kib_per_device(),
             "threads": self.threads,
+            "cpu_seconds": self.cpu_seconds,
             "stopped": self.stopped,
         })
     }
@@ -452,8 +459,12 @@ pub(crate) async fn startup_embedded(
     let port = free_port()?;
     let t0 = Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
+    let label = format!("scale-embedded-{count}");
+    // Each device has an enable and a running type (and the sim's points, once data
+    // flows): the default 100,000 distinct types would refuse the 100,000-device run.
+    let limits = json!({"max_event_types": STARTUP_TYPES_PER_DEVICE * count.max(1) + 1_000});
     let mut gateway = tools
-        .gateway_host(&format!("scale-embedded-{count}"), None, port, &confs, true)
+        .gateway_host_with_limits(&label, None, port, &confs, true, limits)
         .await?;
     // The subscriber can only connect once the server listens; what happened before
     // is read with a latest query after subscribing, so nothing is missed.
@@ -515,14 +526,27 @@ pub(crate) async fn startup_embedded(
         }
     }
     let seconds = t0.elapsed().as_secs_f64();
-    let (peak_rss_kib, threads) = match &stopped {
+    let (peak_rss_kib, threads, cpu_seconds) = match &stopped {
         // A dead process has no figures left.
-        Some(_) if gateway.check_alive().is_err() => (0.0, None),
-        _ => (gateway.peak_rss_mib()? * 1024.0, gateway.threads().ok()),
+        Some(_) if gateway.check_alive().is_err() => (0.0, None, None),
+        _ => (
+            gateway.peak_rss_mib()? * 1024.0,
+            gateway.threads().ok(),
+            gateway.cpu_seconds().ok(),
+        ),
     };
-    if let Some(why) = &stopped {
+    if let Some(why) = &mut stopped {
+        // What the gateway said first and last says why.
+        let log = std::fs::read_to_string(tools.work_dir.join(format!("{label}.gateway.log")))
+            .unwrap_or_default();
+        let first_error = log.lines().find(|l| l.contains("ERROR"));
+        let last = log.lines().rev().find(|l| !l.trim().is_empty());
+        for line in first_error.into_iter().chain(last) {
+            let line: String = line.chars().take(300).collect();
+            why.push_str(&format!("; gateway log: {line}"));
+        }
         eprintln!(
-            "  start-up of {count} devices stopped ({why}); logs in {}",
+            "  start-up of {count} devices stopped ({why}); logs kept in {}",
             tools.work_dir.display()
         );
     }
@@ -532,6 +556,7 @@ pub(crate) async fn startup_embedded(
         seconds,
         peak_rss_kib,
         threads,
+        cpu_seconds,
         stopped,
     })
 }
