@@ -23,6 +23,10 @@ const WAIT_LIMIT: Duration = Duration::from_secs(600);
 /// device (`event_server.embedded.limits.max_event_types`).
 const STARTUP_TYPES_PER_DEVICE: usize = 4;
 
+/// Bytes of notifications and answers the embedded server may queue for the start-up
+/// scenario's subscriber (`event_server.embedded.limits.max_outbound_bytes`).
+const STARTUP_OUTBOUND_BYTES: usize = 1 << 30;
+
 /// Which gateway implementation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Gateway {
@@ -462,7 +466,14 @@ pub(crate) async fn startup_embedded(
     let label = format!("scale-embedded-{count}");
     // Each device has an enable and a running type (and the sim's points, once data
     // flows): the default 100,000 distinct types would refuse the 100,000-device run.
-    let limits = json!({"max_event_types": STARTUP_TYPES_PER_DEVICE * count.max(1) + 1_000});
+    // The subscriber gets a notification per device and the latest query's answer
+    // holds every device's running event (about 15 MB at 100,000 devices): the
+    // default outbound limits (16 MiB, 4096 messages) would drop it as a slow client.
+    let limits = json!({
+        "max_event_types": STARTUP_TYPES_PER_DEVICE * count.max(1) + 1_000,
+        "max_outbound_bytes": STARTUP_OUTBOUND_BYTES,
+        "max_outbound_messages": count.max(1) + 4_096,
+    });
     let mut gateway = tools
         .gateway_host_with_limits(&label, None, port, &confs, true, limits)
         .await?;
