@@ -8,13 +8,17 @@
 //! Every batch is notified to every connection whose subscription matches, local and
 //! TCP alike, in registration order.
 
+pub mod persist;
+#[cfg(test)]
+mod persist_tests;
 pub mod store;
 mod tcp;
 #[cfg(test)]
 mod tests;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use gateway_eventer::server as eventer_server;
 use gateway_model::client::{BoxFuture, ClientError, EventClient, Notification};
@@ -22,8 +26,9 @@ use gateway_model::{
     Event, EventType, InvalidQueryType, Payload, QueryParams, QueryResult, RegisterEvent, Status,
     Subscription,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
+pub use persist::OpenError;
 pub use store::{EventStore, StoreLimit, StoreLimits};
 pub use tcp::TcpListenerHandle;
 
@@ -49,6 +54,11 @@ pub struct EmbeddedConfig {
     pub max_event_types: usize,
     /// Estimated bytes of the latest event of every type at most (`max_latest_bytes`).
     pub max_latest_bytes: usize,
+    /// Seconds events are kept for timeseries / server queries (`retained_seconds`);
+    /// `None`: no age limit.
+    pub retained_seconds: Option<u64>,
+    /// The event store file (`db_path`, resolved); `None`: events in memory only.
+    pub db_path: Option<PathBuf>,
     /// hat's rule: answer register requests with `failure` unless `operational`.
     /// Tests of status changes turn it off to see the gateway's `running=false`.
     pub refuse_registers_unless_operational: bool,
@@ -99,6 +109,8 @@ impl std::fmt::Debug for EmbeddedConfig {
             .field("retained_bytes", &self.retained_bytes)
             .field("max_event_types", &self.max_event_types)
             .field("max_latest_bytes", &self.max_latest_bytes)
+            .field("retained_seconds", &self.retained_seconds)
+            .field("db_path", &self.db_path)
             .field(
                 "refuse_registers_unless_operational",
                 &self.refuse_registers_unless_operational,
@@ -120,6 +132,8 @@ impl Default for EmbeddedConfig {
             retained_bytes: store::DEFAULT_RETAINED_BYTES,
             max_event_types: store::DEFAULT_MAX_EVENT_TYPES,
             max_latest_bytes: store::DEFAULT_MAX_LATEST_BYTES,
+            retained_seconds: None,
+            db_path: None,
             refuse_registers_unless_operational: true,
             token: None,
             allow_remote: false,
@@ -136,6 +150,7 @@ impl EmbeddedConfig {
             retained_bytes: self.retained_bytes,
             max_event_types: self.max_event_types,
             max_latest_bytes: self.max_latest_bytes,
+            retained_seconds: self.retained_seconds,
         }
     }
 }
@@ -184,7 +199,76 @@ struct Inner {
     config: EmbeddedConfig,
     /// Never held across an await: the TCP fan-out runs in each listener's own task
     /// (`tcp::TcpNotifier`), fed in order while this lock is held.
-    state: Mutex<State>,
+    /// Shared with the event store's writer thread ([`StateHost`]).
+    state: Arc<Mutex<State>>,
+    /// The event store file's writer; unset: events in memory only.
+    writer: OnceLock<persist::Writer>,
+}
+
+/// A committed register request: its events and the TCP listeners' queued notices.
+pub(crate) type Committed = (Arc<Vec<Event>>, Vec<oneshot::Receiver<()>>);
+
+/// Where the writer answers a register request (`None`: the commit failed).
+pub(crate) type Reply = oneshot::Sender<Option<Committed>>;
+
+/// What the writer thread holds: the state, not the server (whose last handle then
+/// closes the file and waits for the thread).
+struct StateHost(Arc<Mutex<State>>);
+
+impl persist::Host for StateHost {
+    fn committed(&self, jobs: Vec<persist::Job>, ok: bool) {
+        let mut state = lock(&self.0);
+        for job in jobs {
+            let answer = ok.then(|| {
+                state.store.insert(&job.events);
+                publish(&mut state, job.events)
+            });
+            // The request's task may be gone (its client left): the events stay.
+            let _ = job.reply.send(answer);
+        }
+    }
+
+    fn retention_floor(&self) -> Option<gateway_model::EventId> {
+        let mut state = lock(&self.0);
+        state.store.trim_age(gateway_model::Timestamp::now());
+        state.store.oldest_retained()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // A poisoned lock means a panic while holding it; the data is still
+    // consistent (every critical section is short and panic-free), so go on.
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Notifies a stored batch to every matching connection (local and TCP, in the order
+/// of this call under the state lock).
+fn publish(state: &mut State, stored: Vec<Event>) -> Committed {
+    // Operators watch data flow with `log.filter: gateway_host::embedded=debug`;
+    // disabled, this costs one level check per request.
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        for event in &stored {
+            tracing::debug!(
+                event_type = %event.event_type.join("/"),
+                payload = %PayloadText(event.payload.as_ref()),
+                "event registered"
+            );
+        }
+    }
+    state.local.retain(|sub| {
+        let matching: Vec<Event> = stored
+            .iter()
+            .filter(|e| sub.subscription.matches(&e.event_type))
+            .cloned()
+            .collect();
+        matching.is_empty() || deliver(sub, Notification::Events(matching))
+    });
+    let stored = Arc::new(stored);
+    if state.tcp.is_empty() {
+        return (stored, Vec::new());
+    }
+    let queued = tcp::queue(&state.tcp, &tcp::TcpUpdate::Events(stored.clone()));
+    (stored, queued)
 }
 
 /// The embedded event server. Cheap to clone (a shared handle).
@@ -202,13 +286,18 @@ impl std::fmt::Debug for EmbeddedServer {
 }
 
 impl EmbeddedServer {
-    /// A server with an empty store, status `operational`.
+    /// A server with an empty store in memory (whatever `db_path` says; see
+    /// [`EmbeddedServer::open`]), status `operational`.
     pub fn new(config: EmbeddedConfig) -> Self {
         let store = EventStore::with_limits(config.server_id, config.store_limits());
+        Self::with_store(config, store)
+    }
+
+    fn with_store(config: EmbeddedConfig, store: EventStore) -> Self {
         Self {
             inner: Arc::new(Inner {
                 config,
-                state: Mutex::new(State {
+                state: Arc::new(Mutex::new(State {
                     store,
                     status: Status::Operational,
                     next_connection_id: 1,
@@ -216,15 +305,55 @@ impl EmbeddedServer {
                     query_log: VecDeque::new(),
                     refused_registers: 0,
                     tcp: Vec::new(),
-                }),
+                })),
+                writer: OnceLock::new(),
             }),
         }
     }
 
+    /// A server on the event store file `db_path` (created if missing, its events read
+    /// back: ids continue after the last one stored), or in memory without one. A
+    /// register request is answered, and its events notified, only once they are
+    /// committed to the file. The file stays locked until every handle of the server
+    /// is dropped.
+    pub fn open(config: EmbeddedConfig) -> Result<Self, OpenError> {
+        let Some(path) = config.db_path.clone() else {
+            return Ok(Self::new(config));
+        };
+        let mut store = EventStore::with_limits(config.server_id, config.store_limits());
+        let opened = persist::open(&path, &mut store)?;
+        tracing::info!(
+            file = %path.display(),
+            events = store.retained(),
+            event_types = store.event_types(),
+            last_session = store.session(),
+            "event store opened"
+        );
+        let server_id = config.server_id;
+        let server = Self::with_store(config, store);
+        let host = Arc::new(StateHost(server.inner.state.clone()));
+        let writer = persist::start(opened, server_id, host);
+        // Just created: nothing else can have set it.
+        let _ = server.inner.writer.set(writer);
+        Ok(server)
+    }
+
+    /// The event store file, `None` for a memory store.
+    pub fn db_path(&self) -> Option<&std::path::Path> {
+        self.inner.writer.get().map(|w| w.path())
+    }
+
+    #[cfg(test)]
+    pub(crate) fn fail_commits(&self, fail: bool) {
+        if let Some(writer) = self.inner.writer.get() {
+            writer
+                .fail_commits
+                .store(fail, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
-        // A poisoned lock means a panic while holding it; the data is still
-        // consistent (every critical section is short and panic-free), so go on.
-        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inner.state)
     }
 
     /// The configured server id.
@@ -318,7 +447,7 @@ impl EmbeddedServer {
     /// server is not operational and registrations need it, or the request would take
     /// the store past `max_event_types` / `max_latest_bytes` (logged at WARN).
     pub async fn register(&self, events: Vec<RegisterEvent>) -> Option<Vec<Event>> {
-        let (stored, queued) = {
+        let pending = {
             let mut state = self.state();
             if self.inner.config.refuse_registers_unless_operational
                 && state.status != Status::Operational
@@ -338,35 +467,39 @@ impl EmbeddedServer {
                 }
                 return None;
             }
-            let stored = state.store.register(events);
-            if stored.is_empty() {
-                return Some(stored);
-            }
-            // Operators watch data flow with `log.filter: gateway_host::embedded=debug`;
-            // disabled, this costs one level check per request.
-            if tracing::enabled!(tracing::Level::DEBUG) {
-                for event in &stored {
-                    tracing::debug!(
-                        event_type = %event.event_type.join("/"),
-                        payload = %PayloadText(event.payload.as_ref()),
-                        "event registered"
-                    );
+            match self.inner.writer.get() {
+                None => {
+                    let stored = state.store.register(events);
+                    if stored.is_empty() {
+                        return Some(stored);
+                    }
+                    Pending::Published(publish(&mut state, stored))
+                }
+                Some(writer) => {
+                    let stored = state.store.allocate(events);
+                    if stored.is_empty() {
+                        return Some(stored);
+                    }
+                    let (reply, answer) = oneshot::channel();
+                    // Queued under the lock: the writer commits in id order.
+                    if writer
+                        .submit(persist::Job {
+                            events: stored,
+                            reply,
+                        })
+                        .is_err()
+                    {
+                        tracing::error!("event store writer is gone; register request refused");
+                        return None;
+                    }
+                    Pending::Committing(answer)
                 }
             }
-            state.local.retain(|sub| {
-                let matching: Vec<Event> = stored
-                    .iter()
-                    .filter(|e| sub.subscription.matches(&e.event_type))
-                    .cloned()
-                    .collect();
-                matching.is_empty() || deliver(sub, Notification::Events(matching))
-            });
-            if state.tcp.is_empty() {
-                return Some(stored);
-            }
-            let stored = Arc::new(stored);
-            let queued = tcp::queue(&state.tcp, &tcp::TcpUpdate::Events(stored.clone()));
-            (stored, queued)
+        };
+        let (stored, queued) = match pending {
+            Pending::Published(published) => published,
+            // A dropped reply: the writer is gone, the commit is not known to be done.
+            Pending::Committing(answer) => answer.await.ok().flatten()?,
         };
         // Every TCP connection has the notify queued before the register answer.
         tcp::queued(queued).await;
@@ -421,6 +554,14 @@ impl EmbeddedServer {
         state.next_connection_id += 1;
         id
     }
+}
+
+/// A register request once it has its ids.
+enum Pending {
+    /// In memory: stored and notified already.
+    Published(Committed),
+    /// On file: waiting for the writer's commit.
+    Committing(oneshot::Receiver<Option<Committed>>),
 }
 
 /// Hands a notification to a local subscriber; false = drop the subscriber.

@@ -1,9 +1,7 @@
 //! In-memory event storage with hat-event-server's id, timestamp and query
 //! semantics (`docs/eventer-protocol.md` sections 6.6, 8.4 and 8.5).
 
-use std::borrow::Borrow;
-use std::collections::{HashSet, VecDeque};
-use std::hash::{Hash, Hasher};
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use gateway_model::{
@@ -72,6 +70,9 @@ pub struct StoreLimits {
     pub max_event_types: usize,
     /// Estimated bytes of the latest index at most.
     pub max_latest_bytes: usize,
+    /// Seconds an event is kept for timeseries / server queries (by its `timestamp`);
+    /// `None`: no age limit.
+    pub retained_seconds: Option<u64>,
 }
 
 impl Default for StoreLimits {
@@ -81,6 +82,7 @@ impl Default for StoreLimits {
             retained_bytes: DEFAULT_RETAINED_BYTES,
             max_event_types: DEFAULT_MAX_EVENT_TYPES,
             max_latest_bytes: DEFAULT_MAX_LATEST_BYTES,
+            retained_seconds: None,
         }
     }
 }
@@ -89,7 +91,10 @@ impl Default for StoreLimits {
 ///
 /// Each event is stored once and shared by both indexes: with thousands of devices the
 /// event types (one allocation per segment) dominated the gateway's memory when the
-/// history, the latest map's keys and its values each held a copy.
+/// history, the latest map's keys and its values each held a copy. The latest index is
+/// a trie over the type's segments, so a latest query with `?` and `*` visits only the
+/// branches its query types can match (the start-up query for
+/// `gateway/<name>/?/?/system/enable` visits one node per device, not every type).
 #[derive(Debug)]
 pub struct EventStore {
     server_id: i64,
@@ -99,34 +104,67 @@ pub struct EventStore {
     events: VecDeque<Arc<Event>>,
     /// Estimated bytes of `events`.
     events_bytes: usize,
-    latest: HashSet<ByType>,
+    latest: LatestNode,
+    /// Distinct types in `latest`.
+    latest_types: usize,
     /// Estimated bytes of `latest`.
     latest_bytes: usize,
 }
 
-/// A stored event hashed and compared by its type, so the latest index needs no key
-/// of its own and can be looked up with a plain `&[String]`.
-#[derive(Debug, Clone)]
-struct ByType(Arc<Event>);
-
-impl PartialEq for ByType {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.event_type == other.0.event_type
-    }
+/// One node of the latest index: the latest event of the type ending here, and the
+/// types that continue with one more segment.
+#[derive(Debug, Default)]
+struct LatestNode {
+    event: Option<Arc<Event>>,
+    children: HashMap<String, LatestNode>,
 }
 
-impl Eq for ByType {}
-
-impl Hash for ByType {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        // Must hash like `[String]` for the `Borrow` lookup below.
-        self.0.event_type.as_slice().hash(state);
+impl LatestNode {
+    fn get(&self, event_type: &[String]) -> Option<&Arc<Event>> {
+        let mut node = self;
+        for segment in event_type {
+            node = node.children.get(segment)?;
+        }
+        node.event.as_ref()
     }
-}
 
-impl Borrow<[String]> for ByType {
-    fn borrow(&self) -> &[String] {
-        &self.0.event_type
+    /// Replaces the latest event of its type; returns the one it replaced.
+    fn replace(&mut self, event: Arc<Event>) -> Option<Arc<Event>> {
+        let mut node = self;
+        for segment in &event.event_type {
+            // `entry` would allocate the key even when the child exists.
+            if !node.children.contains_key(segment) {
+                node.children.insert(segment.clone(), LatestNode::default());
+            }
+            // Inserted just above when missing.
+            node = node.children.get_mut(segment)?;
+        }
+        node.event.replace(event)
+    }
+
+    /// Every latest event whose type matches `query_type`.
+    fn collect<'a>(&'a self, query_type: &[String], out: &mut Vec<&'a Arc<Event>>) {
+        match query_type.split_first() {
+            None => out.extend(self.event.as_ref()),
+            Some((first, _)) if first == "*" => self.collect_all(out),
+            Some((first, rest)) if first == "?" => {
+                for child in self.children.values() {
+                    child.collect(rest, out);
+                }
+            }
+            Some((first, rest)) => {
+                if let Some(child) = self.children.get(first) {
+                    child.collect(rest, out);
+                }
+            }
+        }
+    }
+
+    fn collect_all<'a>(&'a self, out: &mut Vec<&'a Arc<Event>>) {
+        out.extend(self.event.as_ref());
+        for child in self.children.values() {
+            child.collect_all(out);
+        }
     }
 }
 
@@ -151,14 +189,15 @@ impl EventStore {
             limits,
             events: VecDeque::new(),
             events_bytes: 0,
-            latest: HashSet::new(),
+            latest: LatestNode::default(),
+            latest_types: 0,
             latest_bytes: 0,
         }
     }
 
     /// Distinct event types stored (the latest index).
     pub fn event_types(&self) -> usize {
-        self.latest.len()
+        self.latest_types
     }
 
     /// Events retained for timeseries / server queries.
@@ -170,18 +209,18 @@ impl EventStore {
     /// [`StoreLimits::max_event_types`] and [`StoreLimits::max_latest_bytes`] (the
     /// history is trimmed instead, never refused).
     pub fn check_limits(&self, events: &[RegisterEvent]) -> Result<(), StoreLimit> {
-        let mut new_types: HashSet<&[String]> = HashSet::new();
+        let mut new_types: std::collections::HashSet<&[String]> = std::collections::HashSet::new();
         let mut added_bytes = 0usize;
         for event in events {
             let size = EVENT_OVERHEAD
                 + event.event_type.iter().map(|s| s.len() + 24).sum::<usize>()
                 + event.payload.as_ref().map_or(0, payload_len);
             added_bytes = added_bytes.saturating_add(size);
-            if !self.latest.contains(event.event_type.as_slice()) {
+            if self.latest.get(&event.event_type).is_none() {
                 new_types.insert(&event.event_type);
             }
         }
-        if self.latest.len() + new_types.len() > self.limits.max_event_types {
+        if self.latest_types + new_types.len() > self.limits.max_event_types {
             return Err(StoreLimit::EventTypes {
                 limit: self.limits.max_event_types,
             });
@@ -197,12 +236,21 @@ impl EventStore {
     /// Registers one request as one session: ids `(server, session, 1..n)` in request
     /// order and one timestamp for all. An empty request consumes no session.
     pub fn register(&mut self, events: Vec<RegisterEvent>) -> Vec<Event> {
+        let stored = self.allocate(events);
+        self.insert(&stored);
+        stored
+    }
+
+    /// Gives one request its session, ids and timestamp without storing it (the
+    /// persistent store stores it once it is committed, [`EventStore::insert`]). An
+    /// empty request consumes no session.
+    pub fn allocate(&mut self, events: Vec<RegisterEvent>) -> Vec<Event> {
         if events.is_empty() {
             return Vec::new();
         }
         self.session += 1;
         let timestamp = Timestamp::now();
-        let stored: Vec<Event> = events
+        events
             .into_iter()
             .zip(1..)
             .map(|(event, instance)| Event {
@@ -216,14 +264,18 @@ impl EventStore {
                 source_timestamp: event.source_timestamp,
                 payload: event.payload,
             })
-            .collect();
-        for event in &stored {
+            .collect()
+    }
+
+    /// Stores events that have their ids (from [`EventStore::allocate`], or read back
+    /// from a file) as the newest: the latest index and the history, which is trimmed
+    /// to the limits.
+    pub fn insert(&mut self, stored: &[Event]) {
+        for event in stored {
             let shared = Arc::new(event.clone());
             let size = event_size(event);
-            if let Some(ByType(old)) = self.latest.replace(ByType(shared.clone())) {
-                self.latest_bytes = self.latest_bytes.saturating_sub(event_size(&old));
-            }
-            self.latest_bytes += size;
+            self.set_latest(shared.clone(), size);
+            self.session = self.session.max(event.id.session);
             self.events.push_back(shared);
             self.events_bytes += size;
             while self.events.len() > self.retained
@@ -237,7 +289,68 @@ impl EventStore {
                 }
             }
         }
-        stored
+        if let Some(newest) = stored.last() {
+            self.trim_age(newest.timestamp);
+        }
+    }
+
+    fn set_latest(&mut self, event: Arc<Event>, size: usize) {
+        match self.latest.replace(event) {
+            Some(old) => {
+                self.latest_bytes = self.latest_bytes.saturating_sub(event_size(&old));
+            }
+            None => self.latest_types += 1,
+        }
+        self.latest_bytes += size;
+    }
+
+    /// Stores an event read back from a file as the latest of its type only (it is
+    /// older than the retained history).
+    pub fn restore_latest(&mut self, event: Event) {
+        let size = event_size(&event);
+        self.session = self.session.max(event.id.session);
+        if let Some(current) = self.latest.get(&event.event_type) {
+            if current.id >= event.id {
+                return;
+            }
+        }
+        self.set_latest(Arc::new(event), size);
+    }
+
+    /// The next session is after `session` at least (ids continue after a restart).
+    pub fn continue_after(&mut self, session: i64) {
+        self.session = self.session.max(session);
+    }
+
+    /// The last session given out.
+    pub fn session(&self) -> i64 {
+        self.session
+    }
+
+    /// Forgets the history older than [`StoreLimits::retained_seconds`] before `now`
+    /// (the latest event of every type stays). Returns how many events went.
+    pub fn trim_age(&mut self, now: Timestamp) -> usize {
+        let Some(seconds) = self.limits.retained_seconds else {
+            return 0;
+        };
+        let limit = Timestamp::new(
+            now.s
+                .saturating_sub(i64::try_from(seconds).unwrap_or(i64::MAX)),
+            now.us,
+        );
+        let mut removed = 0;
+        while self.events.front().is_some_and(|e| e.timestamp < limit) {
+            if let Some(old) = self.events.pop_front() {
+                self.events_bytes = self.events_bytes.saturating_sub(event_size(&old));
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// The id of the oldest event of the history (`None`: empty).
+    pub fn oldest_retained(&self) -> Option<EventId> {
+        self.events.front().map(|e| e.id)
     }
 
     /// Answers a query.
@@ -250,14 +363,19 @@ impl EventStore {
     }
 
     fn query_latest(&self, params: &QueryLatestParams) -> QueryResult {
-        let mut events: Vec<Event> = self
-            .latest
-            .iter()
-            .map(|ByType(e)| e)
-            .filter(|e| matches_any(params.event_types.as_deref(), &e.event_type))
-            .map(|e| Event::clone(e))
-            .collect();
-        events.sort_by_key(|e| e.id);
+        let mut found: Vec<&Arc<Event>> = Vec::new();
+        match params.event_types.as_deref() {
+            None => self.latest.collect_all(&mut found),
+            Some(types) => {
+                for query_type in types {
+                    self.latest.collect(query_type, &mut found);
+                }
+            }
+        }
+        found.sort_by_key(|e| e.id);
+        // Query types that overlap find one event more than once.
+        found.dedup_by_key(|e| e.id);
+        let events: Vec<Event> = found.into_iter().map(|e| Event::clone(e)).collect();
         QueryResult {
             events,
             more_follows: false,
@@ -283,7 +401,11 @@ impl EventStore {
             .collect();
         match params.order_by {
             OrderBy::Timestamp => events.sort_by_key(|e| (e.timestamp, e.id)),
-            OrderBy::SourceTimestamp => events.sort_by_key(|e| (e.source_timestamp, e.id)),
+            OrderBy::SourceTimestamp => {
+                // hat keeps source-timestamp timeseries of events that have one only.
+                events.retain(|e| e.source_timestamp.is_some());
+                events.sort_by_key(|e| (e.source_timestamp, e.id));
+            }
         }
         if params.order == Order::Descending {
             events.reverse();
