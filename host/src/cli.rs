@@ -438,9 +438,10 @@ async fn run_gateway(
             let server = crate::embedded::EmbeddedServer::new(embedded);
             crate::runner::run_embedded(&spec, server, shutdown).await
         }
-        crate::spec::EventServerSpec::Remote { .. } => crate::runner::run(spec, shutdown).await,
+        crate::spec::EventServerSpec::Remote { .. }
+        | crate::spec::EventServerSpec::Monitor { .. } => crate::runner::run(spec, shutdown).await,
     };
-    result.map_err(|err| CliError::other(Context("embedded event server cannot listen", err)))
+    result.map_err(CliError::other)
 }
 
 /// Exit status after a second SIGINT or SIGTERM: 128 + the signal number, as a shell

@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use gateway_eventer::client::{Client, ClientConfig};
 use gateway_model::{Notification, QueryLatestParams, QueryParams, RegisterEvent, Status};
+use gateway_monitor::client::{ComponentEvent, MonitorComponent, MonitorConfig, MonitorError};
+use gateway_monitor::ComponentInfo;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -26,9 +28,23 @@ pub const RECONNECT_INITIAL_BACKOFF: Duration = Duration::from_millis(500);
 /// The reconnect delay doubles up to this cap.
 pub const RECONNECT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// What ends [`run`] with an error: the embedded event server could not listen on its
-/// configured address (connection problems never do: the runner reconnects).
-pub type RunError = gateway_eventer::server::ServerError;
+/// In monitor mode, the fixed delay before reconnecting to the active event server
+/// (hat-event's `hat.event.component` `reconnect_delay`).
+pub const MONITOR_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// What ends [`run`] with an error. Event-server connection problems never do (the
+/// runner reconnects); in monitor mode the monitor connection's end does, as hat's
+/// gateway terminates then.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The embedded event server could not listen on its configured address.
+    #[error("embedded event server cannot listen: {0}")]
+    Listen(#[from] gateway_eventer::server::ServerError),
+    /// Monitor mode: the monitor connection could not be made, was lost or closed by
+    /// the Monitor Server (`MsgClose`).
+    #[error(transparent)]
+    Monitor(#[from] MonitorError),
+}
 
 /// Runs a gateway until `shutdown` is cancelled, then closes every device (its
 /// `running=false` registered while the connection is still open), closes the
@@ -40,12 +56,29 @@ pub type RunError = gateway_eventer::server::ServerError;
 /// * `EventServerSpec::Embedded`: starts an [`EmbeddedServer`] in this process (and
 ///   its TCP side when `listen` is set); the engine uses it without a socket.
 ///
-/// Returns an error only when the embedded server cannot listen.
+/// * `EventServerSpec::Monitor`: a hat-monitor component (see [`run_monitor`]).
+///
+/// Returns an error when the embedded server cannot listen, or in monitor mode when
+/// the monitor connection cannot be made or ends.
 pub async fn run(spec: GatewaySpec, shutdown: CancellationToken) -> Result<(), RunError> {
     match spec.event_server.clone() {
         EventServerSpec::Remote { host, port, token } => {
             run_remote(&spec, &host, port, token, shutdown).await;
             Ok(())
+        }
+        EventServerSpec::Monitor {
+            host,
+            port,
+            gateway_group,
+            event_server_group,
+        } => {
+            let monitor = MonitorSpec {
+                host,
+                port,
+                gateway_group,
+                event_server_group,
+            };
+            run_monitor(spec, monitor, shutdown).await
         }
         EventServerSpec::Embedded { .. } => {
             let server = EmbeddedServer::new(EmbeddedConfig::default());
@@ -70,7 +103,7 @@ pub async fn run_embedded(
                 listen,
                 enable_devices,
             } => (listen.clone(), *enable_devices),
-            EventServerSpec::Remote { .. } => (None, false),
+            EventServerSpec::Remote { .. } | EventServerSpec::Monitor { .. } => (None, false),
         };
         let listener = match listen {
             Some((host, port)) => Some(server.listen(&format!("{host}:{port}"), None).await?),
@@ -201,6 +234,313 @@ async fn run_remote(
     }
     .instrument(span)
     .await;
+}
+
+/// Where the monitor is and which groups to use (`EventServerSpec::Monitor`).
+#[derive(Debug, Clone)]
+struct MonitorSpec {
+    host: String,
+    port: u16,
+    gateway_group: String,
+    event_server_group: String,
+}
+
+/// The active event server as its monitor component data describes it
+/// (`hat.event.component.ServerData`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ServerData {
+    server_id: i64,
+    host: String,
+    port: u16,
+    token: Option<String>,
+}
+
+impl ServerData {
+    /// Reads hat-event-server's component data: `{"server_id": int, "eventer_server":
+    /// {"host": str, "port": int}, "server_token": str | null}`.
+    fn from_info(info: &ComponentInfo) -> Result<Self, String> {
+        let data = &info.data;
+        let server_id = data
+            .get("server_id")
+            .and_then(serde_json::Value::as_i64)
+            .ok_or("no integer server_id")?;
+        let host = data
+            .pointer("/eventer_server/host")
+            .and_then(serde_json::Value::as_str)
+            .ok_or("no string eventer_server.host")?
+            .to_owned();
+        let port = data
+            .pointer("/eventer_server/port")
+            .and_then(serde_json::Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or("no eventer_server.port in 0..=65535")?;
+        let token = match data.get("server_token") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::String(t)) => Some(t.clone()),
+            Some(_) => return Err("server_token is neither a string nor null".into()),
+        };
+        Ok(Self {
+            server_id,
+            host,
+            port,
+            token,
+        })
+    }
+}
+
+/// The active member of `group` with usable data: blessed (request token equal to its
+/// response token) and its data readable. A member with bad data is skipped with a
+/// warning, once per component (`warned`).
+fn active_server(
+    components: &[ComponentInfo],
+    group: &str,
+    warned: &mut std::collections::HashSet<(i64, i64)>,
+) -> Option<ServerData> {
+    let mut found = None;
+    for info in components
+        .iter()
+        .filter(|i| i.group.as_deref() == Some(group))
+    {
+        match ServerData::from_info(info) {
+            Ok(data) => {
+                if found.is_none() && info.is_active() {
+                    found = Some(data);
+                }
+            }
+            Err(reason) => {
+                if warned.insert((info.mid, info.cid)) {
+                    tracing::warn!(
+                        name = info.name.as_deref().unwrap_or("?"),
+                        cid = info.cid,
+                        mid = info.mid,
+                        reason = %reason,
+                        data = %info.data,
+                        "event server in the monitor group has bad component data: skipped"
+                    );
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The task that keeps a connection (and an engine) to one active event server.
+struct ServerTask {
+    data: ServerData,
+    cancel: CancellationToken,
+    handle: tokio::task::JoinHandle<Option<EngineClosing>>,
+}
+
+impl ServerTask {
+    fn start(spec: Arc<GatewaySpec>, data: ServerData, previous: Option<EngineClosing>) -> Self {
+        let cancel = CancellationToken::new();
+        let span = tracing::info_span!(
+            "event_server",
+            server_id = data.server_id,
+            server = %format!("{}:{}", data.host, data.port)
+        );
+        let handle = tokio::spawn(
+            server_loop(spec, data.clone(), cancel.clone(), previous).instrument(span),
+        );
+        Self {
+            data,
+            cancel,
+            handle,
+        }
+    }
+
+    /// Stops the task: its devices are closed (their `running=false` registered while
+    /// the connection is open). Returns an engine still closing in the background.
+    async fn stop(self) -> Option<EngineClosing> {
+        self.cancel.cancel();
+        match self.handle.await {
+            Ok(previous) => previous,
+            Err(err) => {
+                tracing::error!(error = %err, "event server task failed");
+                None
+            }
+        }
+    }
+}
+
+/// Connects to one event server (with its `server_id` filter and token) and runs an
+/// engine per connection, reconnecting every [`MONITOR_RECONNECT_DELAY`] until
+/// `cancel`.
+async fn server_loop(
+    spec: Arc<GatewaySpec>,
+    data: ServerData,
+    cancel: CancellationToken,
+    mut previous: Option<EngineClosing>,
+) -> Option<EngineClosing> {
+    loop {
+        let mut config = ClientConfig::new(engine::client_name(&spec.name));
+        config.client_token = data.token.clone();
+        config.subscriptions = engine::subscriptions(&spec.name);
+        config.server_id = Some(data.server_id);
+        let connected = tokio::select! {
+            () = cancel.cancelled() => break,
+            connected = Client::connect((data.host.as_str(), data.port), config) => connected,
+        };
+        match connected {
+            Ok((client, notifications)) => {
+                tracing::info!(
+                    status = client.status().as_str(),
+                    "connected to the active event server"
+                );
+                let status = client.status();
+                let device_client: Arc<dyn DeviceClient> = Arc::new(client.clone());
+                let source = NotificationSource::Remote(notifications, client.clone());
+                let end =
+                    run_connection(&spec, device_client, source, status, &cancel, &mut previous)
+                        .await;
+                client.close().await;
+                if end == ConnectionEnd::Shutdown {
+                    break;
+                }
+                tracing::warn!("event server connection lost; reconnecting");
+            }
+            Err(err) => {
+                tracing::warn!(
+                    error = %err,
+                    retry_s = MONITOR_RECONNECT_DELAY.as_secs_f64(),
+                    "cannot connect to the active event server"
+                );
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep(MONITOR_RECONNECT_DELAY) => {}
+        }
+    }
+    previous
+}
+
+/// Monitor mode (`docs/gateway-semantics.md` 5.5), as hat-gateway with
+/// `hat.event.component`: connects to the local Monitor Server as component
+/// `<name>` in `gateway_group` (data `null`) and declares itself ready. While this
+/// gateway is blessed there, it connects to the blessed member of `event_server_group`
+/// (its component data gives `server_id`, the Eventer address and token) with the
+/// `server_id` filter, runs an engine per connection, reconnects every 0.5 s, and
+/// moves to a new active server when it changes (devices closed on the old one,
+/// created on the new one). When the blessing is revoked, the devices are closed
+/// first and only then is the blessing token given back.
+///
+/// Returns `Ok(())` after `shutdown` (devices closed first), and an error when the
+/// monitor connection cannot be made, is lost or is closed by the server (`MsgClose`):
+/// the devices are closed and the caller exits non-zero, as hat-gateway does.
+async fn run_monitor(
+    spec: GatewaySpec,
+    monitor: MonitorSpec,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let span = tracing::info_span!(
+        "gateway",
+        gateway = %spec.name,
+        monitor = %format!("{}:{}", monitor.host, monitor.port),
+        group = %monitor.gateway_group
+    );
+    async move {
+        let spec = Arc::new(spec);
+        let connect = MonitorComponent::connect(
+            (monitor.host.as_str(), monitor.port),
+            &spec.name,
+            &monitor.gateway_group,
+            "null",
+            MonitorConfig::default(),
+        );
+        let mut component = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            connected = connect => match connected {
+                Ok(component) => component,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot connect to the monitor server: exiting");
+                    return Err(RunError::Monitor(err));
+                }
+            },
+        };
+        tracing::info!("connected to the monitor server; standby until blessed");
+        component.set_ready(true);
+        let mut blessed = false;
+        let mut task: Option<ServerTask> = None;
+        let mut previous: Option<EngineClosing> = None;
+        let mut warned = std::collections::HashSet::new();
+        // "No active event server" logged once per wait.
+        let mut waiting_logged = false;
+        let result = loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => break Ok(()),
+                event = component.next() => event,
+            };
+            match event {
+                Err(err) => break Err(err),
+                Ok(ComponentEvent::Start) => {
+                    blessed = true;
+                    tracing::info!("blessed in the gateway group: active, running devices");
+                }
+                Ok(ComponentEvent::Stop) => {
+                    blessed = false;
+                    tracing::info!("blessing revoked: stopping devices (standby)");
+                }
+                Ok(ComponentEvent::StateChanged) => {}
+            }
+            let wanted = if blessed {
+                active_server(
+                    component.component().components(),
+                    &monitor.event_server_group,
+                    &mut warned,
+                )
+            } else {
+                None
+            };
+            if task.as_ref().map(|t| &t.data) != wanted.as_ref() {
+                if let Some(old) = task.take() {
+                    tracing::info!(server_id = old.data.server_id, "leaving event server");
+                    previous = old.stop().await.or(previous);
+                }
+                if let Some(data) = wanted {
+                    tracing::info!(
+                        server_id = data.server_id,
+                        server = %format!("{}:{}", data.host, data.port),
+                        "active event server"
+                    );
+                    task = Some(ServerTask::start(spec.clone(), data, previous.take()));
+                }
+            }
+            if blessed && task.is_none() {
+                if !waiting_logged {
+                    waiting_logged = true;
+                    tracing::warn!(
+                        group = %monitor.event_server_group,
+                        "no active event server in the monitor group; waiting"
+                    );
+                }
+            } else {
+                waiting_logged = false;
+            }
+            if !blessed {
+                // After a Stop the devices are closed now: give the blessing back (a
+                // no-op unless a Stop is pending).
+                component.runner_stopped();
+            }
+        };
+        if let Some(old) = task.take() {
+            previous = old.stop().await.or(previous);
+        }
+        finish_closing(previous).await;
+        component.close().await;
+        match result {
+            Ok(()) => {
+                tracing::info!("gateway stopped");
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "monitor connection ended: exiting");
+                Err(RunError::Monitor(err))
+            }
+        }
+    }
+    .instrument(span)
+    .await
 }
 
 /// On shutdown: waits for an engine still closing in the background (its closes are
@@ -338,5 +678,75 @@ async fn engine_fatal(engine: &mut Option<Engine>) -> engine::EngineError {
     match engine {
         Some(engine) => engine.fatal().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_monitor::{BlessingReq, BlessingRes};
+    use serde_json::json;
+
+    fn server(cid: i64, data: serde_json::Value, active: bool) -> ComponentInfo {
+        ComponentInfo {
+            cid,
+            mid: 0,
+            name: Some(format!("event{cid}")),
+            group: Some("event".into()),
+            data,
+            rank: 1,
+            blessing_req: BlessingReq {
+                token: active.then_some(cid),
+                timestamp: None,
+            },
+            blessing_res: BlessingRes {
+                token: active.then_some(cid),
+                ready: true,
+            },
+        }
+    }
+
+    fn data(id: i64, token: serde_json::Value) -> serde_json::Value {
+        json!({"server_id": id, "eventer_server": {"host": "127.0.0.1", "port": 23012},
+               "server_token": token})
+    }
+
+    #[test]
+    fn the_blessed_server_with_good_data_is_active() {
+        let mut warned = std::collections::HashSet::new();
+        let components = [
+            server(1, data(1, json!(null)), false),
+            server(2, data(2, json!("secret")), true),
+        ];
+        assert_eq!(
+            active_server(&components, "event", &mut warned),
+            Some(ServerData {
+                server_id: 2,
+                host: "127.0.0.1".into(),
+                port: 23012,
+                token: Some("secret".into()),
+            })
+        );
+        // Another group: none.
+        assert_eq!(active_server(&components, "other", &mut warned), None);
+    }
+
+    #[test]
+    fn bad_component_data_is_skipped_and_warned_once() {
+        let mut warned = std::collections::HashSet::new();
+        let components = [
+            server(1, json!({"server_id": "x"}), true),
+            server(
+                2,
+                json!({"server_id": 2, "eventer_server": {"host": "h", "port": 70000}}),
+                false,
+            ),
+            server(3, data(3, json!(5)), false),
+        ];
+        assert_eq!(active_server(&components, "event", &mut warned), None);
+        assert_eq!(warned.len(), 3);
+        assert!(ServerData::from_info(&components[1])
+            .unwrap_err()
+            .contains("port"));
     }
 }

@@ -42,6 +42,19 @@ pub enum EventServerSpec {
         /// Client token sent in `MsgInitReq`.
         token: Option<String>,
     },
+    /// hat-monitor redundancy (`monitor_component`): this gateway is a monitor
+    /// component in `gateway_group` and runs its devices only while blessed; the event
+    /// server is the active member of `event_server_group`.
+    Monitor {
+        /// Local Monitor Server host name or address.
+        host: String,
+        /// Local Monitor Server port.
+        port: u16,
+        /// Monitor group of the gateways (one of them is blessed).
+        gateway_group: String,
+        /// Monitor group of the event servers (the blessed one is used).
+        event_server_group: String,
+    },
     /// An Eventer server inside this process.
     Embedded {
         /// Also listen on this address for other components and tools.

@@ -130,18 +130,6 @@ pub fn validate(
         }
     };
 
-    let has_event_server_errors = errors
-        .iter()
-        .any(|e| e.pointer().is_some_and(|p| p.starts_with("/event_server")));
-    if !has_event_server_errors && doc.pointer("/event_server/monitor_component").is_some() {
-        errors.push(ConfigError::at(
-            file,
-            "/event_server/monitor_component",
-            "monitor (redundancy) mode is not supported yet; use \"eventer_server\" \
-             (a remote hat-event server) or \"embedded\"",
-        ));
-    }
-
     if !errors.is_empty() {
         // Grouped by place, devices in index order; stable, so one value's reasons
         // keep the order they were found in.
@@ -363,6 +351,15 @@ struct EventServerDocument {
     require_operational: bool,
     eventer_server: Option<RemoteDocument>,
     embedded: Option<EmbeddedDocument>,
+    monitor_component: Option<MonitorDocument>,
+}
+
+#[derive(Deserialize)]
+struct MonitorDocument {
+    host: String,
+    port: u16,
+    gateway_group: String,
+    event_server_group: String,
 }
 
 #[derive(Deserialize)]
@@ -451,17 +448,27 @@ struct AddressDocument {
 
 impl EventServerDocument {
     fn into_spec(self) -> Result<EventServerSpec, String> {
-        match (self.eventer_server, self.embedded) {
-            (Some(remote), None) => Ok(EventServerSpec::Remote {
+        match (self.eventer_server, self.embedded, self.monitor_component) {
+            (Some(remote), None, None) => Ok(EventServerSpec::Remote {
                 host: remote.host,
                 port: remote.port,
                 token: remote.token,
             }),
-            (None, Some(embedded)) => Ok(EventServerSpec::Embedded {
+            (None, Some(embedded), None) => Ok(EventServerSpec::Embedded {
                 listen: embedded.eventer_server.map(|a| (a.host, a.port)),
                 enable_devices: embedded.enable_devices,
             }),
-            _ => Err("exactly one of \"eventer_server\" or \"embedded\" is required".to_owned()),
+            (None, None, Some(monitor)) => Ok(EventServerSpec::Monitor {
+                host: monitor.host,
+                port: monitor.port,
+                gateway_group: monitor.gateway_group,
+                event_server_group: monitor.event_server_group,
+            }),
+            _ => Err(
+                "exactly one of \"eventer_server\", \"embedded\" or \"monitor_component\" \
+                      is required"
+                    .to_owned(),
+            ),
         }
     }
 }

@@ -313,17 +313,40 @@ fn all_errors_are_reported_together() {
 }
 
 #[test]
-fn monitor_component_is_refused_clearly() {
+fn monitor_component_builds_the_monitor_spec() {
     let value = json!({
         "name": "gw",
         "event_server": {"monitor_component": {"host": "127.0.0.1", "port": 23010,
             "gateway_group": "g", "event_server_group": "e"}},
         "devices": []
     });
+    let config = validate(&raw(value), &resolver).unwrap();
+    assert_eq!(
+        config.spec.event_server,
+        EventServerSpec::Monitor {
+            host: "127.0.0.1".into(),
+            port: 23010,
+            gateway_group: "g".into(),
+            event_server_group: "e".into(),
+        }
+    );
+}
+
+#[test]
+fn monitor_component_needs_both_groups() {
+    let value = json!({
+        "name": "gw",
+        "event_server": {"monitor_component": {"host": "127.0.0.1", "port": 23010,
+            "gateway_group": "g"}},
+        "devices": []
+    });
     let lines = error_lines(value);
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].starts_with("gateway.yaml: /event_server/monitor_component: "));
-    assert!(lines[0].contains("not supported yet"));
+    assert!(
+        lines[0].starts_with("gateway.yaml: /event_server/monitor_component"),
+        "{lines:?}"
+    );
+    assert!(lines[0].contains("event_server_group"), "{lines:?}");
 }
 
 #[test]
