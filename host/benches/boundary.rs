@@ -11,12 +11,16 @@
 //! `burst` (one `system/burst` event of 1000 -> 2 registrations). At the end a
 //! summary prints the dynamic/static throughput ratio (target: >= 0.90).
 //!
-//! Since issue 11 every plugin device call runs on the device's own call thread
+//! Since issue 11 every plugin device call runs on the plugin call pool
 //! (`host/src/plugins/call_thread.rs`), so a blocking plugin cannot stall the host:
-//! one hand-over to that thread and one back per call. On the 2-core machine of
-//! 2026-12-03 that moved `write` from 7.2 us to 14.6 us per event (dynamic/static from
-//! 0.66 to 0.23; the static side was faster in the second run) and left `burst`, one
-//! call per 1001 registrations, unchanged (1.68 ms before, 1.38 ms after).
+//! one hand-over to a pool thread and one back per call. On the 2-core machine of
+//! 2026-12-03 the first form of it, a thread per device, moved `write` from 7.2 us to
+//! 14.6 us per event (dynamic/static from 0.66 to 0.23; the static side was faster in
+//! the second run) and left `burst`, one call per 1001 registrations, unchanged
+//! (1.68 ms before, 1.38 ms after). The shared pool that replaced it costs the same
+//! hand-over: on the same machine under a load of about 3, `write` 18.9 us with a
+//! thread per device, 20.5 and 25.5 us with the pool (best of 5 rounds: 45,000 and
+//! 63,000-66,000 registered events/s); `burst` 1.33 ms and 1.01-1.35 ms.
 //!
 //! What is left of the difference besides that hand-over is copying:
 //! every event that crosses is converted by move, but abi_stable never lets one

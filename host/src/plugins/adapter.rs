@@ -75,8 +75,8 @@ impl DeviceFactory for LoadedPlugin {
         context: DeviceContext,
     ) -> BoxFuture<'static, Result<Box<dyn DeviceInstance>, DeviceError>> {
         // Every call of the device, its synchronous part included, runs on the
-        // device's own thread (`call_thread`): a plugin that blocks cannot take a
-        // host worker with it.
+        // device's task in the plugin call pool (`call_thread`): a plugin that blocks
+        // cannot take a host worker with it.
         let name = context.prefix.last().map_or("", String::as_str).to_owned();
         let thread = match CallThread::spawn(&name) {
             Ok(thread) => Arc::new(thread),
@@ -118,7 +118,7 @@ impl DeviceFactory for LoadedPlugin {
         );
         Box::pin(async move {
             // A panic that escapes the plugin (the SDK lets none out; a hand-written
-            // plugin might) is re-raised by async-ffi and caught on the call thread.
+            // plugin might) is re-raised by async-ffi and caught on the call pool.
             match call.await.map_err(call_error)? {
                 RResult::ROk(device) => Ok(Box::new(PluginDevice {
                     device: Arc::new(device),
@@ -133,11 +133,11 @@ impl DeviceFactory for LoadedPlugin {
 fn call_error(err: CallError) -> DeviceError {
     match err {
         CallError::Panicked(message) => DeviceError::Panicked(message),
-        CallError::ThreadGone => DeviceError::Failed("the device's call thread ended".to_owned()),
+        CallError::ThreadGone => DeviceError::Failed("the device's call task ended".to_owned()),
     }
 }
 
-/// A device instance inside a plugin library, and the thread its calls run on.
+/// A device instance inside a plugin library, and its task on the call pool.
 struct PluginDevice {
     device: Arc<PluginDeviceBox>,
     thread: Arc<CallThread>,
@@ -146,7 +146,7 @@ struct PluginDevice {
 impl DeviceInstance for PluginDevice {
     fn process_event(&self, event: Event) -> BoxFuture<'_, Result<(), DeviceError>> {
         let device = self.device.clone();
-        // By value: the event's buffers move into the FFI mirror (on the call thread).
+        // By value: the event's buffers move into the FFI mirror (on the call pool).
         let call = self.thread.call(
             Slot::Call,
             move || device.process_event(FfiEvent::from(event)),
@@ -191,7 +191,7 @@ struct HostClientAdapter {
     /// The device's span: plugin log records are emitted inside it.
     span: tracing::Span,
     /// The host runtime `create` was called on. Client futures are polled on the
-    /// device's call thread when a call comes from `process_event` (the SDK polls it
+    /// plugin call pool when a call comes from `process_event` (the SDK polls it
     /// in place there), but on the plugin's own threads when it comes from `create`
     /// or a background task; entering this runtime on each poll lets the host's
     /// client use timers and I/O in every case without a thread hop.

@@ -419,7 +419,7 @@ impl DeviceProxy {
 
     /// Stops waiting for the in-flight `create`. Until its `create_timeout` it runs on
     /// in the background, and an instance it produces is closed; after that it is
-    /// dropped (a plugin's call thread closes what the plugin still produces).
+    /// dropped (the plugin call pool closes what the plugin still produces).
     fn abandon_create(&mut self) {
         let deadline = self.create_timer.take().map(|timer| timer.deadline());
         let Some(op) = self.op.take() else { return };
