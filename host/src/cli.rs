@@ -435,7 +435,15 @@ async fn run_gateway(
     let result = match spec.event_server {
         // The embedded server with the configuration's limits, token and policy.
         crate::spec::EventServerSpec::Embedded { .. } => {
-            let server = crate::embedded::EmbeddedServer::new(embedded);
+            // A db_path that cannot be used (corrupt, locked, unwritable): exit 2.
+            let server = match crate::embedded::EmbeddedServer::open(embedded) {
+                Ok(server) => server,
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot open the event store");
+                    eprintln!("gateway-host: {err}");
+                    return Err(CliError::Reported(EXIT_CONFIG));
+                }
+            };
             crate::runner::run_embedded(&spec, server, shutdown).await
         }
         crate::spec::EventServerSpec::Remote { .. }

@@ -377,8 +377,39 @@ struct EmbeddedDocument {
     token: Option<String>,
     #[serde(default)]
     allow_remote: bool,
+    /// The event store file; relative: under the state directory ([`state_dir`]).
+    db_path: Option<String>,
     #[serde(default)]
     limits: LimitsDocument,
+}
+
+/// Where a relative `db_path` goes: `$XDG_STATE_HOME/hat/gateway`, else
+/// `$HOME/.local/state/hat/gateway`.
+fn state_dir() -> Result<std::path::PathBuf, String> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => std::path::PathBuf::from(dir),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => std::path::PathBuf::from(home).join(".local/state"),
+            None => {
+                return Err(
+                    "db_path is relative and neither XDG_STATE_HOME nor HOME is set; \
+                     give an absolute db_path"
+                        .to_owned(),
+                )
+            }
+        },
+    };
+    Ok(base.join("hat").join("gateway"))
+}
+
+/// `db_path` resolved: absolute as is, relative under [`state_dir`].
+fn resolve_db_path(db_path: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::Path::new(db_path);
+    if path.is_absolute() {
+        Ok(path.to_owned())
+    } else {
+        Ok(state_dir()?.join(path))
+    }
 }
 
 /// `event_server.embedded.limits`; an absent key keeps the default.
@@ -388,6 +419,7 @@ struct LimitsDocument {
     retained_bytes: Option<usize>,
     max_event_types: Option<usize>,
     max_latest_bytes: Option<usize>,
+    retained_seconds: Option<u64>,
     max_connections: Option<usize>,
     max_frame_size: Option<usize>,
     max_buffered_input: Option<usize>,
@@ -405,6 +437,8 @@ impl EmbeddedDocument {
             retained_bytes: l.retained_bytes.unwrap_or(d.retained_bytes),
             max_event_types: l.max_event_types.unwrap_or(d.max_event_types),
             max_latest_bytes: l.max_latest_bytes.unwrap_or(d.max_latest_bytes),
+            retained_seconds: l.retained_seconds,
+            db_path: self.db_path.as_deref().map(resolve_db_path).transpose()?,
             token: self.token.clone(),
             allow_remote: self.allow_remote,
             own_gateway: Some(name.to_owned()),

@@ -435,3 +435,27 @@ fn known_top_level_keys_are_the_schema_properties() {
     known.sort_unstable();
     assert_eq!(known, from_schema);
 }
+
+#[test]
+fn embedded_db_path_and_retained_seconds() {
+    let embedded = |e: Value| json!({"name": "gw", "event_server": {"embedded": e}, "devices": []});
+    let config = validate(
+        &raw(embedded(json!({"db_path": "/var/lib/gw/events.redb",
+                             "limits": {"retained_seconds": 3600}}))),
+        &resolver,
+    )
+    .unwrap();
+    assert_eq!(
+        config.embedded.db_path.as_deref(),
+        Some(std::path::Path::new("/var/lib/gw/events.redb"))
+    );
+    assert_eq!(config.embedded.retained_seconds, Some(3600));
+    // Absent: the memory store.
+    let memory = validate(&raw(embedded(json!({}))), &resolver).unwrap();
+    assert_eq!(memory.embedded.db_path, None);
+    // Relative: under the state directory.
+    if let Ok(dir) = super::state_dir() {
+        let relative = validate(&raw(embedded(json!({"db_path": "gw.redb"}))), &resolver).unwrap();
+        assert_eq!(relative.embedded.db_path, Some(dir.join("gw.redb")));
+    }
+}
