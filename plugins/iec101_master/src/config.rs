@@ -3,7 +3,12 @@
 
 use std::time::Duration;
 
-use iec60870::asdu::{AsduAddressSize, CauseSize, FieldSizes, IoAddressSize};
+use iec60870::asdu::FieldSizes;
+use iec_common::seconds::check_seconds;
+pub use iec_common::seconds::secs;
+pub use iec_common::serial::{
+    ByteSize, FlowControl, LinkDirection, Parity, SerialConfig, Size, StopBits,
+};
 use serde::Deserialize;
 
 /// JSON Schema id of the device configuration (the same id hat-gateway uses).
@@ -34,74 +39,6 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
-}
-
-/// Character size (hat's `serial.ByteSize`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[allow(missing_docs)]
-pub enum ByteSize {
-    #[serde(rename = "FIVEBITS")]
-    Five,
-    #[serde(rename = "SIXBITS")]
-    Six,
-    #[serde(rename = "SEVENBITS")]
-    Seven,
-    #[serde(rename = "EIGHTBITS")]
-    Eight,
-}
-
-/// Parity (hat's `serial.Parity`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-#[allow(missing_docs)]
-pub enum Parity {
-    None,
-    Even,
-    Odd,
-    Mark,
-    Space,
-}
-
-/// Stop bits (hat's `serial.StopBits`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum StopBits {
-    One,
-    OnePointFive,
-    Two,
-}
-
-/// `flow_control`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct FlowControl {
-    /// Software flow control.
-    pub xonxoff: bool,
-    /// RTS/CTS hardware flow control.
-    pub rtscts: bool,
-    /// DSR/DTR hardware flow control.
-    pub dsrdtr: bool,
-}
-
-/// Size of a field in octets as hat names it (`ONE`, `TWO`, ...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-#[allow(missing_docs)]
-pub enum Size {
-    Zero,
-    One,
-    Two,
-    Three,
-}
-
-/// Direction bit of a balanced link (hat's `link.Direction`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum LinkDirection {
-    /// Station A to station B (DIR = 1 in our frames).
-    AToB,
-    /// Station B to station A (DIR = 0 in our frames).
-    BToA,
 }
 
 /// One `remote_devices[]` entry of a balanced link.
@@ -203,20 +140,9 @@ pub enum RemoteKind {
 pub struct MasterConfig {
     /// Device name.
     pub name: String,
-    /// Serial port path.
-    pub port: String,
-    /// Bits per second.
-    pub baudrate: u32,
-    /// Character size.
-    pub bytesize: ByteSize,
-    /// Parity.
-    pub parity: Parity,
-    /// Stop bits.
-    pub stopbits: StopBits,
-    /// Flow control.
-    pub flow_control: FlowControl,
-    /// Idle time on the line before we send (s).
-    pub silent_interval: f64,
+    /// Serial port and line settings.
+    #[serde(flatten)]
+    pub serial: SerialConfig,
     /// Cause of transmission size (`ONE`, `TWO`).
     pub cause_size: Size,
     /// Common address size (`ONE`, `TWO`).
@@ -255,11 +181,11 @@ impl MasterConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.baudrate == 0 {
+        if self.serial.baudrate == 0 {
             return Err(invalid("/baudrate", "must be above 0"));
         }
         for (field, value) in [
-            ("silent_interval", self.silent_interval),
+            ("silent_interval", self.serial.silent_interval),
             ("reconnect_delay", self.reconnect_delay),
         ] {
             check_seconds(value).map_err(|r| invalid(format!("/{field}"), r))?;
@@ -277,7 +203,7 @@ impl MasterConfig {
             Link::Balanced {
                 device_address_size,
                 ..
-            } => (*device_address_size, address_limit(*device_address_size)),
+            } => (*device_address_size, device_address_size.address_limit()),
             Link::Unbalanced {
                 device_address_size,
                 ..
@@ -291,7 +217,7 @@ impl MasterConfig {
                 // The highest address is the broadcast one.
                 (
                     *device_address_size,
-                    address_limit(*device_address_size).saturating_sub(1),
+                    device_address_size.address_limit().saturating_sub(1),
                 )
             }
         };
@@ -355,36 +281,18 @@ impl MasterConfig {
 
     /// The ASDU field sizes.
     pub fn field_sizes(&self) -> Result<FieldSizes, ConfigError> {
-        let cause = match self.cause_size {
-            Size::One => CauseSize::One,
-            Size::Two => CauseSize::Two,
-            _ => return Err(invalid("/cause_size", "must be ONE or TWO")),
-        };
-        let asdu_address = match self.asdu_address_size {
-            Size::One => AsduAddressSize::One,
-            Size::Two => AsduAddressSize::Two,
-            _ => return Err(invalid("/asdu_address_size", "must be ONE or TWO")),
-        };
-        let io_address = match self.io_address_size {
-            Size::One => IoAddressSize::One,
-            Size::Two => IoAddressSize::Two,
-            Size::Three => IoAddressSize::Three,
-            Size::Zero => return Err(invalid("/io_address_size", "must be ONE, TWO or THREE")),
-        };
-        Ok(FieldSizes {
-            cause,
-            asdu_address,
-            io_address,
-        })
+        iec_common::serial::field_sizes(
+            self.cause_size,
+            self.asdu_address_size,
+            self.io_address_size,
+        )
+        .map_err(|err| invalid(err.pointer, err.reason))
     }
 
     /// The broadcast common address of the configured size (clock synchronisation
     /// goes there).
     pub fn broadcast_asdu_address(&self) -> u16 {
-        match self.asdu_address_size {
-            Size::One => 0xFF,
-            _ => 0xFFFF,
-        }
+        self.asdu_address_size.broadcast_asdu_address()
     }
 
     /// Whether the link is balanced.
@@ -455,27 +363,4 @@ impl MasterConfig {
 struct RawRemote {
     address: u32,
     seconds: Vec<(&'static str, Option<f64>)>,
-}
-
-/// One more than the largest link address of `size` (0 for ZERO: only address 0).
-fn address_limit(size: Size) -> u32 {
-    match size {
-        Size::Zero => 0,
-        Size::One => 0xFF,
-        _ => 0xFFFF,
-    }
-}
-
-fn check_seconds(value: f64) -> Result<(), &'static str> {
-    // Bounded well below what `Instant + Duration` can hold (about 31 years).
-    if value.is_finite() && (0.0..=1e9).contains(&value) {
-        Ok(())
-    } else {
-        Err("must be a number of seconds between 0 and 1e9")
-    }
-}
-
-/// Seconds (already validated) as a duration; out-of-range values saturate.
-pub fn secs(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
 }

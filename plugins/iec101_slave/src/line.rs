@@ -8,10 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::config::{
-    secs, BalancedDevice, ByteSize, LinkDirection, Parity, Size, SlaveConfig, StopBits,
-    UnbalancedDevice,
-};
+use crate::config::{secs, BalancedDevice, SlaveConfig, UnbalancedDevice};
 
 /// Why a link or a connection could not be opened or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +36,7 @@ impl DeviceLink {
 
     /// Pause before the connection is opened again after a failure to open.
     pub fn reconnect_delay(&self) -> std::time::Duration {
-        crate::config::secs(match self {
+        secs(match self {
             Self::Balanced(d) => d.reconnect_delay,
             Self::Unbalanced(d) => d.reconnect_delay,
         })
@@ -88,40 +85,13 @@ pub struct SerialOpener;
 
 /// The serial parameters of a configuration.
 pub fn serial_params(config: &SlaveConfig) -> iec_link::SerialParams {
-    let mut params = iec_link::SerialParams::new(config.port.clone(), config.baudrate);
-    params.bytesize = match config.bytesize {
-        ByteSize::Five => iec_link::ByteSize::Five,
-        ByteSize::Six => iec_link::ByteSize::Six,
-        ByteSize::Seven => iec_link::ByteSize::Seven,
-        ByteSize::Eight => iec_link::ByteSize::Eight,
-    };
-    params.parity = match config.parity {
-        Parity::None => iec_link::Parity::None,
-        Parity::Even => iec_link::Parity::Even,
-        Parity::Odd => iec_link::Parity::Odd,
-        Parity::Mark => iec_link::Parity::Mark,
-        Parity::Space => iec_link::Parity::Space,
-    };
-    params.stopbits = match config.stopbits {
-        StopBits::One => iec_link::StopBits::One,
-        StopBits::OnePointFive => iec_link::StopBits::OnePointFive,
-        StopBits::Two => iec_link::StopBits::Two,
-    };
-    params.xonxoff = config.flow_control.xonxoff;
-    params.rtscts = config.flow_control.rtscts;
-    params.dsrdtr = config.flow_control.dsrdtr;
-    params.silent_interval = secs(config.silent_interval);
-    params
+    config.serial.params()
 }
 
 /// The link address size of a configuration.
 pub fn address_size(config: &SlaveConfig) -> iec_link::AddressSize {
-    match config.device_address_size() {
-        Size::Zero => iec_link::AddressSize::Zero,
-        Size::One => iec_link::AddressSize::One,
-        // THREE is rejected by the configuration check.
-        Size::Two | Size::Three => iec_link::AddressSize::Two,
-    }
+    // THREE is rejected by the configuration check.
+    config.device_address_size().link_address_size()
 }
 
 fn link_error(err: iec_link::LinkError) -> LinkError {
@@ -187,10 +157,7 @@ impl Link for SerialLink {
             }
             (Self::Balanced(link), DeviceLink::Balanced(device)) => {
                 let link = link.clone();
-                let direction = match device.direction {
-                    LinkDirection::AToB => iec_link::Direction::AToB,
-                    LinkDirection::BToA => iec_link::Direction::BToA,
-                };
+                let direction = iec_link::Direction::from(device.direction);
                 let options = iec_link::BalancedConnectionOptions {
                     name,
                     response_timeout: secs(device.response_timeout),

@@ -3,6 +3,9 @@
 
 use std::time::Duration;
 
+use iec_common::seconds::check_seconds;
+pub use iec_common::seconds::secs;
+pub use iec_common::serial::{ByteSize, FlowControl, Parity, SerialConfig, StopBits};
 use serde::Deserialize;
 
 /// JSON Schema id of the device configuration (the same id hat-gateway uses).
@@ -39,53 +42,6 @@ pub enum ConfigError {
     },
 }
 
-/// Character size (hat's `serial.ByteSize`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[allow(missing_docs)]
-pub enum ByteSize {
-    #[serde(rename = "FIVEBITS")]
-    Five,
-    #[serde(rename = "SIXBITS")]
-    Six,
-    #[serde(rename = "SEVENBITS")]
-    Seven,
-    #[serde(rename = "EIGHTBITS")]
-    Eight,
-}
-
-/// Parity (hat's `serial.Parity`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-#[allow(missing_docs)]
-pub enum Parity {
-    None,
-    Even,
-    Odd,
-    Mark,
-    Space,
-}
-
-/// Stop bits (hat's `serial.StopBits`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[allow(missing_docs)]
-pub enum StopBits {
-    One,
-    OnePointFive,
-    Two,
-}
-
-/// `flow_control`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub struct FlowControl {
-    /// Software flow control.
-    pub xonxoff: bool,
-    /// RTS/CTS hardware flow control.
-    pub rtscts: bool,
-    /// DSR/DTR hardware flow control.
-    pub dsrdtr: bool,
-}
-
 /// One `remote_devices[]` entry.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct RemoteDeviceConfig {
@@ -111,20 +67,9 @@ pub struct RemoteDeviceConfig {
 pub struct MasterConfig {
     /// Device name.
     pub name: String,
-    /// Serial port path.
-    pub port: String,
-    /// Baud rate.
-    pub baudrate: u32,
-    /// Character size.
-    pub bytesize: ByteSize,
-    /// Parity.
-    pub parity: Parity,
-    /// Stop bits.
-    pub stopbits: StopBits,
-    /// Flow control.
-    pub flow_control: FlowControl,
-    /// Minimum silence between frames, s.
-    pub silent_interval: f64,
+    /// Serial port and line settings.
+    #[serde(flatten)]
+    pub serial: SerialConfig,
     /// Pause before reopening the port, s.
     pub reconnect_delay: f64,
     /// The protection devices on the line.
@@ -159,7 +104,7 @@ impl MasterConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |pointer: String, reason| ConfigError::Invalid { pointer, reason };
         for (field, value) in [
-            ("silent_interval", Some(self.silent_interval)),
+            ("silent_interval", Some(self.serial.silent_interval)),
             ("reconnect_delay", Some(self.reconnect_delay)),
             ("command_timeout", self.command_timeout),
             ("interrogate_timeout", self.interrogate_timeout),
@@ -168,7 +113,7 @@ impl MasterConfig {
                 check_seconds(value).map_err(|r| invalid(format!("/{field}"), r))?;
             }
         }
-        if self.baudrate == 0 {
+        if self.serial.baudrate == 0 {
             return Err(invalid("/baudrate".into(), "must be at least 1"));
         }
         for (field, value) in [
@@ -228,18 +173,4 @@ impl MasterConfig {
     pub fn receive_queue_size(&self) -> usize {
         self.receive_queue_size.unwrap_or(DEFAULT_QUEUE_SIZE)
     }
-}
-
-fn check_seconds(value: f64) -> Result<(), &'static str> {
-    // Bounded well below what `Instant + Duration` can hold (about 31 years).
-    if value.is_finite() && (0.0..=1e9).contains(&value) {
-        Ok(())
-    } else {
-        Err("must be a number of seconds between 0 and 1e9")
-    }
-}
-
-/// Seconds (already validated) as a duration; out-of-range values saturate.
-pub fn secs(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
 }

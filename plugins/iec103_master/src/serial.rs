@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::config::{self, secs, MasterConfig, RemoteDeviceConfig};
+use crate::config::{secs, MasterConfig, RemoteDeviceConfig};
 use crate::link::{Conn, Link, LinkError, LinkOpener};
 
 /// Opens `iec_link::MasterLink`s.
@@ -19,30 +19,7 @@ fn err(e: iec_link::LinkError) -> LinkError {
 
 /// The link layer's serial parameters of a configuration.
 pub fn serial_params(config: &MasterConfig) -> iec_link::SerialParams {
-    let mut params = iec_link::SerialParams::new(config.port.clone(), config.baudrate);
-    params.bytesize = match config.bytesize {
-        config::ByteSize::Five => iec_link::ByteSize::Five,
-        config::ByteSize::Six => iec_link::ByteSize::Six,
-        config::ByteSize::Seven => iec_link::ByteSize::Seven,
-        config::ByteSize::Eight => iec_link::ByteSize::Eight,
-    };
-    params.parity = match config.parity {
-        config::Parity::None => iec_link::Parity::None,
-        config::Parity::Even => iec_link::Parity::Even,
-        config::Parity::Odd => iec_link::Parity::Odd,
-        config::Parity::Mark => iec_link::Parity::Mark,
-        config::Parity::Space => iec_link::Parity::Space,
-    };
-    params.stopbits = match config.stopbits {
-        config::StopBits::One => iec_link::StopBits::One,
-        config::StopBits::OnePointFive => iec_link::StopBits::OnePointFive,
-        config::StopBits::Two => iec_link::StopBits::Two,
-    };
-    params.xonxoff = config.flow_control.xonxoff;
-    params.rtscts = config.flow_control.rtscts;
-    params.dsrdtr = config.flow_control.dsrdtr;
-    params.silent_interval = secs(config.silent_interval);
-    params
+    config.serial.params()
 }
 
 /// The link layer's connection options of a remote device.

@@ -67,7 +67,11 @@ fn a_hat_entry_validates_with_only_module_changed() {
     assert!(errors(&ours, &conf).is_empty());
     let config = MasterConfig::from_json(&conf).unwrap();
     assert_eq!(
-        (config.bytesize, config.parity, config.stopbits),
+        (
+            config.serial.bytesize,
+            config.serial.parity,
+            config.serial.stopbits
+        ),
         (ByteSize::Eight, Parity::Even, StopBits::One)
     );
     assert_eq!(config.remote_devices.len(), 2);

@@ -1,8 +1,8 @@
 //! Device configuration (hat-gateway's `iec104.yaml#/$defs/master`), its JSON Schema
 //! and the checks the schema cannot express.
 
-use std::time::Duration;
-
+use iec_common::seconds::check_seconds;
+pub use iec_common::seconds::secs;
 use serde::Deserialize;
 
 /// JSON Schema id of the device configuration (the same id hat-gateway uses).
@@ -159,18 +159,4 @@ impl MasterConfig {
                 .unwrap_or(defaults.receive_queue_size),
         }
     }
-}
-
-fn check_seconds(value: f64) -> Result<(), &'static str> {
-    // Bounded well below what `Instant + Duration` can hold (about 31 years).
-    if value.is_finite() && (0.0..=1e9).contains(&value) {
-        Ok(())
-    } else {
-        Err("must be a number of seconds between 0 and 1e9")
-    }
-}
-
-/// Seconds (already validated) as a duration; out-of-range values saturate.
-pub fn secs(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
 }

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+pub use iec_common::seconds::secs;
 use serde::Deserialize;
 
 /// JSON Schema id of the device configuration (the same id hat-gateway uses).
@@ -229,9 +230,4 @@ impl SlaveConfig {
     pub fn test_timeout(&self) -> Duration {
         secs(self.test_timeout)
     }
-}
-
-/// Seconds (already validated) as a duration; out-of-range values saturate.
-pub fn secs(value: f64) -> Duration {
-    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
 }

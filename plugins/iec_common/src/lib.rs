@@ -5,16 +5,22 @@
 //! into them; [`payload`]: data and command values as hat's JSON; [`cause`]: causes of
 //! transmission as JSON; [`time`]: time tags to and from source timestamps; [`client`]:
 //! the start-up query over the event-client contract; [`station`] and [`buffer`]: the
-//! slaves' answers to a master and data buffers, without sockets or a line.
+//! slaves' answers to a master and data buffers, without sockets or a line; [`serial`]:
+//! the serial line settings, field sizes and link direction of the 101 and 103 devices'
+//! configurations, and their link-layer parameters; [`seconds`]: configured seconds,
+//! checked and as durations.
 //!
-//! Everything else here is pure: no sockets, no SDK. Payloads that do not have hat's shape
-//! are [`PayloadError`]s naming the JSON pointer of the bad value.
+//! Everything else here is pure: no sockets, no SDK ([`serial`] only builds the link
+//! layer's parameter values). Payloads that do not have hat's shape are
+//! [`PayloadError`]s naming the JSON pointer of the bad value.
 
 pub mod buffer;
 pub mod cause;
 pub mod client;
 pub mod keys;
 pub mod payload;
+pub mod seconds;
+pub mod serial;
 pub mod station;
 pub mod time;
 
