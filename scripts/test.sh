@@ -12,6 +12,9 @@ fi
 scripts/test-env.sh
 export GATEWAY_TEST_VENV=${GATEWAY_TEST_VENV:-$root/.venv}
 
+# A one-off build gains nothing from incremental state (about 4 GB on disk).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
+
 # One build of every crate, plugin cdylibs included, reused by all tests.
 cargo build --workspace --all-targets
 # The two crates a vendor depends on must be publishable as they are (issue 19).
