@@ -17,7 +17,8 @@ use gateway_eventer::client::{Client, ClientConfig, Notification};
 use gateway_model::{Event, RegisterEvent};
 use gateway_monitor::client::{ComponentEvent, MonitorComponent, MonitorConfig};
 use gateway_monitor::ComponentInfo;
-use gateway_test_support::monitor::{HatMonitor, MonitoredEventServer};
+use gateway_test_support::free_port;
+use gateway_test_support::monitor::{HatMonitor, MonitoredEventServer, MonitoredHatGateway};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -77,14 +78,36 @@ impl Observer {
 
     /// `running` values registered on server `server_id` by `gateway`'s device.
     fn running(&self, gateway: &str, server_id: i64) -> Vec<bool> {
-        self.events
+        self.running_of(
+            &["gateway", gateway, "sim", "d", "gateway", "running"],
+            server_id,
+            0,
+        )
+    }
+
+    /// Payloads of the boolean events of type `event_type` registered on `server_id`,
+    /// among the events received from the `from`-th on.
+    fn running_of(&self, event_type: &[&str], server_id: i64, from: usize) -> Vec<bool> {
+        self.events[from.min(self.events.len())..]
             .iter()
-            .filter(|e| {
-                e.id.server == server_id
-                    && e.event_type == ["gateway", gateway, "sim", "d", "gateway", "running"]
-            })
+            .filter(|e| e.id.server == server_id && e.event_type == event_type)
             .filter_map(|e| e.payload.as_ref()?.json_value()?.as_bool())
             .collect()
+    }
+
+    /// Waits until a `true` of type `event_type` on `server_id` arrives among the events
+    /// from the `from`-th on; false when it did not within [`WAIT`].
+    async fn wait_true(&mut self, event_type: &[&str], server_id: i64, from: usize) -> bool {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self.running_of(event_type, server_id, from).contains(&true) {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(Notification::Events(events))) => self.events.extend(events),
+                Ok(Some(Notification::Status(_))) => {}
+                Ok(None) => panic!("observer disconnected waiting for {event_type:?}"),
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Waits until `gateway`'s device registered `running=true` on `server_id`; false
@@ -302,4 +325,182 @@ async fn killed_monitor_or_no_monitor_ends_the_gateway_non_zero() {
     });
     assert!(line.contains("exiting"), "{line}");
     assert_eq!(blocking(|| gw.wait()), Some(1), "{}", gw.transcript());
+}
+
+/// One implementation of a gateway in the mixed group: hat-gateway 0.6.48 (with its
+/// Modbus TCP master `m`, no remote devices, its peer address closed: the device runs
+/// and keeps reconnecting) or gateway-host (with a `sim` device).
+enum Member {
+    Hat(MonitoredHatGateway),
+    Host(Proc),
+}
+
+/// The group member called `name`, started.
+async fn start_member(name: &str, dir: &TempDir, monitor: SocketAddr) -> Member {
+    if name == "gw_py" {
+        Member::Hat(
+            MonitoredHatGateway::start(
+                monitor,
+                name,
+                "gateway",
+                "event",
+                json!([{
+                    "module": "hat.gateway.devices.modbus.master",
+                    "name": "m",
+                    "connection": {
+                        "modbus_type": "TCP",
+                        "transport": {"type": "TCP", "host": "127.0.0.1", "port": free_port()},
+                        "connect_timeout": 1, "connect_delay": 1, "request_timeout": 1,
+                        "request_delay": 0, "request_retry_immediate_count": 0,
+                        "request_retry_delayed_count": 0, "request_retry_delay": 1
+                    },
+                    "remote_devices": []
+                }]),
+            )
+            .await,
+        )
+    } else {
+        Member::Host(spawn_gateway(dir, name, monitor))
+    }
+}
+
+impl Member {
+    fn kill(self) {
+        match self {
+            Member::Hat(mut gw) => gw.process.kill(),
+            Member::Host(p) => p.signal("KILL"),
+        }
+    }
+
+    fn transcript(&self) -> String {
+        match self {
+            Member::Hat(gw) => gw.process.log(),
+            Member::Host(p) => p.transcript(),
+        }
+    }
+}
+
+/// The `running` event type of each member's device: hat-gateway's layout has no
+/// gateway name in it.
+fn running_type(name: &str) -> Vec<&str> {
+    if name == "gw_py" {
+        vec!["gateway", "modbus_master", "m", "gateway", "running"]
+    } else {
+        vec!["gateway", name, "sim", "d", "gateway", "running"]
+    }
+}
+
+/// A hat-gateway 0.6.48 and a gateway-host in one monitor group (BLESS_ONE): exactly one
+/// of them is active and runs its device while the other stays ready and runs nothing;
+/// killing the active one hands the blessing to the other, in both directions (the
+/// blessing is sticky, so the killed one comes back as the standby and the second kill
+/// hands it back). Our monitor client and hat's take part in one election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hat_gateway_and_gateway_host_share_one_election() {
+    let monitor = HatMonitor::start(json!({"event": "BLESS_ONE", "gateway": "BLESS_ONE"})).await;
+    let mut watcher = Watcher::connect(monitor.addr).await;
+    let es = MonitoredEventServer::start(monitor.addr, "event", "event1", 1).await;
+    assert_eq!(watcher.active("event").await, "event1");
+    let mut observer = Observer::connect(es.addr).await;
+    let enables = vec![
+        enable("gw_rs"),
+        RegisterEvent::json(
+            ["gateway", "modbus_master", "m", "system", "enable"]
+                .map(String::from)
+                .to_vec(),
+            json!(true),
+        ),
+    ];
+    assert!(observer
+        .client
+        .register_with_response(enables)
+        .await
+        .unwrap()
+        .is_some());
+
+    let dir = TempDir::new("monitor-mixed");
+    let names = ["gw_py", "gw_rs"];
+    let (py, rs) = tokio::join!(
+        start_member("gw_py", &dir, monitor.addr),
+        start_member("gw_rs", &dir, monitor.addr)
+    );
+    let mut members = [Some(py), Some(rs)];
+    let transcripts = |members: &[Option<Member>; 2]| {
+        members
+            .iter()
+            .flatten()
+            .map(Member::transcript)
+            .collect::<Vec<_>>()
+            .join("\n----\n")
+    };
+    let mut handed_over = Vec::new();
+    // Where in the observer's events the active member's running=true is to be found,
+    // and from where on the standby must have registered none.
+    let (mut active_from, mut standby_from) = (0, 0);
+    for _round in 0..2 {
+        let active = watcher.active("gateway").await;
+        let active_i = names.iter().position(|n| *n == active).unwrap();
+        let standby = names[1 - active_i];
+        assert!(
+            observer
+                .wait_true(&running_type(&active), 1, active_from)
+                .await,
+            "{active} not running; {}",
+            transcripts(&members)
+        );
+        // The standby is ready (it had every chance to run) and runs nothing.
+        watcher
+            .wait(&format!("{standby} ready"), |c| {
+                c.iter()
+                    .any(|i| i.name.as_deref() == Some(standby) && i.blessing_res.ready)
+                    .then_some(())
+            })
+            .await;
+        assert!(
+            !observer
+                .running_of(&running_type(standby), 1, standby_from)
+                .contains(&true),
+            "standby {standby} runs its device"
+        );
+
+        // Kill the active one: the standby is blessed and runs its device.
+        let takeover_from = observer.events.len();
+        let t0 = Instant::now();
+        members[active_i].take().unwrap().kill();
+        assert!(
+            observer
+                .wait_true(&running_type(standby), 1, takeover_from)
+                .await,
+            "{standby} did not take over from {active}; {}\nevents: {:#?}",
+            transcripts(&members),
+            &observer.events[takeover_from..]
+        );
+        eprintln!(
+            "{active} -> {standby}: standby's device running after {:?}",
+            t0.elapsed()
+        );
+        watcher
+            .wait(&format!("{standby} the only active gateway"), |c| {
+                let active: Vec<_> = c
+                    .iter()
+                    .filter(|i| i.group.as_deref() == Some("gateway") && i.is_active())
+                    .filter_map(|i| i.name.as_deref())
+                    .collect();
+                (active == [standby]).then_some(())
+            })
+            .await;
+        handed_over.push((active.clone(), standby.to_owned()));
+        // The killed one comes back, as the standby.
+        standby_from = observer.events.len();
+        members[active_i] = Some(start_member(&active, &dir, monitor.addr).await);
+        active_from = takeover_from;
+    }
+    handed_over.sort();
+    assert_eq!(
+        handed_over,
+        [
+            ("gw_py".to_owned(), "gw_rs".to_owned()),
+            ("gw_rs".to_owned(), "gw_py".to_owned())
+        ]
+    );
 }

@@ -184,3 +184,57 @@ impl MonitoredEventServer {
         panic!("hat-event-server {name} did not start");
     }
 }
+
+/// A hat-gateway 0.6.48 process in monitor mode: component `name` in `gateway_group`,
+/// finding its event server in `event_server_group`, with the device entries `devices`
+/// (hat-gateway's own configuration format). Its Adminer server listens on a free port;
+/// hat-gateway opens it only after it has connected to the monitor and declared itself
+/// ready, so [`MonitoredHatGateway::start`] returns once the component takes part in the
+/// election.
+#[derive(Debug)]
+pub struct MonitoredHatGateway {
+    /// The process.
+    pub process: HatProcess,
+}
+
+impl MonitoredHatGateway {
+    /// Starts it and waits until it is connected to the monitor.
+    pub async fn start(
+        monitor: SocketAddr,
+        name: &str,
+        gateway_group: &str,
+        event_server_group: &str,
+        devices: Value,
+    ) -> MonitoredHatGateway {
+        for _attempt in 0..3 {
+            let adminer = SocketAddr::from(([127, 0, 0, 1], free_port()));
+            let conf = json!({
+                "type": "gateway",
+                "log": {
+                    "version": 1,
+                    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+                    "handlers": {"console": {
+                        "class": "logging.StreamHandler",
+                        "formatter": "plain",
+                        "level": "INFO"
+                    }},
+                    "root": {"level": "INFO", "handlers": ["console"]},
+                    "disable_existing_loggers": false
+                },
+                "name": name,
+                "event_server": {"monitor_component": {
+                    "host": "127.0.0.1",
+                    "port": monitor.port(),
+                    "gateway_group": gateway_group,
+                    "event_server_group": event_server_group
+                }},
+                "adminer_server": {"host": "127.0.0.1", "port": adminer.port()},
+                "devices": devices
+            });
+            if let Some(process) = HatProcess::start("hat-gateway", &conf, adminer).await {
+                return MonitoredHatGateway { process };
+            }
+        }
+        panic!("hat-gateway {name} did not start");
+    }
+}
