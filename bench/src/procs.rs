@@ -212,6 +212,7 @@ impl Tools {
         let event_server = match remote_port {
             Some(port) => json!({"eventer_server": {"host": "127.0.0.1", "port": port}}),
             None => json!({"embedded": {
+                "store": "memory",
                 "eventer_server": {"host": "127.0.0.1", "port": listen_port},
                 "enable_devices": enable_devices,
                 "limits": limits

@@ -12,7 +12,7 @@ const RUNNING: &str = "gateway/gw1/sim/s1/gateway/running";
 
 fn config() -> String {
     "name: gw1\n\
-     event_server:\n  embedded:\n    eventer_server: {host: 127.0.0.1, port: 0}\n    enable_devices: true\n\
+     event_server:\n  embedded:\n    store: memory\n    eventer_server: {host: 127.0.0.1, port: 0}\n    enable_devices: true\n\
      devices:\n  - {module: sim, name: s1, points: [p0]}\n\
      log: {level: info, format: json}\n"
         .to_owned()

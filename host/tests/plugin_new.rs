@@ -134,7 +134,7 @@ fn generated_plugin_passes_its_kit_test_and_runs_in_the_host_with_its_own_log_ta
     std::fs::write(
         &conf,
         format!(
-            "name: gw\nevent_server: {{embedded: {{enable_devices: true}}}}\n\
+            "name: gw\nevent_server: {{embedded: {{store: memory, enable_devices: true}}}}\n\
              devices:\n  - {{module: {NAME}, name: d1, interval: 0.05}}\n\
              log: {{level: info, filter: \"{NAME}=debug\"}}\n"
         ),

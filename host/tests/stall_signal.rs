@@ -21,7 +21,7 @@ fn a_second_sigterm_exits_at_once_naming_what_it_abandoned() {
     let conf = dir.write(
         "gateway.yaml",
         "name: gw1\n\
-         event_server:\n  embedded:\n    enable_devices: true\n\
+         event_server:\n  embedded:\n    store: memory\n    enable_devices: true\n\
          devices:\n  - {module: gateway_fixture_faulty, name: h, fail: hang_close}\n\
          log: {level: info, format: json}\n",
     );

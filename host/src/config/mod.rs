@@ -377,10 +377,26 @@ struct EmbeddedDocument {
     token: Option<String>,
     #[serde(default)]
     allow_remote: bool,
-    /// The event store file; relative: under the state directory ([`state_dir`]).
+    /// The event store file; relative: under the state directory ([`state_dir`]);
+    /// absent: `<name>.redb` there (unless `store: memory`).
     db_path: Option<String>,
+    /// `file` (the default) or `memory` (no file: events are gone at exit).
+    #[serde(default)]
+    store: StoreKind,
     #[serde(default)]
     limits: LimitsDocument,
+}
+
+/// `event_server.embedded.store`: where the embedded server keeps its events.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+enum StoreKind {
+    /// An event store file (`db_path`, default `<gateway name>.redb` under the state
+    /// directory).
+    #[default]
+    File,
+    /// In memory only (tests, benchmarks, throw-away gateways).
+    Memory,
 }
 
 /// Where a relative `db_path` goes: `$XDG_STATE_HOME/hat/gateway`, else
@@ -428,6 +444,26 @@ struct LimitsDocument {
 }
 
 impl EmbeddedDocument {
+    /// The event store file: `db_path` resolved, by default `<name>.redb` under the
+    /// state directory; `None` with `store: memory`.
+    fn db_path(&self, name: &str) -> Result<Option<PathBuf>, String> {
+        match (self.store, &self.db_path) {
+            (StoreKind::Memory, None) => Ok(None),
+            (StoreKind::Memory, Some(_)) => {
+                Err("db_path is set but store is memory: remove one of them".to_owned())
+            }
+            (StoreKind::File, Some(path)) => resolve_db_path(path).map(Some),
+            (StoreKind::File, None) => match state_dir() {
+                Ok(dir) => Ok(Some(dir.join(format!("{name}.redb")))),
+                Err(_) => Err(format!(
+                    "the default db_path {name}.redb is under the state directory, but \
+                     neither XDG_STATE_HOME nor HOME is set; give an absolute db_path or \
+                     store: memory"
+                )),
+            },
+        }
+    }
+
     /// The embedded server's settings for gateway `name`.
     fn server_config(&self, name: &str) -> Result<EmbeddedConfig, String> {
         let d = EmbeddedConfig::default();
@@ -438,7 +474,7 @@ impl EmbeddedDocument {
             max_event_types: l.max_event_types.unwrap_or(d.max_event_types),
             max_latest_bytes: l.max_latest_bytes.unwrap_or(d.max_latest_bytes),
             retained_seconds: l.retained_seconds,
-            db_path: self.db_path.as_deref().map(resolve_db_path).transpose()?,
+            db_path: self.db_path(name)?,
             token: self.token.clone(),
             allow_remote: self.allow_remote,
             own_gateway: Some(name.to_owned()),

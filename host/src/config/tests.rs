@@ -450,12 +450,31 @@ fn embedded_db_path_and_retained_seconds() {
         Some(std::path::Path::new("/var/lib/gw/events.redb"))
     );
     assert_eq!(config.embedded.retained_seconds, Some(3600));
-    // Absent: the memory store.
-    let memory = validate(&raw(embedded(json!({}))), &resolver).unwrap();
+    // `store: memory`: no file.
+    let memory = validate(&raw(embedded(json!({"store": "memory"}))), &resolver).unwrap();
     assert_eq!(memory.embedded.db_path, None);
-    // Relative: under the state directory.
+    // Relative: under the state directory; absent: `<name>.redb` there.
     if let Ok(dir) = super::state_dir() {
-        let relative = validate(&raw(embedded(json!({"db_path": "gw.redb"}))), &resolver).unwrap();
-        assert_eq!(relative.embedded.db_path, Some(dir.join("gw.redb")));
+        let relative = validate(&raw(embedded(json!({"db_path": "x.redb"}))), &resolver).unwrap();
+        assert_eq!(relative.embedded.db_path, Some(dir.join("x.redb")));
+        let default = validate(&raw(embedded(json!({}))), &resolver).unwrap();
+        assert_eq!(default.embedded.db_path, Some(dir.join("gw.redb")));
+        let file = validate(&raw(embedded(json!({"store": "file"}))), &resolver).unwrap();
+        assert_eq!(file.embedded.db_path, Some(dir.join("gw.redb")));
     }
+    // Both: which one is meant is unclear.
+    let both = validate(
+        &raw(embedded(json!({"store": "memory", "db_path": "/x.redb"}))),
+        &resolver,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        both.contains("/event_server/embedded") && both.contains("store is memory"),
+        "{both}"
+    );
+    let bad = validate(&raw(embedded(json!({"store": "disk"}))), &resolver)
+        .unwrap_err()
+        .to_string();
+    assert!(bad.contains("/event_server/embedded/store"), "{bad}");
 }

@@ -191,6 +191,11 @@ impl Proc {
             .join("\n")
     }
 
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Sends a signal (`TERM`, `INT`) to this process only.
     pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")

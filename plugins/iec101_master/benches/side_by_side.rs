@@ -112,6 +112,7 @@ impl Env {
 
     fn event_server(&self, port: u16) -> Proc {
         let embedded = json!({"embedded": {
+            "store": "memory",
             "eventer_server": {"host": "127.0.0.1", "port": port},
             "enable_devices": false
         }});

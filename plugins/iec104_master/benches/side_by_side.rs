@@ -161,6 +161,7 @@ impl Env {
     /// The shared event server: gateway-host with no devices.
     fn event_server(&self, port: u16) -> Proc {
         let embedded = json!({"embedded": {
+            "store": "memory",
             "eventer_server": {"host": "127.0.0.1", "port": port},
             "enable_devices": false
         }});
@@ -190,6 +191,7 @@ impl Env {
                 device["module"] = json!("iec104_master");
                 let event_server = match server {
                     Server::Own => json!({"embedded": {
+                        "store": "memory",
                         "eventer_server": {"host": "127.0.0.1", "port": port},
                         "enable_devices": false
                     }}),

@@ -27,6 +27,7 @@ async fn a_gateway_process_runs_the_master_against_a_real_outstation() {
             "name: gw
 event_server:
   embedded:
+    store: memory
     eventer_server: {{host: 127.0.0.1, port: {eventer_port}}}
     enable_devices: true
 devices:

@@ -52,7 +52,7 @@ const ENTRY: &str = "
 
 fn config(eventer_port: u16, slave_port: u16) -> String {
     format!(
-        "name: gw\nevent_server:\n  embedded:\n    eventer_server: {{host: 127.0.0.1, port: {eventer_port}}}\n    enable_devices: true\ndevices:{}",
+        "name: gw\nevent_server:\n  embedded:\n    store: memory\n    eventer_server: {{host: 127.0.0.1, port: {eventer_port}}}\n    enable_devices: true\ndevices:{}",
         ENTRY.replace("PORT", &slave_port.to_string())
     )
 }

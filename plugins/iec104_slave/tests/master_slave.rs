@@ -30,7 +30,7 @@ impl Gateway {
         let conf = dir.write(
             &format!("{name}.yaml"),
             &format!(
-                "name: {name}\nevent_server:\n  embedded:\n    eventer_server: {{host: 127.0.0.1, port: {eventer_port}}}\n    enable_devices: true\ndevices:\n{devices}"
+                "name: {name}\nevent_server:\n  embedded:\n    store: memory\n    eventer_server: {{host: 127.0.0.1, port: {eventer_port}}}\n    enable_devices: true\ndevices:\n{devices}"
             ),
         );
         let mut child = tokio::process::Command::new(target_dir().join("gateway-host"))

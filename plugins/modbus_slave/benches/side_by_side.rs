@@ -151,6 +151,7 @@ impl Env {
                 device["module"] = json!("modbus_slave");
                 let event_server = if kind == Gateway::HostEmbedded {
                     json!({"embedded": {
+                        "store": "memory",
                         "eventer_server": {"host": "127.0.0.1", "port": port},
                         "enable_devices": false
                     }})

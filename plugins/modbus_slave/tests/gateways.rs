@@ -90,6 +90,7 @@ fn gateway_conf(name: &str, eventer_port: u16, devices: Vec<Value>) -> Value {
     json!({
         "name": name,
         "event_server": {"embedded": {
+            "store": "memory",
             "eventer_server": {"host": "127.0.0.1", "port": eventer_port},
             "enable_devices": true
         }},
