@@ -45,6 +45,8 @@ pub fn lmdb_config(db: &Path, port: u16, flush_period: f64) -> Value {
 pub struct HatEventServer {
     child: Option<Child>,
     dir: TempDir,
+    /// Also a timeseries partition ordered by source timestamp.
+    source_partition: bool,
     /// Where its eventer server listens.
     pub addr: SocketAddr,
 }
@@ -62,11 +64,23 @@ impl HatEventServer {
     /// Starts a server on a free port with a fresh database and waits (bounded) until it
     /// accepts TCP connections; tries another port when the process exits early.
     pub async fn start() -> HatEventServer {
+        Self::start_with(false).await
+    }
+
+    /// [`HatEventServer::start`] with a second timeseries partition, every type ordered
+    /// by source timestamp (hat answers source-timestamp timeseries queries only from
+    /// such a partition).
+    pub async fn start_with_source_partition() -> HatEventServer {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(source_partition: bool) -> HatEventServer {
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let mut server = HatEventServer {
                 child: None,
                 dir: TempDir::new("hat-event-server"),
+                source_partition,
                 addr: SocketAddr::from(([127, 0, 0, 1], free_port())),
             };
             if server.spawn().await {
@@ -80,11 +94,16 @@ impl HatEventServer {
     /// Spawns the process and waits until it accepts; false if it exited.
     async fn spawn(&mut self) -> bool {
         let venv = venv_with(&["bin/python", "bin/hat-event-server"]);
-        let conf = lmdb_config(
+        let mut conf = lmdb_config(
             &self.dir.path().join("event.db"),
             self.addr.port(),
             FLUSH_PERIOD,
         );
+        if self.source_partition {
+            if let Some(partitions) = conf["backend"]["timeseries"].as_array_mut() {
+                partitions.push(json!({"order_by": "SOURCE_TIMESTAMP", "subscriptions": [["*"]]}));
+            }
+        }
         let conf_path = self.dir.write("event.json", &conf.to_string());
         let child = self.child.insert(spawn_logged(
             "hat-event-server",

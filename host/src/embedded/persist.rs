@@ -272,6 +272,27 @@ fn load(db: &Database, store: &mut EventStore) -> Result<EventId, String> {
         Err(err) => return Err(err.to_string()),
     };
     let server = get("server_id")?.unwrap_or(0);
+    // The latest events older than the history first, oldest first: latest queries
+    // answer in the order types first appear ([`EventStore`]'s rule), and these
+    // types appeared before the history began.
+    let mut old_latest = Vec::new();
+    if let Ok(latest) = txn.open_table(LATEST) {
+        for entry in latest.iter().map_err(|e| e.to_string())? {
+            let (_, id) = entry.map_err(|e| e.to_string())?;
+            let (session, instance) = id.value();
+            if (session, instance) < (floor.session, floor.instance) {
+                old_latest.push((session, instance));
+            }
+        }
+    }
+    old_latest.sort_unstable();
+    for (session, instance) in old_latest {
+        let value = events
+            .get((session, instance))
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("latest event {session}/{instance} is missing"))?;
+        store.restore_latest(decode(server, session, instance, value.value())?);
+    }
     let mut batch = Vec::new();
     for entry in events
         .range((floor.session, floor.instance)..)
@@ -286,20 +307,6 @@ fn load(db: &Database, store: &mut EventStore) -> Result<EventId, String> {
         }
     }
     store.insert(&batch);
-    if let Ok(latest) = txn.open_table(LATEST) {
-        for entry in latest.iter().map_err(|e| e.to_string())? {
-            let (_, id) = entry.map_err(|e| e.to_string())?;
-            let (session, instance) = id.value();
-            if (session, instance) >= (floor.session, floor.instance) {
-                continue;
-            }
-            let value = events
-                .get((session, instance))
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("latest event {session}/{instance} is missing"))?;
-            store.restore_latest(decode(server, session, instance, value.value())?);
-        }
-    }
     Ok(floor)
 }
 

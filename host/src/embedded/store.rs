@@ -109,6 +109,8 @@ pub struct EventStore {
     latest_types: usize,
     /// Estimated bytes of `latest`.
     latest_bytes: usize,
+    /// Number of the next type stored for the first time ([`LatestNode::order`]).
+    next_type_order: u64,
 }
 
 /// One node of the latest index: the latest event of the type ending here, and the
@@ -116,6 +118,9 @@ pub struct EventStore {
 #[derive(Debug, Default)]
 struct LatestNode {
     event: Option<Arc<Event>>,
+    /// When the type ending here was first stored (latest queries answer in this
+    /// order, as hat's LMDB backend answers in its dict's insertion order).
+    order: u64,
     children: HashMap<String, LatestNode>,
 }
 
@@ -128,8 +133,9 @@ impl LatestNode {
         node.event.as_ref()
     }
 
-    /// Replaces the latest event of its type; returns the one it replaced.
-    fn replace(&mut self, event: Arc<Event>) -> Option<Arc<Event>> {
+    /// Replaces the latest event of its type; returns the one it replaced. A type
+    /// stored for the first time gets `order`.
+    fn replace(&mut self, event: Arc<Event>, order: u64) -> Option<Arc<Event>> {
         let mut node = self;
         for segment in &event.event_type {
             // `entry` would allocate the key even when the child exists.
@@ -139,13 +145,16 @@ impl LatestNode {
             // Inserted just above when missing.
             node = node.children.get_mut(segment)?;
         }
+        if node.event.is_none() {
+            node.order = order;
+        }
         node.event.replace(event)
     }
 
-    /// Every latest event whose type matches `query_type`.
-    fn collect<'a>(&'a self, query_type: &[String], out: &mut Vec<&'a Arc<Event>>) {
+    /// Every latest event whose type matches `query_type`, with its type's order.
+    fn collect<'a>(&'a self, query_type: &[String], out: &mut Vec<(u64, &'a Arc<Event>)>) {
         match query_type.split_first() {
-            None => out.extend(self.event.as_ref()),
+            None => out.extend(self.event.as_ref().map(|e| (self.order, e))),
             Some((first, _)) if first == "*" => self.collect_all(out),
             Some((first, rest)) if first == "?" => {
                 for child in self.children.values() {
@@ -160,8 +169,8 @@ impl LatestNode {
         }
     }
 
-    fn collect_all<'a>(&'a self, out: &mut Vec<&'a Arc<Event>>) {
-        out.extend(self.event.as_ref());
+    fn collect_all<'a>(&'a self, out: &mut Vec<(u64, &'a Arc<Event>)>) {
+        out.extend(self.event.as_ref().map(|e| (self.order, e)));
         for child in self.children.values() {
             child.collect_all(out);
         }
@@ -192,6 +201,7 @@ impl EventStore {
             latest: LatestNode::default(),
             latest_types: 0,
             latest_bytes: 0,
+            next_type_order: 0,
         }
     }
 
@@ -295,11 +305,14 @@ impl EventStore {
     }
 
     fn set_latest(&mut self, event: Arc<Event>, size: usize) {
-        match self.latest.replace(event) {
+        match self.latest.replace(event, self.next_type_order) {
             Some(old) => {
                 self.latest_bytes = self.latest_bytes.saturating_sub(event_size(&old));
             }
-            None => self.latest_types += 1,
+            None => {
+                self.latest_types += 1;
+                self.next_type_order += 1;
+            }
         }
         self.latest_bytes += size;
     }
@@ -363,7 +376,7 @@ impl EventStore {
     }
 
     fn query_latest(&self, params: &QueryLatestParams) -> QueryResult {
-        let mut found: Vec<&Arc<Event>> = Vec::new();
+        let mut found: Vec<(u64, &Arc<Event>)> = Vec::new();
         match params.event_types.as_deref() {
             None => self.latest.collect_all(&mut found),
             Some(types) => {
@@ -372,53 +385,71 @@ impl EventStore {
                 }
             }
         }
-        found.sort_by_key(|e| e.id);
+        // hat's order: the type's first registration (its dict's insertion order).
+        found.sort_by_key(|(order, _)| *order);
         // Query types that overlap find one event more than once.
-        found.dedup_by_key(|e| e.id);
-        let events: Vec<Event> = found.into_iter().map(|e| Event::clone(e)).collect();
+        found.dedup_by_key(|(order, _)| *order);
+        let events: Vec<Event> = found.into_iter().map(|(_, e)| Event::clone(e)).collect();
         QueryResult {
             events,
             more_follows: false,
         }
     }
 
+    /// hat's LMDB order of work: the events in the range of the order-by timestamp
+    /// (`t_from`/`t_to`, or `source_t_from`/`source_t_to` and only events that have
+    /// one), sorted by it and the id; then everything up to and including
+    /// `last_event_id` is skipped, whatever the other filters say (a cursor outside
+    /// that range: nothing); then the event types and the other timestamp's range
+    /// filter; then `max_results`.
     fn query_timeseries(&self, params: &QueryTimeseriesParams) -> QueryResult {
+        let within = |v: Timestamp, from: Option<Timestamp>, to: Option<Timestamp>| {
+            from.is_none_or(|f| v >= f) && to.is_none_or(|t| v <= t)
+        };
+        // With a bound set, events without that timestamp are excluded.
         let in_range =
             |value: Option<Timestamp>, from: Option<Timestamp>, to: Option<Timestamp>| {
-                if from.is_none() && to.is_none() {
-                    return true;
-                }
-                // With a bound set, events without that timestamp are excluded.
-                value.is_some_and(|v| from.is_none_or(|f| v >= f) && to.is_none_or(|t| v <= t))
+                (from.is_none() && to.is_none()) || value.is_some_and(|v| within(v, from, to))
             };
-        let mut events: Vec<&Event> = self
-            .events
-            .iter()
-            .map(|e| &**e)
-            .filter(|e| matches_any(params.event_types.as_deref(), &e.event_type))
-            .filter(|e| in_range(Some(e.timestamp), params.t_from, params.t_to))
-            .filter(|e| in_range(e.source_timestamp, params.source_t_from, params.source_t_to))
-            .collect();
-        match params.order_by {
-            OrderBy::Timestamp => events.sort_by_key(|e| (e.timestamp, e.id)),
-            OrderBy::SourceTimestamp => {
-                // hat keeps source-timestamp timeseries of events that have one only.
-                events.retain(|e| e.source_timestamp.is_some());
-                events.sort_by_key(|e| (e.source_timestamp, e.id));
-            }
-        }
+        let (mut events, other): (Vec<(Timestamp, &Event)>, _) = match params.order_by {
+            OrderBy::Timestamp => (
+                self.events
+                    .iter()
+                    .filter(|e| within(e.timestamp, params.t_from, params.t_to))
+                    .map(|e| (e.timestamp, &**e))
+                    .collect(),
+                (params.source_t_from, params.source_t_to),
+            ),
+            OrderBy::SourceTimestamp => (
+                self.events
+                    .iter()
+                    .filter_map(|e| Some((e.source_timestamp?, &**e)))
+                    .filter(|(t, _)| within(*t, params.source_t_from, params.source_t_to))
+                    .collect(),
+                (params.t_from, params.t_to),
+            ),
+        };
+        events.sort_by_key(|(t, e)| (*t, e.id));
         if params.order == Order::Descending {
             events.reverse();
         }
+        let mut events: &[(Timestamp, &Event)] = &events;
         if let Some(last) = params.last_event_id {
             // Skip up to and including the cursor; unknown cursor = empty result.
-            match events.iter().position(|e| e.id == last) {
-                Some(pos) => {
-                    events.drain(..=pos);
-                }
-                None => events.clear(),
-            }
+            events = match events.iter().position(|(_, e)| e.id == last) {
+                Some(pos) => &events[pos + 1..],
+                None => &[],
+            };
         }
+        let events: Vec<&Event> = events
+            .iter()
+            .map(|(_, e)| *e)
+            .filter(|e| matches_any(params.event_types.as_deref(), &e.event_type))
+            .filter(|e| match params.order_by {
+                OrderBy::Timestamp => in_range(e.source_timestamp, other.0, other.1),
+                OrderBy::SourceTimestamp => in_range(Some(e.timestamp), other.0, other.1),
+            })
+            .collect();
         limit(events, params.max_results)
     }
 
@@ -537,6 +568,43 @@ mod tests {
             ..params
         }));
         assert_eq!(next.events[0].id.session, 3);
+    }
+
+    fn values(result: &QueryResult) -> Vec<i64> {
+        result
+            .events
+            .iter()
+            .map(|e| e.payload.as_ref().and_then(|p| p.json_value()))
+            .map(|v| v.and_then(|v| v.as_i64()).unwrap_or(-1))
+            .collect()
+    }
+
+    #[test]
+    fn latest_answers_in_first_registration_order_of_the_types() {
+        let mut store = EventStore::new(1, 10);
+        store.register(vec![reg("x/b", 1), reg("x/a", 2)]);
+        store.register(vec![reg("x/c", 3)]);
+        store.register(vec![reg("x/b", 4)]);
+        let result = store.query(&QueryParams::Latest(QueryLatestParams {
+            event_types: Some(vec![t("x/*")]),
+        }));
+        // Not by id (that would be 2, 3, 4).
+        assert_eq!(values(&result), vec![4, 2, 3]);
+    }
+
+    #[test]
+    fn timeseries_cursor_is_skipped_to_before_the_type_filter() {
+        let mut store = EventStore::new(1, 10);
+        store.register(vec![reg("a", 1)]);
+        let other = store.register(vec![reg("b", 2)]);
+        store.register(vec![reg("a", 3)]);
+        let result = store.query(&QueryParams::Timeseries(QueryTimeseriesParams {
+            event_types: Some(vec![t("a")]),
+            order: Order::Ascending,
+            last_event_id: Some(other[0].id),
+            ..Default::default()
+        }));
+        assert_eq!(values(&result), vec![3]);
     }
 
     #[test]
