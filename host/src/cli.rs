@@ -91,7 +91,25 @@ pub enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Ask the running daemon (its metrics endpoint) for every device's state; exits
+    /// 1 when a device is failed, 3 when the daemon cannot be reached.
+    Status(StatusArgs),
 }
+
+/// Where `status` finds the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct StatusArgs {
+    /// The metrics endpoint, `http://HOST:PORT` (or `HOST:PORT`).
+    #[arg(long, value_name = "URL", conflicts_with = "conf")]
+    pub metrics: Option<String>,
+    /// The daemon's configuration file: its `metrics` section says where to ask.
+    /// Default (without --metrics): the default configuration file.
+    #[arg(long, value_name = "PATH")]
+    pub conf: Option<PathBuf>,
+}
+
+/// `status` exit code when the daemon cannot be reached.
+pub const EXIT_UNREACHABLE: u8 = 3;
 
 /// `plugin` subcommands.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
@@ -224,6 +242,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Some(Command::Plugins { command, plugins }) => plugins_command(command, &plugins),
         Some(Command::Events(args)) => events(args),
         Some(Command::Plugin { command }) => plugin_command(command),
+        Some(Command::Status(args)) => status(&args),
     }
 }
 
@@ -405,6 +424,63 @@ fn events(args: EventsArgs) -> Result<(), CliError> {
     })
 }
 
+fn status(args: &StatusArgs) -> Result<(), CliError> {
+    let address = match &args.metrics {
+        Some(url) => crate::ops::status::address_of(url).map_err(|reason| {
+            CliError::from(ConfigErrors::from(ConfigError::document(
+                "--metrics",
+                reason,
+            )))
+        })?,
+        None => {
+            let raw = load_raw(args.conf.as_deref())?;
+            let config = crate::ops::MetricsConfig::from_document(&raw.value)
+                .map_err(|reason| {
+                    ConfigErrors::from(ConfigError::at(&raw.origin, "/metrics", reason))
+                })?
+                .ok_or_else(|| {
+                    ConfigErrors::from(ConfigError::document(
+                        &raw.origin,
+                        "no metrics section: the daemon serves no status (or use --metrics URL)",
+                    ))
+                })?;
+            let host = match config.host.as_str() {
+                // Listening on every address: ask on loopback.
+                "0.0.0.0" => "127.0.0.1",
+                "::" | "[::]" => "::1",
+                host => host,
+            };
+            if host.contains(':') {
+                format!("[{host}]:{}", config.port)
+            } else {
+                format!("{host}:{}", config.port)
+            }
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::other)?;
+    let status = match runtime.block_on(crate::ops::status::fetch(&address)) {
+        Ok(status) => status,
+        Err(err) => {
+            eprintln!("gateway-host: {err}");
+            return Err(CliError::Reported(EXIT_UNREACHABLE));
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match crate::ops::status::print(&status, &mut out) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(CliError::other(err))
+        }
+        _ => {}
+    }
+    if crate::ops::status::any_failed(&status) {
+        return Err(CliError::Reported(EXIT_FAILURE));
+    }
+    Ok(())
+}
+
 fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
     let (raw, validated) = load_and_validate(args)?;
     logging::install(&validated.log).map_err(CliError::other)?;
@@ -423,7 +499,30 @@ fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
             devices = validated.spec.devices.len(),
             "starting"
         );
-        run_gateway(validated.spec, validated.embedded, shutdown).await
+        crate::ops::metrics::global().configure(&validated.spec);
+        let endpoint = match &validated.metrics {
+            Some(config) => match crate::ops::http::MetricsServer::bind(config).await {
+                Ok(endpoint) => {
+                    tracing::info!(address = %endpoint.local_addr(), "metrics endpoint listening");
+                    Some(endpoint)
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot start the metrics endpoint");
+                    eprintln!("gateway-host: {err}");
+                    return Err(CliError::Reported(EXIT_CONFIG));
+                }
+            },
+            None => None,
+        };
+        let stop_notifier = shutdown.child_token();
+        let notifier = tokio::spawn(crate::ops::notify::run(stop_notifier.clone()));
+        let result = run_gateway(validated.spec, validated.embedded, shutdown).await;
+        stop_notifier.cancel();
+        let _ = notifier.await;
+        if let Some(endpoint) = endpoint {
+            endpoint.close().await;
+        }
+        result
     })
 }
 

@@ -17,7 +17,9 @@
 //!   one device proxy per device (`engine::proxy`: the state machine of
 //!   `docs/gateway-semantics.md` section 7 and its async shell);
 //! - [`embedded`]: the in-process Eventer server, its in-memory store and its TCP side;
-//! - [`events_cmd`]: the operator's Eventer client (`gateway-host events`).
+//! - [`events_cmd`]: the operator's Eventer client (`gateway-host events`);
+//! - [`ops`]: the metrics endpoint (`/metrics`, `/health`, `/ready`, `/status`),
+//!   systemd notify and the `status` command.
 
 pub mod cli;
 pub mod config;
@@ -26,6 +28,7 @@ pub mod embedded;
 pub mod engine;
 pub mod events_cmd;
 pub mod logging;
+pub mod ops;
 pub mod plugins;
 pub mod runner;
 pub mod spec;

@@ -112,6 +112,12 @@ pub async fn run_embedded(
         if enable_devices {
             enable_unconfigured_devices(spec, &server).await;
         }
+        let tcp = listener
+            .as_ref()
+            .map(embedded::TcpListenerHandle::connection_counter);
+        let sampler = tokio::spawn(crate::ops::sample_embedded(server.clone(), move || {
+            tcp.as_ref().map_or(0, |count| count())
+        }));
         let mut backoff = Backoff::new();
         let mut previous = None;
         loop {
@@ -138,6 +144,7 @@ pub async fn run_embedded(
             }
         }
         finish_closing(previous).await;
+        sampler.abort();
         if let Some(listener) = listener {
             listener.close().await;
         }
@@ -620,6 +627,9 @@ async fn run_connection(
     shutdown: &CancellationToken,
     previous: &mut Option<EngineClosing>,
 ) -> ConnectionEnd {
+    let metrics = crate::ops::metrics::global();
+    metrics.set_connected(true);
+    let client = crate::ops::metrics::TimedClient::wrap(client);
     let active = |status: Status| !spec.require_operational || status == Status::Operational;
     let start = |previous: &Option<EngineClosing>| {
         Engine::start_after(
@@ -653,11 +663,14 @@ async fn run_connection(
                         (_, current) => engine = current,
                     }
                 }
-                Some(Notification::Events(events)) => match engine.as_mut() {
-                    Some(engine) => engine.route(events),
-                    // Behaviour 15: not kept for a later engine.
-                    None => tracing::debug!(events = events.len(), "no engine: events discarded"),
-                },
+                Some(Notification::Events(events)) => {
+                    metrics.notified(events.len());
+                    match engine.as_mut() {
+                        Some(engine) => engine.route(events),
+                        // Behaviour 15: not kept for a later engine.
+                        None => tracing::debug!(events = events.len(), "no engine: events discarded"),
+                    }
+                }
             },
             err = engine_fatal(&mut engine) => {
                 tracing::warn!(error = %err, "engine failed");
@@ -671,6 +684,7 @@ async fn run_connection(
             ConnectionEnd::ConnectionLost => *previous = Some(engine.close_in_background()),
         }
     }
+    metrics.set_connected(false);
     end
 }
 

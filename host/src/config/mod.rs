@@ -32,7 +32,7 @@ use crate::spec::{
 };
 
 /// Top-level keys of the main schema.
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "type",
     "version",
     "name",
@@ -42,6 +42,7 @@ const TOP_LEVEL_KEYS: [&str; 9] = [
     "plugins_dir",
     "allow_insecure_plugins",
     "log",
+    "metrics",
 ];
 
 /// Finds the plugin for a device entry's `module`; the error is the reason, shown to the
@@ -59,6 +60,8 @@ pub struct ValidatedConfig {
     pub warnings: Vec<String>,
     /// The embedded event server's settings (defaults in the other modes).
     pub embedded: EmbeddedConfig,
+    /// The `metrics` section; `None`: no metrics endpoint.
+    pub metrics: Option<crate::ops::MetricsConfig>,
 }
 
 impl std::fmt::Debug for ValidatedConfig {
@@ -154,6 +157,8 @@ pub fn validate(
         None => EmbeddedConfig::default(),
     };
 
+    let metrics = crate::ops::MetricsConfig::from_document(doc)
+        .map_err(|reason| ConfigError::at(file, "/metrics", reason))?;
     let event_server = main
         .event_server
         .into_spec()
@@ -185,6 +190,7 @@ pub fn validate(
         log,
         warnings,
         embedded,
+        metrics,
     })
 }
 

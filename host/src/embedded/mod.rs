@@ -271,6 +271,17 @@ fn publish(state: &mut State, stored: Vec<Event>) -> Committed {
     (stored, queued)
 }
 
+/// Counts of [`EmbeddedServer::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmbeddedStats {
+    /// Events retained for timeseries and server queries.
+    pub stored_events: usize,
+    /// Distinct event types stored.
+    pub event_types: usize,
+    /// Open in-process connections.
+    pub local_connections: usize,
+}
+
 /// The embedded event server. Cheap to clone (a shared handle).
 #[derive(Clone)]
 pub struct EmbeddedServer {
@@ -515,6 +526,17 @@ impl EmbeddedServer {
     /// Distinct event types stored.
     pub fn event_types(&self) -> usize {
         self.state().store.event_types()
+    }
+
+    /// What the metrics endpoint shows of the server (`crate::ops`), read under the
+    /// state lock.
+    pub fn stats(&self) -> EmbeddedStats {
+        let state = self.state();
+        EmbeddedStats {
+            stored_events: state.store.retained(),
+            event_types: state.store.event_types(),
+            local_connections: state.local.len(),
+        }
     }
 
     /// Answers a query.

@@ -109,6 +109,13 @@ impl TcpListenerHandle {
         self.server.connection_infos().len()
     }
 
+    /// A function counting the initialized TCP connections, for the metrics sampler
+    /// (it keeps no listener alive: it holds the server handle only).
+    pub fn connection_counter(&self) -> impl Fn() -> usize + Send + Sync + 'static {
+        let server = self.server.clone();
+        move || server.connection_infos().len()
+    }
+
     /// Stops listening and closes every TCP connection.
     pub async fn close(self) {
         self.embedded

@@ -222,6 +222,13 @@ impl PluginRegistry {
         }
         loaded.by_device_type.insert(device_type, path.clone());
         loaded.by_path.insert(path, plugin.clone());
+        let info = plugin.info();
+        crate::ops::metrics::global().plugin_loaded(crate::ops::metrics::PluginMetric {
+            name: info.name.clone(),
+            version: info.version.clone(),
+            api_version: info.api_version.clone(),
+            device_type: info.device_type.clone(),
+        });
         Ok(plugin)
     }
 

@@ -217,6 +217,29 @@ impl Machine {
         }
     }
 
+    /// The latest enable value applied.
+    pub(crate) fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Events waiting in the machine's queue.
+    pub(crate) fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Events and inputs dropped because a queue was full, since the machine started.
+    pub(crate) fn dropped_events(&self) -> u64 {
+        self.dropped_events
+    }
+
+    /// Why the device failed, in FAILED.
+    pub(crate) fn failure(&self) -> Option<&str> {
+        match &self.phase {
+            Phase::Failed { reason, .. } => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The next action to carry out, if any.
     pub(crate) fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()

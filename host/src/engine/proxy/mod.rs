@@ -37,6 +37,7 @@ use tracing::Instrument;
 
 use super::running_event;
 use crate::device::{DeviceClient, DeviceContext, DeviceError, DeviceFactory, DeviceInstance};
+use crate::ops::metrics::{self as ops_metrics, CountingClient, DeviceMetrics};
 use crate::spec::DeviceSpec;
 use machine::{Action, Config, Input, Machine, Shutdown};
 
@@ -230,6 +231,10 @@ pub(crate) struct DeviceProxy {
     restart_timer: Option<Pin<Box<Sleep>>>,
     /// When the in-flight `create` times out.
     create_timer: Option<Pin<Box<Sleep>>>,
+    /// The device's counters (shared by its proxies of every engine).
+    metrics: Arc<DeviceMetrics>,
+    /// `machine.dropped_events()` already added to `metrics`.
+    dropped_seen: u64,
 }
 
 impl DeviceProxy {
@@ -246,6 +251,7 @@ impl DeviceProxy {
             queue_capacity: device.event_queue_size,
             restart: device.restart,
         });
+        let metrics = ops_metrics::global().device(&prefix);
         Self {
             factory: device.factory.clone(),
             conf: device.conf.clone(),
@@ -266,6 +272,8 @@ impl DeviceProxy {
             self_closed: None,
             restart_timer: None,
             create_timer: None,
+            metrics,
+            dropped_seen: 0,
         }
     }
 
@@ -326,10 +334,11 @@ impl DeviceProxy {
                 }
                 () = poll_optional(&mut self.create_timer) => {
                     self.create_timer = None;
+                    self.metrics.create_failed("create timed out");
                     Input::CreateTimedOut
                 }
                 input = self.input.recv() => match input {
-                    Some(input) => input.into(),
+                    Some(input) => self.received(input),
                     None => break,
                 },
                 () = poll_optional(&mut self.self_closed) => {
@@ -341,7 +350,11 @@ impl DeviceProxy {
                     Input::RestartDue
                 }
             };
+            let restart = matches!(input, Input::RestartDue);
             self.step(input).await;
+            if restart && self.machine.state() == ProxyState::Creating {
+                self.metrics.restarted();
+            }
         }
         self.shutdown().await;
         self.publish();
@@ -353,8 +366,30 @@ impl DeviceProxy {
         self.ended.cancel();
     }
 
-    fn publish(&self) {
-        self.shared.set_state(self.machine.state());
+    fn publish(&mut self) {
+        let state = self.machine.state();
+        self.shared.set_state(state);
+        let metrics = &self.metrics;
+        if metrics.set_state(state, self.machine.enabled()) {
+            if let Some(reason) = self.machine.failure() {
+                metrics.set_error(reason);
+            }
+            ops_metrics::global().notify_changed();
+        }
+        metrics.set_queue_depth(self.machine.queue_len() + self.input.len());
+        let dropped = self.machine.dropped_events();
+        if dropped > self.dropped_seen {
+            metrics.dropped(dropped - self.dropped_seen);
+            self.dropped_seen = dropped;
+        }
+    }
+
+    /// An input from the engine, counted when it is an event.
+    fn received(&self, input: ProxyInput) -> Input {
+        if matches!(input, ProxyInput::Event(_)) {
+            self.metrics.event_in();
+        }
+        input.into()
     }
 
     /// Hands one input to the machine and carries out what follows.
@@ -378,7 +413,8 @@ impl DeviceProxy {
                 // Inputs already received count as received while creating: an
                 // enable=false among them must prevent `running=true` (behaviour 41).
                 while let Ok(input) = self.input.try_recv() {
-                    self.step(input.into()).await;
+                    let input = self.received(input);
+                    self.step(input).await;
                 }
                 if self.machine.state() != ProxyState::Creating {
                     // Abandoned meanwhile: close it beside the proxy, no `running`.
@@ -390,7 +426,9 @@ impl DeviceProxy {
             }
             OpResult::Created(Err(err)) => {
                 self.create_timer = None;
-                Input::CreateFailed(err.to_string())
+                let reason = err.to_string();
+                self.metrics.create_failed(&reason);
+                Input::CreateFailed(reason)
             }
             OpResult::Processed(Ok(())) => Input::Processed,
             OpResult::Processed(Err(err)) => Input::ProcessFailed(err.to_string()),
@@ -512,7 +550,7 @@ impl DeviceProxy {
     fn start_create(&mut self) {
         let context = DeviceContext {
             prefix: self.prefix.clone(),
-            client: self.client.clone(),
+            client: CountingClient::wrap(self.client.clone(), self.metrics.clone()),
             span: self.span.clone(),
         };
         let factory = self.factory.clone();
