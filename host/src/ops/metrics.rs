@@ -575,6 +575,67 @@ pub struct Status {
     pub devices: Vec<DeviceStatus>,
 }
 
+/// A per-device metric read from one of its atomics: name, help, type, reader.
+type DeviceValue = (
+    &'static str,
+    &'static str,
+    MetricType,
+    fn(&DeviceMetrics) -> u64,
+);
+
+/// The per-device counters and gauges (besides the state and the time since the last
+/// event).
+const DEVICE_VALUES: [DeviceValue; 8] = [
+    (
+        "gateway_device_events_in",
+        "Events handed to the device",
+        MetricType::Counter,
+        |d| d.events_in.load(Ordering::Relaxed),
+    ),
+    (
+        "gateway_device_events_out",
+        "Events the device registered",
+        MetricType::Counter,
+        |d| d.events_out.load(Ordering::Relaxed),
+    ),
+    (
+        "gateway_device_dropped",
+        "Inputs dropped because the device's queue was full",
+        MetricType::Counter,
+        |d| d.dropped.load(Ordering::Relaxed),
+    ),
+    (
+        "gateway_device_create_failures",
+        "Failed device creates (errors, panics, timeouts)",
+        MetricType::Counter,
+        |d| d.create_failures.load(Ordering::Relaxed),
+    ),
+    (
+        "gateway_device_restarts",
+        "Creates started by the restart policy after a failure",
+        MetricType::Counter,
+        |d| d.restarts.load(Ordering::Relaxed),
+    ),
+    (
+        "gateway_device_enabled",
+        "1 when the device's last enable value is true",
+        MetricType::Gauge,
+        |d| u64::from(d.enabled()),
+    ),
+    (
+        "gateway_device_queue_depth",
+        "Events waiting for the device (its queue and the engine's hand-over)",
+        MetricType::Gauge,
+        |d| d.queue_depth.load(Ordering::Relaxed),
+    ),
+    (
+        "gateway_device_queue_high_water",
+        "The most events that ever waited for the device",
+        MetricType::Gauge,
+        |d| d.queue_high_water.load(Ordering::Relaxed),
+    ),
+];
+
 /// Encodes [`Metrics`] at every scrape.
 #[derive(Debug)]
 struct Collector(&'static Metrics);
@@ -616,73 +677,17 @@ impl prometheus_client::collector::Collector for Collector {
                 }
             }
         }
-        let counters: [(&str, &str, fn(&DeviceMetrics) -> u64); 6] = [
-            (
-                "gateway_device_events_in",
-                "Events handed to the device",
-                |d| d.events_in.load(Ordering::Relaxed),
-            ),
-            (
-                "gateway_device_events_out",
-                "Events the device registered",
-                |d| d.events_out.load(Ordering::Relaxed),
-            ),
-            (
-                "gateway_device_dropped",
-                "Inputs dropped because the device's queue was full",
-                |d| d.dropped.load(Ordering::Relaxed),
-            ),
-            (
-                "gateway_device_create_failures",
-                "Failed device creates (errors, panics, timeouts)",
-                |d| d.create_failures.load(Ordering::Relaxed),
-            ),
-            (
-                "gateway_device_restarts",
-                "Creates started by the restart policy after a failure",
-                |d| d.restarts.load(Ordering::Relaxed),
-            ),
-            (
-                "gateway_device_enabled",
-                "1 when the device's last enable value is true",
-                |d| u64::from(d.enabled()),
-            ),
-        ];
-        for (name, help, value) in counters {
-            let kind = if name == "gateway_device_enabled" {
-                MetricType::Gauge
-            } else {
-                MetricType::Counter
-            };
+        for (name, help, kind, value) in DEVICE_VALUES {
             let mut family = encoder.encode_descriptor(name, help, None, kind)?;
             for d in &devices {
                 let labels = device_labels(d);
                 let encoder = family.encode_family(&labels)?;
+                let value = value(d);
                 if kind == MetricType::Counter {
-                    ConstCounter::new(value(d)).encode(encoder)?;
+                    ConstCounter::new(value).encode(encoder)?;
                 } else {
-                    ConstGauge::new(i64::try_from(value(d)).unwrap_or(i64::MAX)).encode(encoder)?;
+                    ConstGauge::new(i64::try_from(value).unwrap_or(i64::MAX)).encode(encoder)?;
                 }
-            }
-        }
-        let gauges: [(&str, &str, fn(&DeviceMetrics) -> u64); 2] = [
-            (
-                "gateway_device_queue_depth",
-                "Events waiting for the device",
-                |d| d.queue_depth.load(Ordering::Relaxed),
-            ),
-            (
-                "gateway_device_queue_high_water",
-                "The most events that ever waited for the device",
-                |d| d.queue_high_water.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, value) in gauges {
-            let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
-            for d in &devices {
-                let labels = device_labels(d);
-                ConstGauge::new(i64::try_from(value(d)).unwrap_or(i64::MAX))
-                    .encode(family.encode_family(&labels)?)?;
             }
         }
         {

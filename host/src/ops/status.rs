@@ -212,7 +212,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4, "{text}");
         assert!(lines[1].starts_with("DEVICE"));
-        assert!(lines[2].starts_with("sim/a  running  3   12   1"), "{text}");
+        assert!(
+            lines[2].starts_with("sim/a   running  3   12   1"),
+            "{text}"
+        );
         assert!(lines[3].ends_with("device error: boom"), "{text}");
         assert!(any_failed(&status));
     }
