@@ -467,6 +467,8 @@ async fn run_monitor(
         };
         tracing::info!("connected to the monitor server; standby until blessed");
         component.set_ready(true);
+        let metrics = crate::ops::metrics::global();
+        metrics.set_standby(true);
         let mut blessed = false;
         let mut task: Option<ServerTask> = None;
         let mut previous: Option<EngineClosing> = None;
@@ -482,10 +484,12 @@ async fn run_monitor(
                 Err(err) => break Err(err),
                 Ok(ComponentEvent::Start) => {
                     blessed = true;
+                    metrics.set_standby(false);
                     tracing::info!("blessed in the gateway group: active, running devices");
                 }
                 Ok(ComponentEvent::Stop) => {
                     blessed = false;
+                    metrics.set_standby(true);
                     tracing::info!("blessing revoked: stopping devices (standby)");
                 }
                 Ok(ComponentEvent::StateChanged) => {}

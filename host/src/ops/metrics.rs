@@ -311,6 +311,8 @@ impl AtomicHistogram {
 #[derive(Debug)]
 struct ConnectionMetrics {
     connected: AtomicBool,
+    /// Monitor mode: connected to the Monitor Server and not blessed.
+    standby: AtomicBool,
     connects: AtomicU64,
     notifications: AtomicU64,
     register: AtomicHistogram,
@@ -370,6 +372,7 @@ impl Metrics {
             lists: Mutex::new(Lists::default()),
             connection: ConnectionMetrics {
                 connected: AtomicBool::new(false),
+                standby: AtomicBool::new(false),
                 connects: AtomicU64::new(0),
                 notifications: AtomicU64::new(0),
                 register: AtomicHistogram::new(),
@@ -447,6 +450,13 @@ impl Metrics {
         self.changed.notify_waiters();
     }
 
+    /// Monitor mode: this gateway is a standby (connected to its Monitor Server, not
+    /// blessed), or not any more.
+    pub(crate) fn set_standby(&self, standby: bool) {
+        self.connection.standby.store(standby, Ordering::Relaxed);
+        self.changed.notify_waiters();
+    }
+
     /// Whether a connection to the event server is up.
     pub fn connected(&self) -> bool {
         self.connection.connected.load(Ordering::Relaxed)
@@ -501,10 +511,12 @@ impl Metrics {
             .filter(|d| d.state() == ProxyState::Running)
             .count();
         let connected = self.connected();
+        let standby = self.connection.standby.load(Ordering::Relaxed);
         Readiness {
             ready: connected && not_running.is_empty(),
-            started: connected && settled,
+            started: (connected && settled) || standby,
             connected,
+            standby,
             devices: devices.len(),
             running,
             enabled: devices.iter().filter(|d| d.enabled()).count(),
@@ -546,8 +558,11 @@ impl Metrics {
 pub struct Readiness {
     /// Connected and every enabled device running.
     pub ready: bool,
-    /// Connected and no device starting or being created (systemd's READY=1).
+    /// Connected and no device starting or being created, or a standby in monitor
+    /// mode (systemd's READY=1).
     pub started: bool,
+    /// Monitor mode: connected to the Monitor Server, not blessed (runs no devices).
+    pub standby: bool,
     /// A connection to the event server is up.
     pub connected: bool,
     /// Configured devices.
@@ -926,6 +941,34 @@ mod tests {
         assert_eq!(buckets[6], (0.05, 1));
         assert_eq!(buckets.last(), Some(&(f64::INFINITY, 1)));
         assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 3);
+    }
+
+    #[test]
+    fn readiness_needs_every_enabled_device_running_and_a_standby_is_started() {
+        let metrics = Metrics::new();
+        let a = metrics.device(&["gateway".into(), "g".into(), "t".into(), "a".into()]);
+        let b = metrics.device(&["gateway".into(), "g".into(), "t".into(), "b".into()]);
+        metrics.lists().devices = vec![a.clone(), b.clone()];
+        let r = metrics.readiness();
+        assert!(!r.ready && !r.started && !r.connected);
+        metrics.set_connected(true);
+        a.set_state(ProxyState::Running, true);
+        b.set_state(ProxyState::Creating, true);
+        let r = metrics.readiness();
+        assert!(!r.ready && !r.started, "{r:?}");
+        assert_eq!(r.not_running, ["t/b (creating)"]);
+        b.set_state(ProxyState::Disabled, false);
+        let r = metrics.readiness();
+        assert!(r.ready && r.started, "{r:?}");
+        b.set_state(ProxyState::Failed, true);
+        let r = metrics.readiness();
+        assert!(!r.ready && r.started, "a failed device has started: {r:?}");
+        // Monitor mode: a standby runs nothing, is not ready, and has started.
+        metrics.set_connected(false);
+        metrics.set_standby(true);
+        let r = metrics.readiness();
+        assert!(!r.ready && r.started && r.standby, "{r:?}");
+        assert_eq!(metrics.status().reconnects, 0);
     }
 
     #[test]

@@ -20,6 +20,9 @@ fn send(states: &[NotifyState<'_>]) {
 
 /// The `STATUS=` text for a readiness.
 pub(crate) fn status_text(readiness: &Readiness) -> String {
+    if readiness.standby {
+        return "standby until blessed by the monitor".to_owned();
+    }
     if !readiness.connected {
         return "waiting for the event server".to_owned();
     }
@@ -87,6 +90,7 @@ mod tests {
             ready: false,
             started: false,
             connected: false,
+            standby: false,
             devices: 2,
             running: 1,
             enabled: 2,
@@ -97,6 +101,11 @@ mod tests {
         assert_eq!(
             status_text(&readiness),
             "connected; 1 of 2 device(s) running; enabled, not running: sim/b (failed)"
+        );
+        readiness.standby = true;
+        assert_eq!(
+            status_text(&readiness),
+            "standby until blessed by the monitor"
         );
     }
 }
