@@ -180,7 +180,7 @@ fn every_metric_is_scraped_parsed_and_moves() {
         "gateway.yaml",
         &format!(
             "name: gw1\n\
-             event_server:\n  embedded:\n    enable_devices: true\n    \
+             event_server:\n  embedded:\n    store: memory\n    enable_devices: true\n    \
              eventer_server: {{host: 127.0.0.1, port: {eventer_port}}}\n\
              devices:\n\
              \x20 - {{module: sim, name: s1, points: [p0], period: 0.05}}\n\
@@ -436,7 +436,7 @@ fn health_ready_notify_and_bad_requests() {
     let conf = dir.write(
         "gateway.yaml",
         "name: gw1\n\
-         event_server:\n  embedded:\n    enable_devices: true\n\
+         event_server:\n  embedded:\n    store: memory\n    enable_devices: true\n\
          devices:\n\
          \x20 - {module: gateway_fixture_faulty, name: c, fail: block_create, block_ms: 1500}\n\
          metrics: {port: 0, max_connections: 2, max_request_bytes: 8192}\n\
@@ -555,7 +555,7 @@ fn a_metrics_port_in_use_exits_2_naming_the_address() {
     let conf = dir.write(
         "gateway.yaml",
         &format!(
-            "name: gw1\nevent_server:\n  embedded: {{}}\ndevices: []\n\
+            "name: gw1\nevent_server:\n  embedded: {{store: memory}}\ndevices: []\n\
              metrics: {{host: 127.0.0.1, port: {port}}}\n"
         ),
     );
