@@ -569,3 +569,62 @@ fn a_metrics_port_in_use_exits_2_naming_the_address() {
         out.stderr
     );
 }
+
+/// The connection metrics against the real hat-event-server: connected while it
+/// runs, 0 (and `/ready` 503) once it is killed, 1 again with one reconnect counted
+/// after it is restarted on the same port; register round trips are measured.
+#[test]
+fn connection_metrics_follow_a_real_hat_event_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut hat = runtime.block_on(gateway_test_support::hat::HatEventServer::start());
+    let plugins = plugins();
+    let dir = TempDir::new("ops-remote");
+    let conf = dir.write(
+        "gateway.yaml",
+        &format!(
+            "name: gw1\n\
+             event_server:\n  eventer_server: {{host: 127.0.0.1, port: {}}}\n\
+             devices:\n  - {{module: sim, name: s1, points: [p0]}}\n\
+             metrics: {{port: 0}}\n\
+             log: {{level: info, format: json}}\n",
+            hat.addr.port()
+        ),
+    );
+    let mut daemon = spawn(&conf, &plugins);
+    let address = metrics_address(&mut daemon);
+    let gw = r#"gateway="gw1""#;
+    let connected = format!("gateway_event_server_connected{{{gw}}}");
+    let reconnects = format!("gateway_event_server_reconnects_total{{{gw}}}");
+    let round_trips = format!("gateway_event_server_register_seconds_count{{{gw}}}");
+    wait_status(&address, "connected, s1 disabled", |s| {
+        s["connected"] == true && device(s, "s1")["state"] == "disabled"
+    });
+    let first = scrape(&address);
+    assert_eq!(sample(&first, &connected), 1.0);
+    assert_eq!(sample(&first, &reconnects), 0.0);
+    // The seed running=false of s1 was answered by the server.
+    assert!(sample(&first, &round_trips) >= 1.0);
+    // A disabled device does not keep the gateway from being ready.
+    assert_eq!(get(&address, "/ready").0, 200);
+
+    hat.kill();
+    wait_status(&address, "disconnected", |s| s["connected"] == false);
+    let (code, ready) = get_json(&address, "/ready");
+    assert_eq!(
+        (code, &ready["connected"]),
+        (503, &json!(false)),
+        "{ready:#}"
+    );
+    assert_eq!(sample(&scrape(&address), &connected), 0.0);
+
+    runtime.block_on(hat.restart());
+    let status = wait_status(&address, "reconnected", |s| s["connected"] == true);
+    assert_eq!(status["reconnects"], 1, "{status:#}");
+    let last = scrape(&address);
+    assert_eq!(sample(&last, &connected), 1.0);
+    assert_eq!(sample(&last, &reconnects), 1.0);
+    assert!(sample(&last, &round_trips) > sample(&first, &round_trips));
+
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(), Some(0), "{}", daemon.transcript());
+}
