@@ -427,8 +427,9 @@ impl NotifySocket {
 /// `/health` is 200 from the start; `/ready` is 503 (naming the device) while the
 /// device is being created and 200 once it runs; READY=1 comes only then, with a
 /// STATUS= line; WATCHDOG=1 comes every half WATCHDOG_USEC; a malformed request gets
-/// 400, an oversized one 431, a connection past `max_connections` is closed, and the
-/// daemon goes on serving; `status` exits 0; SIGTERM sends STOPPING=1.
+/// 400, an oversized one 431, a POST 405, a connection past `max_connections` is
+/// closed, and the daemon goes on serving; `status` exits 0; SIGTERM sends
+/// STOPPING=1.
 #[test]
 fn health_ready_notify_and_bad_requests() {
     let plugins = plugins();
@@ -526,6 +527,11 @@ fn health_ready_notify_and_bad_requests() {
     }
     let (code, body) = get(&address, "/nope");
     assert_eq!(code, 404, "{body}");
+    let answer = exchange(
+        &address,
+        b"POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert!(answer.starts_with("HTTP/1.1 405"), "{answer:?}");
 
     let out = run(
         gateway_host()

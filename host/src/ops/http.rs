@@ -133,9 +133,18 @@ async fn serve(
         };
         let connection = http.serve_connection(
             TokioIo::new(stream),
-            hyper::service::service_fn(move |request| {
-                let response = respond(metrics, &request);
-                async move { Ok::<_, Infallible>(response) }
+            hyper::service::service_fn(move |request: Request<Incoming>| {
+                let method = request.method().clone();
+                let path = request.uri().path().to_owned();
+                async move {
+                    // Encoding 10,000 devices takes a while: off the runtime's
+                    // worker threads, so a scrape never delays the devices.
+                    let response =
+                        tokio::task::spawn_blocking(move || respond(metrics, &method, &path))
+                            .await
+                            .unwrap_or_else(|_| internal_error());
+                    Ok::<_, Infallible>(response)
+                }
             }),
         );
         let cancel = cancel.clone();
@@ -154,12 +163,11 @@ async fn serve(
     clock.abort();
 }
 
-fn respond(metrics: &'static Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let path = request.uri().path();
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+fn respond(metrics: &'static Metrics, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,
-            &serde_json::json!({"error": format!("method {} not allowed: use GET", request.method())}),
+            &serde_json::json!({"error": format!("method {method} not allowed: use GET")}),
         );
     }
     match path {
