@@ -134,13 +134,21 @@ impl DeviceMetrics {
     /// One event handed to the proxy.
     pub(crate) fn event_in(&self) {
         self.events_in.fetch_add(1, Ordering::Relaxed);
-        self.last_event_ms.store(coarse_ms(), Ordering::Relaxed);
+        self.touch();
     }
 
     /// `count` events the device registered.
     pub(crate) fn events_out(&self, count: usize) {
         self.events_out.fetch_add(count as u64, Ordering::Relaxed);
-        self.last_event_ms.store(coarse_ms(), Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// The time of the last event: written once per clock tick at most.
+    fn touch(&self) {
+        let now = coarse_ms();
+        if self.last_event_ms.load(Ordering::Relaxed) != now {
+            self.last_event_ms.store(now, Ordering::Relaxed);
+        }
     }
 
     /// Events waiting for the device now.

@@ -235,6 +235,10 @@ pub(crate) struct DeviceProxy {
     metrics: Arc<DeviceMetrics>,
     /// `machine.dropped_events()` already added to `metrics`.
     dropped_seen: u64,
+    /// The state and enable value last written to `metrics`.
+    published: Option<(ProxyState, bool)>,
+    /// The queue depth last written to `metrics`.
+    published_depth: usize,
 }
 
 impl DeviceProxy {
@@ -274,6 +278,10 @@ impl DeviceProxy {
             create_timer: None,
             metrics,
             dropped_seen: 0,
+            published: None,
+            // Written at the first publish: the previous engine's proxy may have
+            // left another depth.
+            published_depth: usize::MAX,
         }
     }
 
@@ -370,13 +378,23 @@ impl DeviceProxy {
         let state = self.machine.state();
         self.shared.set_state(state);
         let metrics = &self.metrics;
-        if metrics.set_state(state, self.machine.enabled()) {
-            if let Some(reason) = self.machine.failure() {
-                metrics.set_error(reason);
+        // The metrics' atomics are written only on a change: an event costs its
+        // counter's add, not a write of every gauge.
+        let enabled = self.machine.enabled();
+        if self.published != Some((state, enabled)) {
+            self.published = Some((state, enabled));
+            if metrics.set_state(state, enabled) {
+                if let Some(reason) = self.machine.failure() {
+                    metrics.set_error(reason);
+                }
+                ops_metrics::global().notify_changed();
             }
-            ops_metrics::global().notify_changed();
         }
-        metrics.set_queue_depth(self.machine.queue_len() + self.input.len());
+        let depth = self.machine.queue_len() + self.input.len();
+        if depth != self.published_depth {
+            self.published_depth = depth;
+            metrics.set_queue_depth(depth);
+        }
         let dropped = self.machine.dropped_events();
         if dropped > self.dropped_seen {
             metrics.dropped(dropped - self.dropped_seen);
