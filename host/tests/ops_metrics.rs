@@ -552,7 +552,8 @@ fn health_ready_notify_and_bad_requests() {
     assert_eq!(daemon.wait(), Some(0), "{}", daemon.transcript());
 }
 
-/// A metrics port that is taken: exit 2 at start, naming the address.
+/// A metrics port that is taken: exit 2 at start, naming the address; `status`
+/// against a configuration without `metrics`: exit 2.
 #[test]
 fn a_metrics_port_in_use_exits_2_naming_the_address() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -574,6 +575,14 @@ fn a_metrics_port_in_use_exits_2_naming_the_address() {
         "{}",
         out.stderr
     );
+    // `status` with a configuration that has no metrics section: exit 2, saying so.
+    let bare = dir.write(
+        "bare.yaml",
+        "name: gw1\nevent_server:\n  embedded: {store: memory}\ndevices: []\n",
+    );
+    let out = run(gateway_host().arg("status").arg("--conf").arg(&bare), None);
+    out.assert_exit(2);
+    assert!(out.stderr.contains("no metrics section"), "{}", out.stderr);
 }
 
 /// The connection metrics against the real hat-event-server: connected while it
