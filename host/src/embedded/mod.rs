@@ -219,6 +219,7 @@ impl persist::Host for StateHost {
     fn committed(&self, jobs: Vec<persist::Job>, ok: bool) {
         let mut state = lock(&self.0);
         for job in jobs {
+            state.store.release(&job.reserved);
             let answer = ok.then(|| {
                 state.store.insert(&job.events);
                 publish(&mut state, job.events)
@@ -492,14 +493,14 @@ impl EmbeddedServer {
                         return Some(stored);
                     }
                     let (reply, answer) = oneshot::channel();
+                    let reserved = state.store.reserve(&stored);
                     // Queued under the lock: the writer commits in id order.
-                    if writer
-                        .submit(persist::Job {
-                            events: stored,
-                            reply,
-                        })
-                        .is_err()
-                    {
+                    if let Err(job) = writer.submit(persist::Job {
+                        events: stored,
+                        reserved,
+                        reply,
+                    }) {
+                        state.store.release(&job.reserved);
                         tracing::error!("event store writer is gone; register request refused");
                         return None;
                     }

@@ -81,6 +81,8 @@ pub enum OpenError {
 pub(crate) struct Job {
     /// The events with their ids.
     pub(crate) events: Vec<Event>,
+    /// Its new types, counted against `max_event_types` until the commit is done.
+    pub(crate) reserved: Vec<gateway_model::EventType>,
     /// Told the outcome once the commit is done (under the server's lock, in order).
     pub(crate) reply: super::Reply,
 }

@@ -159,3 +159,27 @@ async fn retention_forgets_old_events_in_the_file_and_keeps_the_latest_of_each_t
     assert_eq!(latest(&server).len(), 2);
     assert!(size_before > 0);
 }
+
+#[tokio::test]
+async fn concurrent_requests_waiting_for_a_commit_do_not_pass_max_event_types_together() {
+    let dir = TempDir::new("store-types");
+    let path = dir.path().join("events.redb");
+    let server = EmbeddedServer::open(EmbeddedConfig {
+        max_event_types: 5,
+        ..config(&path)
+    })
+    .unwrap();
+    // All of them get their ids before the first commit is done.
+    let requests = (0..20).map(|i| server.register(vec![reg(&format!("t/{i}"), i)]));
+    let answers = futures::future::join_all(requests).await;
+    let accepted = answers.iter().filter(|a| a.is_some()).count();
+    assert_eq!(accepted, 5);
+    assert_eq!(server.event_types(), 5);
+    // A refused or failed request leaves nothing reserved: known types still go in,
+    // and once types are stored, new ones are refused by the stored count.
+    server.fail_commits(true);
+    assert!(server.register(vec![reg("t/0", 1)]).await.is_none());
+    server.fail_commits(false);
+    assert!(server.register(vec![reg("t/0", 2)]).await.is_some());
+    assert!(server.register(vec![reg("t/new", 3)]).await.is_none());
+}

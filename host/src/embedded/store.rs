@@ -111,6 +111,11 @@ pub struct EventStore {
     latest_bytes: usize,
     /// Number of the next type stored for the first time ([`LatestNode::order`]).
     next_type_order: u64,
+    /// New types of requests given their ids but not stored yet (the file store's
+    /// commits), with the number of such requests: [`EventStore::check_limits`]
+    /// counts them, so concurrent requests cannot take the store past
+    /// `max_event_types` together.
+    pending_types: HashMap<EventType, usize>,
 }
 
 /// One node of the latest index: the latest event of the type ending here, and the
@@ -202,6 +207,7 @@ impl EventStore {
             latest_types: 0,
             latest_bytes: 0,
             next_type_order: 0,
+            pending_types: HashMap::new(),
         }
     }
 
@@ -226,11 +232,15 @@ impl EventStore {
                 + event.event_type.iter().map(|s| s.len() + 24).sum::<usize>()
                 + event.payload.as_ref().map_or(0, payload_len);
             added_bytes = added_bytes.saturating_add(size);
-            if self.latest.get(&event.event_type).is_none() {
+            if self.latest.get(&event.event_type).is_none()
+                && !self.pending_types.contains_key(&event.event_type)
+            {
                 new_types.insert(&event.event_type);
             }
         }
-        if self.latest_types + new_types.len() > self.limits.max_event_types {
+        if self.latest_types + self.pending_types.len() + new_types.len()
+            > self.limits.max_event_types
+        {
             return Err(StoreLimit::EventTypes {
                 limit: self.limits.max_event_types,
             });
@@ -275,6 +285,34 @@ impl EventStore {
                 payload: event.payload,
             })
             .collect()
+    }
+
+    /// Counts the new types of `events` (allocated, not stored yet) against
+    /// `max_event_types` until [`EventStore::release`] is given what this returns.
+    pub fn reserve(&mut self, events: &[Event]) -> Vec<EventType> {
+        let mut reserved: Vec<EventType> = Vec::new();
+        for event in events {
+            if self.latest.get(&event.event_type).is_none() && !reserved.contains(&event.event_type)
+            {
+                reserved.push(event.event_type.clone());
+            }
+        }
+        for event_type in &reserved {
+            *self.pending_types.entry(event_type.clone()).or_insert(0) += 1;
+        }
+        reserved
+    }
+
+    /// Ends a [`EventStore::reserve`] (its request was stored, or failed).
+    pub fn release(&mut self, reserved: &[EventType]) {
+        for event_type in reserved {
+            if let Some(count) = self.pending_types.get_mut(event_type) {
+                *count -= 1;
+                if *count == 0 {
+                    self.pending_types.remove(event_type);
+                }
+            }
+        }
     }
 
     /// Stores events that have their ids (from [`EventStore::allocate`], or read back
