@@ -5,6 +5,7 @@
 
 mod procs;
 mod scenarios;
+mod store;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,6 +25,9 @@ enum Only {
     /// Only the start-up scenario on the embedded server (issue 12); its figures are
     /// merged into the JSON file under `startup_embedded`, the rest of the file is kept.
     Startup,
+    /// Only the event store scenario (issue 14): durable events/s of the embedded
+    /// server's file next to its memory store and hat-event LMDB; merged under `store`.
+    Store,
 }
 
 /// Command-line options.
@@ -161,6 +165,24 @@ fn startup_json(runs: &[Startup]) -> Value {
 }
 
 async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
+    if args.only == Only::Store {
+        println!(
+            "event store: burst of {} events, every register answered",
+            args.events
+        );
+        let results = store::run(tools, args.events).await?;
+        results.print();
+        let mut doc = std::fs::read(&args.out)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        doc["store"] = results.to_json(args.smoke);
+        doc["store_unix_time"] = json!(unix_time()?);
+        std::fs::write(&args.out, serde_json::to_vec_pretty(&doc)?)?;
+        println!("\nresults written to {}", args.out.display());
+        return Ok(Finished::Complete);
+    }
     if args.only == Only::Startup {
         let runs = startup(tools, args).await?;
         // Keep what a full run wrote; replace only this scenario's figures.

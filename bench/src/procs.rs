@@ -30,7 +30,7 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
-    fn spawn(label: &str, command: &mut Command, log: &Path) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(label: &str, command: &mut Command, log: &Path) -> anyhow::Result<Self> {
         let log_file =
             std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err_file = log_file.try_clone()?;
@@ -95,6 +95,22 @@ impl Proc {
             .parse()?)
     }
 
+    /// Sends SIGTERM and waits (up to 60 s) for the process to exit.
+    pub(crate) fn terminate_and_wait(&mut self) -> anyhow::Result<()> {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()?;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                bail!("{} did not exit within 60 s of SIGTERM", self.label);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// Fails when the process has already exited.
     pub(crate) fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
@@ -138,7 +154,7 @@ pub(crate) async fn wait_listening(addr: SocketAddr, proc: &mut Proc) -> anyhow:
 }
 
 impl Tools {
-    fn write_conf(&self, name: &str, conf: &Value) -> anyhow::Result<PathBuf> {
+    pub(crate) fn write_conf(&self, name: &str, conf: &Value) -> anyhow::Result<PathBuf> {
         let path = self.work_dir.join(name);
         std::fs::write(&path, serde_json::to_vec_pretty(conf)?)?;
         Ok(path)
