@@ -14,8 +14,8 @@ use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use serde_json::{json, Value};
 
-use procs::{free_port, Tools};
-use scenarios::{Gateway, Scale, Startup, Throughput};
+use procs::{free_port, Proc, Tools};
+use scenarios::{Gateway, LoadedRoundTrip, Scale, Startup, Throughput};
 
 /// Which scenarios a run measures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -28,6 +28,12 @@ enum Only {
     /// Only the event store scenario (issue 14): durable events/s of the embedded
     /// server's file next to its memory store and hat-event LMDB; merged under `store`.
     Store,
+    /// Only the gateways alone (issue 12, goal 3): gateway-host and hat-gateway each
+    /// bursting into an embedded server of its own process; merged under `gateway_alone`.
+    Alone,
+    /// Only the command round trip under load (issue 12, goal 4); merged under
+    /// `round_trip_under_load`.
+    Latency,
 }
 
 /// Command-line options.
@@ -52,6 +58,13 @@ struct Args {
     /// Sequential write commands in the round-trip scenario.
     #[arg(long, default_value_t = 10_000)]
     writes: usize,
+    /// Sequential write commands in the round trip under load (issue 12, goal 4).
+    #[arg(long, default_value_t = 10_000)]
+    loaded_writes: usize,
+    /// Points of the loading device in the round trip under load; each changes every
+    /// 10 ms (1,000 points: 100,000 events/s).
+    #[arg(long, default_value_t = 1_000)]
+    load_points: usize,
     /// Device counts of the scale scenario.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
     scale: Vec<usize>,
@@ -83,6 +96,8 @@ async fn main() -> anyhow::Result<()> {
     if args.smoke {
         args.events = 2_000;
         args.writes = 50;
+        args.loaded_writes = 50;
+        args.load_points = 10;
         args.scale = vec![20];
         args.startup = vec![20];
     }
@@ -164,46 +179,175 @@ fn startup_json(runs: &[Startup]) -> Value {
     Value::Array(runs.iter().map(Startup::to_json).collect())
 }
 
-async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
-    if args.only == Only::Store {
-        println!(
-            "event store: burst of {} events, every register answered",
-            args.events
-        );
-        let results = store::run(tools, args.events).await?;
-        results.print();
-        let mut doc = std::fs::read(&args.out)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
-        doc["store"] = results.to_json(args.smoke);
-        doc["store_unix_time"] = json!(unix_time()?);
-        std::fs::write(&args.out, serde_json::to_vec_pretty(&doc)?)?;
-        println!("\nresults written to {}", args.out.display());
-        return Ok(Finished::Complete);
+/// Keeps what a full run wrote to `out`; replaces only the keys of `entries`.
+fn merge_into(out: &std::path::Path, entries: Vec<(&str, Value)>) -> anyhow::Result<()> {
+    let mut doc = std::fs::read(out)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    for (key, value) in entries {
+        doc[key] = value;
     }
-    if args.only == Only::Startup {
-        let runs = startup(tools, args).await?;
-        // Keep what a full run wrote; replace only this scenario's figures.
-        let mut doc = std::fs::read(&args.out)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-            .filter(Value::is_object)
-            .unwrap_or_else(|| json!({}));
-        doc["startup_embedded"] = startup_json(&runs);
-        doc["startup_unix_time"] = json!(unix_time()?);
-        doc["startup_smoke"] = json!(args.smoke);
-        std::fs::write(&args.out, serde_json::to_vec_pretty(&doc)?)?;
-        println!("\nresults written to {}", args.out.display());
-        return Ok(finished(&runs));
+    std::fs::write(out, serde_json::to_vec_pretty(&doc)?)?;
+    println!("\nresults written to {}", out.display());
+    Ok(())
+}
+
+/// The one `sim` device of the throughput scenarios (hat-gateway's for [`Gateway::Hat`]).
+fn burst_device(kind: Gateway) -> Vec<Value> {
+    let module = match kind {
+        Gateway::Host => "sim",
+        Gateway::Hat => "hat_sim_device",
+    };
+    vec![json!({"module": module, "name": "s1", "points": ["p0", "p1", "p2", "p3"]})]
+}
+
+/// The gateways alone (goal 3): each bursts into the same event server, gateway-host's
+/// embedded server in a process of its own, and only the gateway's CPU is counted.
+struct Alone {
+    /// gateway-host.
+    host: Throughput,
+    /// hat-gateway 0.6.48.
+    hat: Throughput,
+}
+
+impl Alone {
+    /// hat-gateway's CPU per event over gateway-host's.
+    fn cpu_ratio(&self) -> f64 {
+        ratio(
+            self.hat.cpu_per_100k.unwrap_or(0.0),
+            self.host.cpu_per_100k.unwrap_or(0.0),
+        )
+    }
+
+    fn to_json(&self) -> Value {
+        json!({
+            "host_on_separate_embedded": self.host.to_json(),
+            "hat_gateway_on_separate_embedded": self.hat.to_json(),
+            "hat_over_host_cpu": self.cpu_ratio(),
+        })
+    }
+
+    fn print(&self) {
+        println!("the gateway alone (burst into a separate embedded server process):");
+        for (label, t) in [
+            ("gateway-host", &self.host),
+            ("hat-gateway 0.6.48", &self.hat),
+        ] {
+            println!(
+                "  {label:20} {:>10.0} events/s {:8.3} gateway CPU s per 100k events",
+                t.rate(),
+                t.cpu_per_100k.unwrap_or(f64::NAN)
+            );
+        }
+        println!(
+            "  hat-gateway needs {:.1}x the CPU per event",
+            self.cpu_ratio()
+        );
+    }
+}
+
+/// gateway-host (labelled `host_label`), then hat-gateway (`hat_label`), each bursting
+/// `n` events into the event server on `port`.
+async fn alone(
+    tools: &Tools,
+    port: u16,
+    n: u64,
+    host_label: &str,
+    hat_label: &str,
+) -> anyhow::Result<(Alone, Throughput)> {
+    let gw = tools
+        .gateway_host(
+            host_label,
+            Some(port),
+            0,
+            &burst_device(Gateway::Host),
+            false,
+        )
+        .await?;
+    let host = scenarios::burst(port, Gateway::Host, &gw, n).await?;
+    println!("  ({host_label}) {:.0} events/s", host.rate());
+    drop(gw);
+    let hat: Proc = tools.hat_gateway(hat_label, port, &burst_device(Gateway::Hat))?;
+    let hat_run = scenarios::burst(port, Gateway::Hat, &hat, n).await?;
+    println!("  ({hat_label}) {:.0} events/s", hat_run.rate());
+    drop(hat);
+    Ok((
+        Alone {
+            host,
+            hat: hat_run.clone(),
+        },
+        hat_run,
+    ))
+}
+
+fn print_loaded(rt: &LoadedRoundTrip) {
+    println!(
+        "command round trip under load ({} writes to one device while another registers {:.0} events/s, {:.0} offered):",
+        rt.round_trip.count, rt.load_per_s, rt.offered_per_s
+    );
+    println!(
+        "  gateway-host, embedded server    p50 {:8.3} ms  p99 {:8.3} ms  max {:8.3} ms",
+        rt.round_trip.p50_ms, rt.round_trip.p99_ms, rt.round_trip.max_ms
+    );
+}
+
+async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
+    match args.only {
+        Only::All => {}
+        Only::Startup => {
+            let runs = startup(tools, args).await?;
+            merge_into(
+                &args.out,
+                vec![
+                    ("startup_embedded", startup_json(&runs)),
+                    ("startup_unix_time", json!(unix_time()?)),
+                    ("startup_smoke", json!(args.smoke)),
+                ],
+            )?;
+            return Ok(finished(&runs));
+        }
+        Only::Store => {
+            println!(
+                "event store: burst of {} events, every register answered",
+                args.events
+            );
+            let results = store::run(tools, args.events).await?;
+            results.print();
+            merge_into(
+                &args.out,
+                vec![
+                    ("store", results.to_json(args.smoke)),
+                    ("store_unix_time", json!(unix_time()?)),
+                ],
+            )?;
+            return Ok(Finished::Complete);
+        }
+        Only::Alone => {
+            let port = free_port()?;
+            let _server = tools.event_server("alone-server", port).await?;
+            let (alone, _) = alone(tools, port, args.events, "e", "d").await?;
+            alone.print();
+            let mut doc = alone.to_json();
+            doc["unix_time"] = json!(unix_time()?);
+            doc["smoke"] = json!(args.smoke);
+            merge_into(&args.out, vec![("gateway_alone", doc)])?;
+            return Ok(Finished::Complete);
+        }
+        Only::Latency => {
+            let rt = scenarios::round_trip_under_load(tools, args.loaded_writes, args.load_points)
+                .await?;
+            print_loaded(&rt);
+            let mut doc = rt.to_json();
+            doc["unix_time"] = json!(unix_time()?);
+            doc["smoke"] = json!(args.smoke);
+            merge_into(&args.out, vec![("round_trip_under_load", doc)])?;
+            return Ok(Finished::Complete);
+        }
     }
     let n = args.events;
-    let dev = |kind: Gateway| {
-        vec![
-            json!({"module": match kind { Gateway::Host => "sim", Gateway::Hat => "hat_sim_device" }, "name": "s1", "points": ["p0", "p1", "p2", "p3"]}),
-        ]
-    };
+    let dev = burst_device;
 
     println!("throughput: burst of {n} events");
     // (a) gateway-host on its embedded server.
@@ -217,17 +361,15 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
     drop(gw);
     // Floor of the embedded server: gateway-host with no devices.
     let port = free_port()?;
-    let server = tools
-        .gateway_host("floor-embedded", None, port, &[], false)
-        .await?;
+    let server = tools.event_server("floor-embedded", port).await?;
     let floor_embedded = scenarios::floor(port, n).await?;
     println!("  floor_embedded {:.0} events/s", floor_embedded.rate());
-    // (d) hat-gateway on gateway-host's embedded server.
-    let hat = tools.hat_gateway("d", port, &dev(Gateway::Hat))?;
-    let d = scenarios::burst(port, Gateway::Hat, &hat, n).await?;
-    println!("  (d) {:.0} events/s", d.rate());
-    drop(hat);
+    // (e) gateway-host and (d) hat-gateway on that server, a process of its own: the
+    // gateways alone (goal 3).
+    let (alone, d) = alone(tools, port, n, "e", "d").await?;
     drop(server);
+    let loaded =
+        scenarios::round_trip_under_load(tools, args.loaded_writes, args.load_points).await?;
 
     // (b) gateway-host and (c) hat-gateway on the real hat-event server, and its floor.
     let port = free_port()?;
@@ -284,6 +426,8 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
         &floor_hat,
     );
     println!();
+    alone.print();
+    println!();
     println!("command round trip ({} sequential writes):", args.writes);
     for (label, rt) in [
         ("gateway-host, embedded server", &rt_host),
@@ -294,6 +438,7 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
             rt.p50_ms, rt.p99_ms, rt.max_ms
         );
     }
+    print_loaded(&loaded);
     println!();
     println!("scale (start until every running=true; peak RSS):");
     let show = |label: &str, s: &Scale| {
@@ -341,6 +486,8 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
             }
         },
         "round_trip": {"host_embedded": rt_host.to_json(), "hat_gateway_hat_event": rt_hat.to_json()},
+        "round_trip_under_load": loaded.to_json(),
+        "gateway_alone": alone.to_json(),
         "scale": scale.iter().map(|(count, e, h, p)| json!({
             "devices": count,
             "host_embedded": e.to_json(),

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
+/// The gateway name of every gateway under test (gateway-host and hat-gateway).
+pub(crate) const GATEWAY_NAME: &str = "gw1";
+
 /// Where the binaries and the venv are.
 #[derive(Debug, Clone)]
 pub(crate) struct Tools {
@@ -225,6 +228,46 @@ impl Tools {
         enable_devices: bool,
         limits: Value,
     ) -> anyhow::Result<Proc> {
+        self.start_gateway_host(
+            label,
+            GATEWAY_NAME,
+            remote_port,
+            listen_port,
+            devices,
+            enable_devices,
+            limits,
+        )
+        .await
+    }
+
+    /// gateway-host with no devices, only its embedded server listening on `port`: an
+    /// event server of its own process for other gateways. Its gateway name is not
+    /// theirs ([`GATEWAY_NAME`]): the embedded server refuses a TCP client's events
+    /// under its own gateway's output types.
+    pub(crate) async fn event_server(&self, label: &str, port: u16) -> anyhow::Result<Proc> {
+        self.start_gateway_host(
+            label,
+            "bench-event-server",
+            None,
+            port,
+            &[],
+            false,
+            json!({}),
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn start_gateway_host(
+        &self,
+        label: &str,
+        name: &str,
+        remote_port: Option<u16>,
+        listen_port: u16,
+        devices: &[Value],
+        enable_devices: bool,
+        limits: Value,
+    ) -> anyhow::Result<Proc> {
         let event_server = match remote_port {
             Some(port) => json!({"eventer_server": {"host": "127.0.0.1", "port": port}}),
             None => json!({"embedded": {
@@ -235,7 +278,7 @@ impl Tools {
             }}),
         };
         let conf = json!({
-            "name": "gw1",
+            "name": name,
             "event_server": event_server,
             "devices": devices,
             "log": {"level": "warn"}
@@ -263,7 +306,7 @@ impl Tools {
         devices: &[Value],
     ) -> anyhow::Result<Proc> {
         let conf = json!({
-            "name": "gw1",
+            "name": GATEWAY_NAME,
             "event_server": {"eventer_server": {"host": "127.0.0.1", "port": port}},
             "devices": devices
         });

@@ -20,8 +20,10 @@ pub(crate) const BATCH: usize = 1000;
 const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
 /// Distinct event types the start-up scenario lets the embedded server hold per
-/// device (`event_server.embedded.limits.max_event_types`).
-const STARTUP_TYPES_PER_DEVICE: usize = 4;
+/// device (`event_server.embedded.limits.max_event_types`): each `sim` device has 6
+/// (`system/enable`, `gateway/running` and its 4 points' data; with 4, the server
+/// refused most devices' initial data events).
+const STARTUP_TYPES_PER_DEVICE: usize = 8;
 
 /// Bytes of notifications and answers the embedded server may queue for the start-up
 /// scenario's subscriber (`event_server.embedded.limits.max_outbound_bytes`).
@@ -274,8 +276,18 @@ pub(crate) async fn round_trip(
     kind: Gateway,
     count: usize,
 ) -> anyhow::Result<RoundTrip> {
-    let prefix = kind.prefix("s1");
-    enable_and_wait(server_port, kind, "s1").await?;
+    round_trip_on(server_port, kind, "s1", count).await
+}
+
+/// [`round_trip`] on the device named `device`.
+async fn round_trip_on(
+    server_port: u16,
+    kind: Gateway,
+    device: &str,
+    count: usize,
+) -> anyhow::Result<RoundTrip> {
+    let prefix = kind.prefix(device);
+    enable_and_wait(server_port, kind, device).await?;
     let result_type = with(&prefix, &["gateway", "write", "p0"]);
     let (client, mut rx) = connect(server_port, "bench/commander", vec![result_type]).await?;
     let command_type = with(&prefix, &["system", "write", "p0"]);
@@ -464,8 +476,8 @@ pub(crate) async fn startup_embedded(
     let t0 = Instant::now();
     let deadline = tokio::time::Instant::now() + limit;
     let label = format!("scale-embedded-{count}");
-    // Each device has an enable and a running type (and the sim's points, once data
-    // flows): the default 100,000 distinct types would refuse the 100,000-device run.
+    // Each device has an enable and a running type and its points' data types: the
+    // default 100,000 distinct types would refuse the 100,000-device run.
     // The subscriber gets a notification per device and the latest query's answer
     // holds every device's running event (about 15 MB at 100,000 devices): the
     // default outbound limits (16 MiB, 4096 messages) would drop it as a slow client.
@@ -569,5 +581,85 @@ pub(crate) async fn startup_embedded(
         threads,
         cpu_seconds,
         stopped,
+    })
+}
+
+/// Seconds between the changes of the latency scenario's loading device (each of its
+/// points changes every period: 1,000 points give 100,000 events/s).
+pub(crate) const LOAD_PERIOD_S: f64 = 0.01;
+
+/// Command round trips on one device while another device of the same gateway loads
+/// it (issue 12, goal 4).
+#[derive(Debug, Clone)]
+pub(crate) struct LoadedRoundTrip {
+    /// The round trips, measured as [`round_trip`] does.
+    pub round_trip: RoundTrip,
+    /// Events per second the loading device offered (points / period).
+    pub offered_per_s: f64,
+    /// Events per second it registered while the commands ran (from its points' values).
+    pub load_per_s: f64,
+    /// CPU seconds of the gateway process per 100,000 load events.
+    pub cpu_per_100k: f64,
+}
+
+impl LoadedRoundTrip {
+    /// As JSON.
+    pub(crate) fn to_json(&self) -> Value {
+        let mut doc = self.round_trip.to_json();
+        doc["offered_events_per_s"] = json!(self.offered_per_s);
+        doc["load_events_per_s"] = json!(self.load_per_s);
+        doc["cpu_s_per_100k_events"] = json!(self.cpu_per_100k);
+        doc
+    }
+}
+
+/// The sum of the loading device's point values: every point goes up by 1 per period,
+/// so the difference of two sums is the events registered in between.
+async fn load_sum(client: &Client, prefix: &EventType) -> anyhow::Result<i64> {
+    let result = client
+        .query(gateway_model::QueryParams::Latest(
+            gateway_model::QueryLatestParams {
+                event_types: Some(vec![with(prefix, &["gateway", "data", "*"])]),
+            },
+        ))
+        .await?;
+    Ok(result
+        .events
+        .iter()
+        .filter_map(|e| e.payload.as_ref()?.json_value()?.get("value")?.as_i64())
+        .sum())
+}
+
+/// `writes` sequential write commands to device `s2` of gateway-host on its embedded
+/// server, while device `load` changes `load_points` points every [`LOAD_PERIOD_S`].
+pub(crate) async fn round_trip_under_load(
+    tools: &Tools,
+    writes: usize,
+    load_points: usize,
+) -> anyhow::Result<LoadedRoundTrip> {
+    let points: Vec<String> = (0..load_points).map(|i| format!("p{i}")).collect();
+    let devices = [
+        json!({"module": "sim", "name": "load", "points": points, "period": LOAD_PERIOD_S}),
+        json!({"module": "sim", "name": "s2", "points": ["p0"]}),
+    ];
+    let port = free_port()?;
+    let gateway = tools
+        .gateway_host("latency", None, port, &devices, true)
+        .await?;
+    let load = Gateway::Host.prefix("load");
+    enable_and_wait(port, Gateway::Host, "load").await?;
+    let (ctl, _ctl_rx) = connect(port, "bench/load-counter", vec![]).await?;
+    let sum0 = load_sum(&ctl, &load).await?;
+    let cpu0 = gateway.cpu_seconds()?;
+    let t0 = Instant::now();
+    let round_trip = round_trip_on(port, Gateway::Host, "s2", writes).await?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let cpu = gateway.cpu_seconds()? - cpu0;
+    let events = (load_sum(&ctl, &load).await? - sum0).max(0) as f64;
+    Ok(LoadedRoundTrip {
+        round_trip,
+        offered_per_s: load_points as f64 / LOAD_PERIOD_S,
+        load_per_s: events / seconds,
+        cpu_per_100k: cpu / events.max(1.0) * 100_000.0,
     })
 }

@@ -55,6 +55,34 @@ fn smoke_run_reports_every_scenario() {
         assert_eq!(rt["count"], 50);
         assert!(rt["p50_ms"].as_f64().unwrap() <= rt["max_ms"].as_f64().unwrap());
     }
+    // The gateways alone (issue 12, goal 3): both bursts counted, a CPU ratio.
+    let alone = &doc["gateway_alone"];
+    for key in [
+        "host_on_separate_embedded",
+        "hat_gateway_on_separate_embedded",
+    ] {
+        assert_eq!(alone[key]["events"], 2000, "{key}: {alone}");
+        assert!(
+            alone[key]["cpu_s_per_100k_events"].as_f64().unwrap() > 0.0,
+            "{key}: {alone}"
+        );
+    }
+    assert!(
+        alone["hat_over_host_cpu"].as_f64().unwrap() > 0.0,
+        "{alone}"
+    );
+    // The round trip under load (issue 12, goal 4): every command answered while the
+    // loading device registered events.
+    let loaded = &doc["round_trip_under_load"];
+    assert_eq!(loaded["count"], 50, "{loaded}");
+    assert!(
+        loaded["p50_ms"].as_f64().unwrap() <= loaded["max_ms"].as_f64().unwrap(),
+        "{loaded}"
+    );
+    assert!(
+        loaded["load_events_per_s"].as_f64().unwrap() > 0.0,
+        "{loaded}"
+    );
     // The start-up scenario (issue 12): every device ran, with per-device figures.
     let startup = &doc["startup_embedded"][0];
     assert_eq!(startup["devices"], 20, "{startup}");
