@@ -343,12 +343,21 @@ fn check(args: &RunArgs) -> Result<(), CliError> {
     for warning in &validated.warnings {
         eprintln!("gateway-host: warning: {}: {warning}", raw.origin);
     }
-    print_stdout(&format!(
-        "{}: valid (gateway {:?}, {} device(s))",
+    let mut report = format!(
+        "{}: valid (gateway {:?}, {} device(s))\nevent types: {}",
         raw.origin,
         validated.spec.name,
-        validated.spec.devices.len()
-    ))
+        validated.spec.devices.len(),
+        validated.compat.layout_line()
+    );
+    if !validated.compat.mapped.is_empty() {
+        report.push_str("\nhat-gateway features mapped:");
+        for line in &validated.compat.mapped {
+            report.push_str("\n  ");
+            report.push_str(line);
+        }
+    }
+    print_stdout(&report)
 }
 
 fn schema(device_type: Option<&str>, plugins: &PluginArgs) -> Result<(), CliError> {
@@ -497,8 +506,12 @@ fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
             config = %raw.origin,
             gateway = %validated.spec.name,
             devices = validated.spec.devices.len(),
+            event_types = %validated.compat.layout_line(),
             "starting"
         );
+        for line in &validated.compat.mapped {
+            tracing::info!(config = %raw.origin, "hat-gateway feature mapped: {line}");
+        }
         crate::ops::metrics::global().configure(&validated.spec);
         let endpoint = match &validated.metrics {
             Some(config) => match crate::ops::http::MetricsServer::bind(config).await {

@@ -124,7 +124,7 @@ pub async fn run_embedded(
             let connected = server
                 .connect(
                     &engine::client_name(&spec.name),
-                    engine::subscriptions(&spec.name),
+                    engine::gateway_subscriptions(spec),
                 )
                 .await;
             let end = match connected {
@@ -161,9 +161,7 @@ async fn enable_unconfigured_devices(spec: &GatewaySpec, server: &EmbeddedServer
     let enable_types: Vec<_> = spec
         .devices
         .iter()
-        .map(|d| {
-            engine::enable_event_type(&engine::device_prefix(&spec.name, &d.device_type, &d.name))
-        })
+        .map(|d| engine::enable_event_type(&spec.device_prefix(&d.device_type, &d.name)))
         .collect();
     if enable_types.is_empty() {
         return;
@@ -201,7 +199,7 @@ async fn run_remote(
         loop {
             let mut config = ClientConfig::new(engine::client_name(&spec.name));
             config.client_token = token.clone();
-            config.subscriptions = engine::subscriptions(&spec.name);
+            config.subscriptions = engine::gateway_subscriptions(spec);
             let connected = tokio::select! {
                 () = shutdown.cancelled() => break,
                 connected = Client::connect((host, port), config) => connected,
@@ -382,7 +380,7 @@ async fn server_loop(
     loop {
         let mut config = ClientConfig::new(engine::client_name(&spec.name));
         config.client_token = data.token.clone();
-        config.subscriptions = engine::subscriptions(&spec.name);
+        config.subscriptions = engine::gateway_subscriptions(&spec);
         config.server_id = Some(data.server_id);
         let connected = tokio::select! {
             () = cancel.cancelled() => break,

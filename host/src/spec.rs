@@ -28,6 +28,69 @@ pub struct GatewaySpec {
     pub require_operational: bool,
     /// Configured devices, in configuration order.
     pub devices: Vec<DeviceSpec>,
+    /// The event-type layout (`event_types`).
+    pub event_types: EventTypes,
+}
+
+impl GatewaySpec {
+    /// The event-type prefix of a device of this gateway, by its layout.
+    pub fn device_prefix(&self, device_type: &str, device: &str) -> gateway_model::EventType {
+        self.event_types
+            .device_prefix(&self.name, device_type, device)
+    }
+}
+
+/// The event-type layout of a gateway (`event_types` in the main configuration;
+/// `docs/gateway-semantics.md` section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventTypes {
+    /// `seeds` (the default): the original hat-gateway documents' 4-segment prefix
+    /// `gateway/<gateway>/<device_type>/<device>`, one subscription
+    /// `gateway/<gateway>/?/?/system/*`, an initial `running=false` per device.
+    #[default]
+    Seeds,
+    /// `hat-gateway-0.6`: hat-gateway 0.6.5 to 0.6.48's 3-segment prefix
+    /// `gateway/<device_type>/<device>`, one subscription per device
+    /// (`gateway/<device_type>/<device>/system/*`), no initial `running=false`.
+    HatGateway06,
+}
+
+impl EventTypes {
+    /// The configuration value: `seeds` or `hat-gateway-0.6`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Seeds => "seeds",
+            Self::HatGateway06 => "hat-gateway-0.6",
+        }
+    }
+
+    /// Segments of a device prefix: 4 (`seeds`) or 3 (`hat-gateway-0.6`).
+    pub const fn prefix_len(self) -> usize {
+        match self {
+            Self::Seeds => 4,
+            Self::HatGateway06 => 3,
+        }
+    }
+
+    /// A device's event-type prefix.
+    pub fn device_prefix(
+        self,
+        gateway: &str,
+        device_type: &str,
+        device: &str,
+    ) -> gateway_model::EventType {
+        match self {
+            Self::Seeds => gateway_model::EventTypePrefix::device(gateway, device_type, device),
+            Self::HatGateway06 => gateway_model::EventTypePrefix::hat_device(device_type, device),
+        }
+        .into_event_type()
+    }
+
+    /// Whether a proxy registers `running=false` when it starts (the seeds do;
+    /// hat-gateway 0.6.43 and later do not).
+    pub const fn initial_running_false(self) -> bool {
+        matches!(self, Self::Seeds)
+    }
 }
 
 /// `event_server` section: exactly one mode.

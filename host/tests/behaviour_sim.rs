@@ -58,6 +58,7 @@ async fn sim_plugin_runs_through_the_engine_on_the_embedded_server() {
             enable_devices: true,
         },
         require_operational: false,
+        event_types: gateway_host::spec::EventTypes::Seeds,
         devices: vec![DeviceSpec {
             device_type: "sim".into(),
             name: "s1".into(),

@@ -90,6 +90,7 @@ async fn a_flooding_device_does_not_delay_another_devices_events() {
             token: None,
         },
         require_operational: false,
+        event_types: gateway_host::spec::EventTypes::Seeds,
         devices,
     };
     let shutdown = CancellationToken::new();

@@ -84,3 +84,61 @@ async fn out_of_tree_plugin_builds_loads_and_runs() {
     }
     device.close().await;
 }
+
+/// A plugin built against gateway-plugin-api 1.1.0 (`tests/api-1.1-plugin`: its own
+/// project on a frozen copy of 1.1.0's ABI, whose root module has no `hat_modules`),
+/// in the same target directory as the vendor plugin above (same dependencies).
+fn build_api_1_1_plugin() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api-1.1-plugin/Cargo.toml");
+    let target_dir = profile_dir().parent().unwrap().join("out-of-tree-plugin");
+    let mut output = cargo_build(&manifest, &target_dir, true);
+    if !output.status.success() {
+        output = cargo_build(&manifest, &target_dir, false);
+    }
+    assert!(
+        output.status.success(),
+        "building the API 1.1 plugin failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    target_dir.join("debug/liblegacy_echo.so")
+}
+
+/// API 1.2 appended `hat_modules` to the root module; a plugin built against 1.1 must
+/// still load (abi_stable refuses a root module with fewer fields than the type it is
+/// checked against, so the host checks against the 1.0 prefix), report no hat modules,
+/// and run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_built_against_api_1_1_still_loads_and_runs() {
+    let built = build_api_1_1_plugin();
+    let dir = PluginDir::new();
+    let file = dir.path.join("liblegacy_echo.so");
+    std::fs::copy(&built, &file).unwrap();
+
+    let registry = PluginRegistry::new(PluginSearch::new(vec![dir.path.clone()], false));
+    let plugin = registry.resolve("legacy_echo").unwrap();
+    let info = plugin.info();
+    assert_eq!(info.api_version, "1.1.0");
+    assert_eq!(info.device_type, "legacy_echo");
+    assert!(info.hat_modules.is_empty(), "{:?}", info.hat_modules);
+    // A hat module name finds no plugin here, and says so.
+    let err = registry
+        .resolve("hat.gateway.devices.modbus.master")
+        .unwrap_err();
+    assert!(err.to_string().contains("no plugin declares it"), "{err}");
+
+    let (client, mut calls) = RecordingClient::new();
+    let device = plugin
+        .create(json!({"name": "e"}), context(client, "legacy_echo", "e"))
+        .await
+        .unwrap();
+    let prefix = prefix("legacy_echo", "e");
+    device
+        .process_event(event(&prefix, &["system", "ping"], json!({"n": 1})))
+        .await
+        .unwrap();
+    assert_eq!(
+        next_register(&mut calls).await,
+        vec![("gateway/echo".to_owned(), json!({"n": 1}))]
+    );
+    device.close().await;
+}

@@ -49,6 +49,7 @@ fn gateway(devices: Vec<DeviceSpec>) -> GatewaySpec {
             enable_devices: true,
         },
         require_operational: false,
+        event_types: gateway_host::spec::EventTypes::Seeds,
         devices,
     }
 }

@@ -117,6 +117,7 @@ async fn reconnect_does_not_wait_for_a_hung_create_or_close() {
             token: None,
         },
         require_operational: false,
+        event_types: gateway_host::spec::EventTypes::Seeds,
         devices,
     };
     let shutdown = CancellationToken::new();

@@ -3,8 +3,8 @@
 use crate::EventType;
 
 /// An event-type prefix, usually a device's
-/// `[gateway, <gateway name>, <device type>, <device name>]`, and the one way to put a
-/// suffix after it.
+/// `[gateway, <gateway name>, <device type>, <device name>]` (or hat-gateway 0.6's
+/// `[gateway, <device type>, <device name>]`), and the one way to put a suffix after it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct EventTypePrefix(EventType);
 
@@ -19,6 +19,16 @@ impl EventTypePrefix {
         Self(vec![
             "gateway".to_owned(),
             gateway.to_owned(),
+            device_type.to_owned(),
+            device.to_owned(),
+        ])
+    }
+
+    /// A device's prefix in hat-gateway 0.6.5 and later (up to 0.6.48):
+    /// `[gateway, <device_type>, <device>]`, without the gateway name.
+    pub fn hat_device(device_type: &str, device: &str) -> Self {
+        Self(vec![
+            "gateway".to_owned(),
             device_type.to_owned(),
             device.to_owned(),
         ])
@@ -103,5 +113,18 @@ mod tests {
             None
         );
         assert_eq!(EventType::from(prefix.clone()), prefix.into_event_type());
+    }
+
+    #[test]
+    fn hat_device_prefix_has_no_gateway_name() {
+        let prefix = EventTypePrefix::hat_device("modbus_master", "plc1");
+        assert_eq!(
+            prefix.segments(),
+            event_type_from_str("gateway/modbus_master/plc1")
+        );
+        assert_eq!(
+            prefix.join_path("gateway/running"),
+            event_type_from_str("gateway/modbus_master/plc1/gateway/running")
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! `FILE: JSON-POINTER: REASON`; nothing here touches the network.
 
 mod error;
+mod hat;
 mod parse;
 mod schema;
 
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use error::{escape_token, ConfigError, ConfigErrors, ErrorLocation};
+pub use hat::{Compat, LayoutSource};
 pub use parse::{
     find_default, find_default_from_env, parse, read, ConfigSource, Format, RawConfig,
     DEFAULT_FILE_NAMES, STDIN_NAME,
@@ -27,13 +29,14 @@ use crate::device::DeviceFactory;
 use crate::embedded::{EmbeddedConfig, TcpLimits};
 use crate::logging::{LogConfig, LogFormat};
 use crate::spec::{
-    DeviceSpec, EventServerSpec, GatewaySpec, RestartPolicy, DEFAULT_CLOSE_TIMEOUT,
+    DeviceSpec, EventServerSpec, EventTypes, GatewaySpec, RestartPolicy, DEFAULT_CLOSE_TIMEOUT,
     DEFAULT_CREATE_TIMEOUT, DEFAULT_EVENT_QUEUE_SIZE,
 };
 
 /// Top-level keys of the main schema.
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "type",
+    "event_types",
     "version",
     "name",
     "event_server",
@@ -62,6 +65,8 @@ pub struct ValidatedConfig {
     pub embedded: EmbeddedConfig,
     /// The `metrics` section; `None`: no metrics endpoint.
     pub metrics: Option<crate::ops::MetricsConfig>,
+    /// The event-type layout and the hat-gateway features the file uses.
+    pub compat: Compat,
 }
 
 impl std::fmt::Debug for ValidatedConfig {
@@ -78,6 +83,7 @@ impl std::fmt::Debug for ValidatedConfig {
             .field("devices", &devices)
             .field("log", &self.log)
             .field("warnings", &self.warnings)
+            .field("compat", &self.compat)
             .finish()
     }
 }
@@ -123,9 +129,16 @@ pub fn validate(
     let doc = &raw.value;
     let mut errors = schema::validate_main(file, doc);
 
-    let devices = check_devices(file, doc, resolve, &mut errors);
+    let (event_types, source) = hat::layout(doc);
+    let mut compat = Compat {
+        event_types,
+        source,
+        mapped: Vec::new(),
+    };
+    let devices = check_devices(file, doc, resolve, &mut errors, &mut compat.mapped);
 
-    let log = match log_config(doc) {
+    let mut warnings = Vec::new();
+    let log = match log_config(doc, &mut compat.mapped, &mut warnings) {
         Ok(log) => log,
         Err(error) => {
             errors.push(ConfigError::at(file, "/log/filter", error));
@@ -150,12 +163,16 @@ pub fn validate(
         )
     })?;
     let require_operational = main.event_server.require_operational;
-    let embedded = match &main.event_server.embedded {
+    let mut embedded = match &main.event_server.embedded {
         Some(document) => document
             .server_config(&main.name)
             .map_err(|reason| ConfigError::at(file, "/event_server/embedded", reason))?,
         None => EmbeddedConfig::default(),
     };
+    if event_types != EventTypes::Seeds {
+        // The forgery guard knows the seeds' output types (`gateway/<name>/...`) only.
+        embedded.own_gateway = None;
+    }
 
     let metrics = crate::ops::MetricsConfig::from_document(doc)
         .map_err(|reason| ConfigError::at(file, "/metrics", reason))?;
@@ -163,7 +180,6 @@ pub fn validate(
         .event_server
         .into_spec()
         .map_err(|reason| ConfigError::at(file, "/event_server", reason))?;
-    let mut warnings = Vec::new();
     if let Some(map) = doc.as_object() {
         // hat allows unknown top-level keys, so they are not errors; but a typo such as
         // `plugin_dir` would otherwise go unnoticed.
@@ -174,9 +190,18 @@ pub fn validate(
     if doc.get("adminer_server").is_some() {
         warnings.push("adminer_server is not supported yet; ignored".to_owned());
     }
-    if doc.pointer("/log/version").is_some() {
+    for key in ["type", "version"] {
+        if let Some(value) = doc.get(key) {
+            compat
+                .mapped
+                .push(format!("{key}: {value} (informational)"));
+        }
+    }
+    if source == LayoutSource::HatModules {
         warnings.push(
-            "log: a hat logging.dictConfig document is ignored; use level, format and filter"
+            "event_types is not set and device modules are hat-gateway module names: \
+             using hat-gateway 0.6's event types (event_types: hat-gateway-0.6); set \
+             event_types to choose"
                 .to_owned(),
         );
     }
@@ -186,11 +211,13 @@ pub fn validate(
             event_server,
             require_operational,
             devices,
+            event_types,
         },
         log,
         warnings,
         embedded,
         metrics,
+        compat,
     })
 }
 
@@ -216,6 +243,7 @@ fn check_devices(
     doc: &Value,
     resolve: PluginResolver<'_>,
     errors: &mut Vec<ConfigError>,
+    mapped: &mut Vec<String>,
 ) -> Vec<DeviceSpec> {
     let Some(entries) = doc.get("devices").and_then(Value::as_array) else {
         return Vec::new();
@@ -262,6 +290,12 @@ fn check_devices(
         let Some((factory, device_schema)) = plugin else {
             continue;
         };
+        if crate::plugins::is_hat_module(module) {
+            mapped.push(format!(
+                "{pointer}/module: {module} -> device type {}",
+                factory.device_type()
+            ));
+        }
         let conf = plugin_conf(entry);
         if let Some(device_schema) = device_schema {
             errors.extend(device_schema.validate(file, &pointer, &conf));
@@ -321,14 +355,24 @@ fn plugin_conf(entry: &Value) -> Value {
     conf
 }
 
-/// Reads the `log` section; the error is the reason for `/log/filter`.
-fn log_config(doc: &Value) -> Result<LogConfig, String> {
+/// Reads the `log` section; the error is the reason for `/log/filter`. A hat
+/// `logging.dictConfig` document (one with `version`) is mapped onto ours
+/// ([`hat::map_dict_config`]).
+fn log_config(
+    doc: &Value,
+    mapped: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<LogConfig, String> {
     let mut log = LogConfig::default();
     let Some(section) = doc.get("log").and_then(Value::as_object) else {
         return Ok(log);
     };
     if section.contains_key("version") {
-        return Ok(log); // hat dictConfig: ignored (warned about).
+        let (log, more_mapped, more_warnings) = hat::map_dict_config(section);
+        mapped.extend(more_mapped);
+        warnings.extend(more_warnings);
+        log.env_filter().map_err(|err| err.to_string())?;
+        return Ok(log);
     }
     if let Some(level) = section.get("level").and_then(Value::as_str) {
         level.clone_into(&mut log.level);

@@ -350,7 +350,7 @@ fn monitor_component_needs_both_groups() {
 }
 
 #[test]
-fn log_section_is_read_and_hat_dict_config_is_ignored_with_a_warning() {
+fn log_section_is_read_and_hat_dict_config_is_mapped() {
     let mut value = doc(json!([]));
     value["log"] = json!({"level": "debug", "format": "json", "filter": "h2=warn"});
     let log = validate(&raw(value.clone()), &resolver).unwrap().log;
@@ -358,11 +358,16 @@ fn log_section_is_read_and_hat_dict_config_is_ignored_with_a_warning() {
     assert_eq!(log.format, LogFormat::Json);
     assert_eq!(log.directives(), "debug,h2=warn");
 
-    value["log"] = json!({"version": 1, "root": {"level": "INFO"}});
+    value["log"] = json!({"version": 1, "root": {"level": "DEBUG"}});
     value["adminer_server"] = json!({"host": "127.0.0.1", "port": 23016});
     let config = validate(&raw(value.clone()), &resolver).unwrap();
-    assert_eq!(config.log, LogConfig::default());
-    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    assert_eq!(config.log.level, "debug");
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    assert!(
+        config.warnings[0].contains("adminer_server"),
+        "{:?}",
+        config.warnings
+    );
 
     value["plugin_dir"] = json!("typo");
     let config = validate(&raw(value.clone()), &resolver).unwrap();
@@ -477,4 +482,104 @@ fn embedded_db_path_and_retained_seconds() {
         .unwrap_err()
         .to_string();
     assert!(bad.contains("/event_server/embedded/store"), "{bad}");
+}
+
+/// A resolver that also knows the hat-gateway module name of `sim` (as a plugin
+/// declaring it would).
+fn hat_resolver(module: &str) -> Result<Arc<dyn DeviceFactory>, String> {
+    match module {
+        "hat.gateway.devices.sim" => resolver("sim"),
+        other => resolver(other),
+    }
+}
+
+#[test]
+fn event_types_default_to_the_seeds() {
+    let config = validate(
+        &raw(doc(json!([{"module": "sim", "name": "s1"}]))),
+        &resolver,
+    )
+    .unwrap();
+    assert_eq!(config.spec.event_types, EventTypes::Seeds);
+    assert_eq!(config.compat.source, LayoutSource::Default);
+    assert!(
+        config.compat.mapped.is_empty(),
+        "{:?}",
+        config.compat.mapped
+    );
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert_eq!(config.embedded.own_gateway, None, "not the embedded mode");
+}
+
+#[test]
+fn hat_module_names_pick_the_hat_layout_with_a_warning() {
+    let value = doc(json!([{"module": "hat.gateway.devices.sim", "name": "s1"}]));
+    let config = validate(&raw(value), &hat_resolver).unwrap();
+    assert_eq!(config.spec.event_types, EventTypes::HatGateway06);
+    assert_eq!(config.compat.source, LayoutSource::HatModules);
+    assert_eq!(
+        config.spec.device_prefix("sim", "s1"),
+        gateway_model::event_type_from_str("gateway/sim/s1")
+    );
+    assert!(
+        config
+            .compat
+            .mapped
+            .contains(&"/devices/0/module: hat.gateway.devices.sim -> device type sim".to_owned()),
+        "{:?}",
+        config.compat.mapped
+    );
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("event_types is not set")),
+        "{:?}",
+        config.warnings
+    );
+    assert!(config
+        .compat
+        .layout_line()
+        .starts_with("hat-gateway-0.6 (picked"));
+}
+
+#[test]
+fn event_types_key_chooses_the_layout_and_is_checked() {
+    let mut value = doc(json!([{"module": "hat.gateway.devices.sim", "name": "s1"}]));
+    value["event_types"] = json!("seeds");
+    let config = validate(&raw(value.clone()), &hat_resolver).unwrap();
+    assert_eq!(config.spec.event_types, EventTypes::Seeds);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    value["event_types"] = json!("hat-gateway-0.6");
+    value["event_server"] = json!({"embedded": {}});
+    let config = validate(&raw(value.clone()), &hat_resolver).unwrap();
+    assert_eq!(config.spec.event_types, EventTypes::HatGateway06);
+    assert_eq!(config.compat.layout_line(), "hat-gateway-0.6 (event_types)");
+    // The forgery guard knows only the seeds' output types.
+    assert_eq!(config.embedded.own_gateway, None);
+
+    value["event_types"] = json!("hat-gateway-0.5");
+    value["devices"] = json!([{"module": "sim", "name": "s1"}]);
+    let lines = error_lines(value);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("gateway.yaml: /event_types: "),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn type_and_version_are_accepted_and_reported() {
+    let mut value = doc(json!([]));
+    value["type"] = json!("gateway");
+    value["version"] = json!("0.6.48");
+    let config = validate(&raw(value.clone()), &resolver).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    assert!(config
+        .compat
+        .mapped
+        .contains(&r#"version: "0.6.48" (informational)"#.to_owned()));
+    value["type"] = json!("event");
+    assert_eq!(error_lines(value).len(), 1);
 }

@@ -1,9 +1,9 @@
 //! The gateway engine: one device proxy per configured device, routing of notified
-//! events by their 4-segment prefix, and the start-up enable query
-//! (`docs/gateway-semantics.md` section 6).
+//! events by their device prefix (4 segments, or 3 with `event_types: hat-gateway-0.6`),
+//! and the start-up enable query (`docs/gateway-semantics.md` section 6).
 //!
 //! Every lookup of a device by an event type goes through a [`PrefixIndex`], a hash of
-//! the type's first 4 segments: routing an event, handing out the start-up query's
+//! the type's first 4 (3) segments: routing an event, handing out the start-up query's
 //! result and pairing a device with its predecessor on reconnection each cost one hash
 //! and (barring collisions) one comparison, whatever the number of devices. With a scan
 //! they cost one comparison per device, and start-up with 100,000 devices was
@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::device::{ClientError, DeviceClient};
-use crate::spec::{DeviceSpec, GatewaySpec};
+use crate::spec::{DeviceSpec, EventTypes, GatewaySpec};
 
 pub use proxy::{abandoned_calls, ProxyState};
 
@@ -63,7 +63,25 @@ pub fn client_name(gateway: &str) -> String {
     format!("gateway/{gateway}")
 }
 
-/// The one subscription a gateway asks for: `gateway/<name>/?/?/system/*`.
+/// The subscriptions a gateway asks for, by its layout: `gateway/<name>/?/?/system/*`
+/// (`seeds`), or one `gateway/<device_type>/<device>/system/*` per device
+/// (`hat-gateway-0.6`, as hat-gateway 0.6.48 does).
+pub fn gateway_subscriptions(spec: &GatewaySpec) -> Vec<EventType> {
+    match spec.event_types {
+        EventTypes::Seeds => subscriptions(&spec.name),
+        EventTypes::HatGateway06 => spec
+            .devices
+            .iter()
+            .map(|d| {
+                EventTypePrefix::new(spec.device_prefix(&d.device_type, &d.name))
+                    .join(&["system", "*"])
+            })
+            .collect(),
+    }
+}
+
+/// The one subscription a gateway asks for with the `seeds` layout:
+/// `gateway/<name>/?/?/system/*`.
 pub fn subscriptions(gateway: &str) -> Vec<EventType> {
     vec![vec![
         "gateway".to_owned(),
@@ -110,6 +128,8 @@ pub struct Engine {
     ended: Vec<(EventType, CancellationToken)>,
     /// `proxies` by prefix.
     index: PrefixIndex,
+    /// Segments of a device prefix in this engine's layout.
+    prefix_len: usize,
 }
 
 /// An engine closing in the background ([`Engine::close_in_background`]): the next
@@ -131,7 +151,7 @@ impl EngineClosing {
     }
 
     fn ended(&self, prefix: &[String]) -> Option<CancellationToken> {
-        if prefix.len() != DEVICE_PREFIX_LEN {
+        if prefix.len() != self.index.len {
             return None;
         }
         self.index
@@ -180,15 +200,16 @@ impl Engine {
         let mut ended = Vec::with_capacity(spec.devices.len());
         // Every device gets its own lane of the connection (fairness, proxy::fair).
         let fair = proxy::FairShare::new(client.clone());
+        let prefix_len = spec.event_types.prefix_len();
         for device in &spec.devices {
-            let (handle, proxy) = Self::new_proxy(&spec.name, device, &fair.lane(), &cancel);
+            let (handle, proxy) = Self::new_proxy(spec, device, &fair.lane(), &cancel);
             let after = previous.and_then(|p| p.ended(&handle.prefix));
             let proxy = proxy.with_detached(detached.clone()).after(after);
             ended.push((handle.prefix.clone(), proxy.ended()));
             tasks.spawn(proxy.run());
             proxies.push(handle);
         }
-        let index = PrefixIndex::new(proxies.iter().map(|p| &p.prefix[..]));
+        let index = PrefixIndex::new(proxies.iter().map(|p| &p.prefix[..]), prefix_len);
         if !proxies.is_empty() {
             let inputs: Vec<_> = proxies
                 .iter()
@@ -199,7 +220,7 @@ impl Engine {
             tasks.spawn(async move {
                 tokio::select! {
                     () = cancel.cancelled() => {}
-                    () = start_up_query(client, inputs, fatal_tx) => {}
+                    () = start_up_query(client, inputs, prefix_len, fatal_tx) => {}
                 }
             });
         }
@@ -212,19 +233,20 @@ impl Engine {
             detached,
             ended,
             index,
+            prefix_len,
         }
     }
 
     fn new_proxy(
-        gateway: &str,
+        spec: &GatewaySpec,
         device: &DeviceSpec,
         client: &Arc<dyn DeviceClient>,
         cancel: &CancellationToken,
     ) -> (ProxyHandle, DeviceProxy) {
-        let prefix = device_prefix(gateway, &device.device_type, &device.name);
+        let prefix = spec.device_prefix(&device.device_type, &device.name);
         let span = tracing::info_span!(
             "device",
-            gateway = %gateway,
+            gateway = %spec.name,
             device_type = %device.device_type,
             device = %device.name
         );
@@ -239,7 +261,8 @@ impl Engine {
             input_rx,
             shared.clone(),
             cancel.child_token(),
-        );
+        )
+        .with_initial_running_false(spec.event_types.initial_running_false());
         let handle = ProxyHandle {
             prefix,
             input: input_tx,
@@ -248,7 +271,7 @@ impl Engine {
         (handle, proxy)
     }
 
-    /// Routes one notified batch: each event whose first 4 segments equal a device
+    /// Routes one notified batch: each event whose first 4 (3) segments equal a device
     /// prefix goes to that proxy, in order; others are ignored. Never blocks.
     pub fn route(&mut self, events: Vec<Event>) {
         for event in events {
@@ -260,9 +283,10 @@ impl Engine {
                 tracing::debug!(event_type = ?event.event_type, "ignoring event for no configured device");
                 continue;
             };
-            let input = if event.event_type.len() == 6
-                && event.event_type[4] == "system"
-                && event.event_type[5] == "enable"
+            let len = self.prefix_len;
+            let input = if event.event_type.len() == len + 2
+                && event.event_type[len] == "system"
+                && event.event_type[len + 1] == "enable"
             {
                 ProxyInput::Enable(is_enabled(event.payload.as_ref()))
             } else {
@@ -307,7 +331,7 @@ impl Engine {
         self.cancel.cancel();
         let mut tasks = std::mem::take(&mut self.tasks);
         let ended = std::mem::take(&mut self.ended);
-        let index = PrefixIndex::new(ended.iter().map(|(p, _)| &p[..]));
+        let index = PrefixIndex::new(ended.iter().map(|(p, _)| &p[..]), self.prefix_len);
         let task = tokio::spawn(async move {
             join_all(&mut tasks).await;
             tracing::debug!("engine closed in the background");
@@ -335,6 +359,7 @@ async fn join_all(tasks: &mut JoinSet<()>) {
 async fn start_up_query(
     client: Arc<dyn DeviceClient>,
     inputs: Vec<(EventType, mpsc::Sender<ProxyInput>)>,
+    prefix_len: usize,
     fatal: mpsc::Sender<EngineError>,
 ) {
     let params = QueryParams::Latest(QueryLatestParams {
@@ -349,7 +374,7 @@ async fn start_up_query(
             return;
         }
     };
-    let enabled = enable_states(&inputs, &result.events);
+    let enabled = enable_states(&inputs, &result.events, prefix_len);
     for ((_, input), enabled) in inputs.into_iter().zip(enabled) {
         // `send` waits for room: the proxy always drains its input, and the
         // result must not be lost. It fails only when the proxy has ended.
@@ -359,9 +384,13 @@ async fn start_up_query(
 
 /// Each input's enable state in a query result: the value of the last event of exactly
 /// its enable type, `None` without one. One hash lookup per result event.
-fn enable_states<T>(inputs: &[(EventType, T)], events: &[Event]) -> Vec<Option<bool>> {
-    let prefix = |i: usize| &inputs[i].0[..inputs[i].0.len().min(DEVICE_PREFIX_LEN)];
-    let index = PrefixIndex::new((0..inputs.len()).map(prefix));
+fn enable_states<T>(
+    inputs: &[(EventType, T)],
+    events: &[Event],
+    prefix_len: usize,
+) -> Vec<Option<bool>> {
+    let prefix = |i: usize| &inputs[i].0[..inputs[i].0.len().min(prefix_len)];
+    let index = PrefixIndex::new((0..inputs.len()).map(prefix), prefix_len);
     let mut enabled = vec![None; inputs.len()];
     for event in events {
         let Some(i) = index.get(&event.event_type, prefix) else {
@@ -375,8 +404,8 @@ fn enable_states<T>(inputs: &[(EventType, T)], events: &[Event]) -> Vec<Option<b
     enabled
 }
 
-/// Positions of device prefixes (4 segments), found by a hash of an event type's first
-/// 4 segments. Positions with equal hashes are chained in ascending order, so with two
+/// Positions of device prefixes (`len` segments: 4, or 3 with `hat-gateway-0.6`),
+/// found by a hash of an event type's first `len` segments. Positions with equal hashes are chained in ascending order, so with two
 /// equal prefixes the first one wins, as with a scan.
 #[derive(Debug)]
 struct PrefixIndex {
@@ -385,21 +414,24 @@ struct PrefixIndex {
     heads: HashMap<u64, usize>,
     /// Position -> the next position with the same hash, or `NO_NEXT`.
     next: Vec<usize>,
+    /// Segments of every indexed prefix.
+    len: usize,
 }
 
 const NO_NEXT: usize = usize::MAX;
 
 impl PrefixIndex {
-    /// Indexes `prefixes` by position; a prefix that is not 4 segments long is never
-    /// found.
-    fn new<'a>(prefixes: impl ExactSizeIterator<Item = &'a [String]>) -> Self {
+    /// Indexes `prefixes` by position; a prefix that is not `len` segments long is
+    /// never found.
+    fn new<'a>(prefixes: impl ExactSizeIterator<Item = &'a [String]>, len: usize) -> Self {
         let mut index = Self {
             hasher: RandomState::new(),
             heads: HashMap::with_capacity(prefixes.len()),
             next: vec![NO_NEXT; prefixes.len()],
+            len,
         };
         let hashes: Vec<Option<u64>> = prefixes
-            .map(|p| (p.len() == DEVICE_PREFIX_LEN).then(|| index.hash(p)))
+            .map(|p| (p.len() == len).then(|| index.hash(p)))
             .collect();
         // Backwards, each at the head of its chain: the chains end up ascending.
         for (position, hash) in hashes.iter().enumerate().rev() {
@@ -416,14 +448,14 @@ impl PrefixIndex {
         self.hasher.hash_one(prefix)
     }
 
-    /// The first position whose prefix (`prefix_of(position)`) is the first 4 segments
-    /// of `event_type`.
+    /// The first position whose prefix (`prefix_of(position)`) is the first `len`
+    /// segments of `event_type`.
     fn get<'a>(
         &self,
         event_type: &[String],
         prefix_of: impl Fn(usize) -> &'a [String],
     ) -> Option<usize> {
-        let prefix = event_type.get(..DEVICE_PREFIX_LEN)?;
+        let prefix = event_type.get(..self.len)?;
         let mut position = *self.heads.get(&self.hash(prefix))?;
         while position != NO_NEXT {
             if same_prefix(prefix_of(position), prefix) {
@@ -552,6 +584,7 @@ mod tests {
                 token: None,
             },
             require_operational: false,
+            event_types: EventTypes::Seeds,
             devices: (0..devices)
                 .map(|i| {
                     DeviceSpec::new(
@@ -573,7 +606,7 @@ mod tests {
             t("gateway/gw/sim/a"),
             t("x/y"),
         ];
-        let index = PrefixIndex::new(prefixes.iter().map(|p| &p[..]));
+        let index = PrefixIndex::new(prefixes.iter().map(|p| &p[..]), DEVICE_PREFIX_LEN);
         let get = |ty: &str| index.get(&t(ty), |i| &prefixes[i][..]);
         assert_eq!(get("gateway/gw/sim/a/system/enable"), Some(0));
         assert_eq!(get("gateway/gw/sim/a"), Some(0));
@@ -603,7 +636,7 @@ mod tests {
             event(t("gateway/gw/sim/z/system/enable"), serde_json::json!(true)),
         ];
         assert_eq!(
-            enable_states(&inputs, &events),
+            enable_states(&inputs, &events, DEVICE_PREFIX_LEN),
             vec![Some(false), None, Some(true)]
         );
     }
@@ -642,6 +675,62 @@ mod tests {
         }
     }
 
+    /// `event_types: hat-gateway-0.6`: one subscription per device, and routing by the
+    /// 3-segment prefix `gateway/<device_type>/<device>`.
+    #[tokio::test]
+    async fn hat_layout_subscribes_per_device_and_routes_by_3_segments() {
+        assert_eq!(
+            gateway_subscriptions(&spec(2)),
+            vec![t("gateway/gw/?/?/system/*")]
+        );
+        let mut spec = spec(2);
+        spec.event_types = EventTypes::HatGateway06;
+        assert_eq!(
+            gateway_subscriptions(&spec),
+            vec![t("gateway/sim/d0/system/*"), t("gateway/sim/d1/system/*")]
+        );
+        let client = Arc::new(Client::default());
+        let mut engine = Engine::start(&spec, client, CancellationToken::new());
+        assert_eq!(engine.proxies[1].prefix, t("gateway/sim/d1"));
+        let mut receivers = Vec::new();
+        for proxy in &mut engine.proxies {
+            let (tx, rx) = mpsc::channel(8);
+            proxy.input = tx;
+            receivers.push(rx);
+        }
+        engine.route(vec![
+            event(t("gateway/sim/d1/system/enable"), serde_json::json!(true)),
+            event(t("gateway/sim/d0/system/x"), serde_json::json!(1)),
+            // The seeds' types mean nothing in this layout.
+            event(
+                t("gateway/gw/sim/d0/system/enable"),
+                serde_json::json!(true),
+            ),
+            event(t("gateway/sim/d0/system/enable/x"), serde_json::json!(true)),
+        ]);
+        assert!(matches!(
+            receivers[1].try_recv(),
+            Ok(ProxyInput::Enable(true))
+        ));
+        assert!(matches!(
+            receivers[0].try_recv(),
+            Ok(ProxyInput::Event(e)) if e.event_type == t("gateway/sim/d0/system/x")
+        ));
+        assert!(matches!(
+            receivers[0].try_recv(),
+            Ok(ProxyInput::Event(e)) if e.event_type == t("gateway/sim/d0/system/enable/x")
+        ));
+        for rx in &mut receivers {
+            assert!(rx.try_recv().is_err(), "nothing else was routed");
+        }
+        let inputs: Vec<(EventType, ())> = vec![(t("gateway/sim/d0/system/enable"), ())];
+        let events = [event(
+            t("gateway/sim/d0/system/enable"),
+            serde_json::json!(true),
+        )];
+        assert_eq!(enable_states(&inputs, &events, 3), vec![Some(true)]);
+    }
+
     /// Issue 12: start-up cost must stay linear in the number of devices. Counts the
     /// prefix comparisons (not time) of the start-up query's hand-out, of routing one
     /// event to every device, and of pairing every device with its predecessor on
@@ -675,7 +764,13 @@ mod tests {
                 })
                 .collect();
             let (fatal_tx, _fatal) = mpsc::channel(1);
-            let ((), query) = counted(start_up_query(client.clone(), inputs, fatal_tx)).await;
+            let ((), query) = counted(start_up_query(
+                client.clone(),
+                inputs,
+                DEVICE_PREFIX_LEN,
+                fatal_tx,
+            ))
+            .await;
             for rx in &mut receivers {
                 assert!(matches!(
                     rx.try_recv(),

@@ -27,6 +27,9 @@ fn print_plugin(plugin: &LoadedPlugin, out: &mut dyn Write) -> std::io::Result<(
         info.api_version,
         info.json_schema_id.as_deref().unwrap_or("-")
     )?;
+    if !info.hat_modules.is_empty() {
+        writeln!(out, "      hat modules: {}", info.hat_modules.join(", "))?;
+    }
     writeln!(out, "      {}", info.path.display())
 }
 
@@ -68,6 +71,15 @@ fn details(
     writeln!(out, "version:      {}", info.version)?;
     writeln!(out, "device type:  {}", info.device_type)?;
     writeln!(out, "api version:  {}", info.api_version)?;
+    writeln!(
+        out,
+        "hat modules:  {}",
+        if info.hat_modules.is_empty() {
+            "-".to_owned()
+        } else {
+            info.hat_modules.join(", ")
+        }
+    )?;
     writeln!(out, "file:         {}", info.path.display())?;
     writeln!(
         out,

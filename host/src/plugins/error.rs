@@ -20,6 +20,21 @@ pub enum PluginError {
         /// Directories searched, in order.
         searched: Vec<PathBuf>,
     },
+    /// `module` named a hat-gateway device module (a Python module name) that no
+    /// plugin in the plugin directories declares.
+    #[error(
+        "hat-gateway module {module:?}: no plugin declares it (looked in {}); plugins declaring hat modules: {}",
+        display_dirs(searched),
+        if declared.is_empty() { "none".to_owned() } else { declared.join(", ") }
+    )]
+    HatModuleNotFound {
+        /// The `module` value.
+        module: String,
+        /// Directories searched, in order.
+        searched: Vec<PathBuf>,
+        /// `plugin (hat.module, ...)` for every plugin found that declares some.
+        declared: Vec<String>,
+    },
     /// The file or directory could not be read.
     #[error("{}: cannot read: {source}", path.display())]
     Io {
@@ -224,10 +239,11 @@ fn display_dirs(dirs: &[PathBuf]) -> String {
 }
 
 impl PluginError {
-    /// The file or directory the error is about (`None` for [`PluginError::NotFound`]).
+    /// The file or directory the error is about (`None` for [`PluginError::NotFound`]
+    /// and [`PluginError::HatModuleNotFound`]).
     pub fn path(&self) -> Option<&std::path::Path> {
         match self {
-            Self::NotFound { .. } => None,
+            Self::NotFound { .. } | Self::HatModuleNotFound { .. } => None,
             Self::Io { path, .. }
             | Self::Insecure { path, .. }
             | Self::NotSharedLibrary { path, .. }

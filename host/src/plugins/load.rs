@@ -5,7 +5,8 @@ use std::path::Path;
 
 use abi_stable::library::{lib_header_from_path, LibraryError, RootModuleError};
 use gateway_plugin_api::abi::{
-    check_api_semver, current_api_semver, ApiMismatch, HostLogFn, PluginRootRef, API_VERSION,
+    check_api_semver, current_api_semver, root_1_0, ApiMismatch, HostLogFn, PluginRootRef,
+    API_VERSION,
 };
 
 use super::adapter::{host_log, LoadedPlugin};
@@ -112,9 +113,13 @@ pub(crate) fn load_plugin(path: &Path, allow_insecure: bool) -> Result<LoadedPlu
     let header = lib_header_from_path(path).map_err(|err| map_library_error(path, err))?;
     // The API version the library was built with, checked before any plugin code runs.
     version_error(path, header.version_strings().version.as_str())?;
+    // Checked against API 1.0's root module, which every 1.x plugin has (a check
+    // against the current one would refuse plugins of older minors), then read with
+    // the current one's accessors (fields appended since are optional).
     let root = header
-        .init_root_module::<PluginRootRef>()
+        .init_root_module::<root_1_0::PluginRootRef>()
         .map_err(|err| map_library_error(path, err))?;
+    let root = PluginRootRef::from_checked(root);
     // What the plugin declares (the SDK fills it from the same crate version).
     let api_version = root.api_version().as_str().to_owned();
     version_error(path, &api_version)?;
@@ -139,6 +144,11 @@ pub(crate) fn load_plugin(path: &Path, allow_insecure: bool) -> Result<LoadedPlu
             reason: "json_schema_id and json_schema must be given together".to_owned(),
         });
     }
+    // API 1.2's appended field; `None` for plugins built against 1.0 and 1.1.
+    let hat_modules = root
+        .hat_modules()
+        .map(|modules| modules.iter().map(|m| m.as_str().to_owned()).collect())
+        .unwrap_or_default();
     (root.set_host_log())(HostLogFn { log: host_log });
     let info = PluginInfo {
         path: path.to_owned(),
@@ -148,6 +158,7 @@ pub(crate) fn load_plugin(path: &Path, allow_insecure: bool) -> Result<LoadedPlu
         device_type,
         json_schema_id,
         json_schema,
+        hat_modules,
     };
     tracing::debug!(
         path = %info.path.display(),

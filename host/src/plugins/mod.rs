@@ -56,6 +56,9 @@ pub struct PluginInfo {
     pub json_schema_id: Option<String>,
     /// The configuration schema.
     pub json_schema: Option<serde_json::Value>,
+    /// The hat-gateway device modules the plugin implements (API 1.2; empty for
+    /// plugins built against 1.0 or 1.1).
+    pub hat_modules: Vec<String>,
 }
 
 /// Where plugins are looked for, in order.
@@ -133,6 +136,28 @@ fn is_path(module: &str) -> bool {
         || module.ends_with(DLL_SUFFIX)
 }
 
+/// Whether `module` is a hat-gateway device module (a dotted Python module name such
+/// as `hat.gateway.devices.modbus.master`) rather than a plugin name or a path.
+pub fn is_hat_module(module: &str) -> bool {
+    !is_path(module)
+        && module.contains('.')
+        && module
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_alphanumeric() || c == '_'))
+}
+
+/// The plugin name a hat module is first looked for under: its last two parts joined
+/// by `_` (`hat.gateway.devices.modbus.master` -> `modbus_master`), the device type
+/// hat-gateway gives those modules.
+fn hat_module_guess(module: &str) -> String {
+    let mut parts = module.rsplit('.');
+    match (parts.next(), parts.next()) {
+        (Some(last), Some(before)) => format!("{before}_{last}"),
+        (Some(last), None) => last.to_owned(),
+        _ => module.to_owned(),
+    }
+}
+
 /// Everything a scan found: every plugin that loaded and every failure.
 #[derive(Debug, Default)]
 pub struct ScanReport {
@@ -181,9 +206,16 @@ impl PluginRegistry {
     /// searched in the plugin directories, or a path to a library file (relative to
     /// the working directory). Loading the same file again returns the same plugin.
     /// The result is the device type's [`DeviceFactory`](crate::device::DeviceFactory).
+    ///
+    /// A hat-gateway module name ([`is_hat_module`]) resolves to the plugin that
+    /// declares it ([`PluginInfo::hat_modules`]): first the plugin named after its last
+    /// two parts (`modbus_master`), else every plugin in the directories is tried.
     pub fn resolve(&self, module: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
         if is_path(module) {
             return self.load_file(Path::new(module));
+        }
+        if is_hat_module(module) {
+            return self.resolve_hat_module(module);
         }
         let file_name = library_file_name(module);
         for dir in &self.search.dirs {
@@ -196,6 +228,36 @@ impl PluginRegistry {
             module: module.to_owned(),
             file_name,
             searched: self.search.dirs.clone(),
+        })
+    }
+
+    fn resolve_hat_module(&self, module: &str) -> Result<Arc<LoadedPlugin>, PluginError> {
+        let declares =
+            |plugin: &LoadedPlugin| plugin.info().hat_modules.iter().any(|m| m == module);
+        let guess = library_file_name(&hat_module_guess(module));
+        for dir in &self.search.dirs {
+            let candidate = dir.join(&guess);
+            if candidate.is_file() {
+                match self.load_file(&candidate) {
+                    Ok(plugin) if declares(&plugin) => return Ok(plugin),
+                    // Not the one (or broken): the scan below reports what declares it.
+                    Ok(_) | Err(_) => {}
+                }
+            }
+        }
+        let report = self.scan();
+        if let Some(plugin) = report.plugins.iter().find(|p| declares(p)) {
+            return Ok(plugin.clone());
+        }
+        Err(PluginError::HatModuleNotFound {
+            module: module.to_owned(),
+            searched: self.search.dirs.clone(),
+            declared: report
+                .plugins
+                .iter()
+                .filter(|p| !p.info().hat_modules.is_empty())
+                .map(|p| format!("{} ({})", p.info().name, p.info().hat_modules.join(", ")))
+                .collect(),
         })
     }
 

@@ -433,6 +433,7 @@ pub(crate) fn gateway(devices: Vec<DeviceSpec>) -> GatewaySpec {
             enable_devices: false,
         },
         require_operational: false,
+        event_types: gateway_host::spec::EventTypes::Seeds,
         devices,
     }
 }

@@ -20,7 +20,7 @@ use std::fmt;
 
 use abi_stable::library::RootModule;
 use abi_stable::sabi_types::VersionStrings;
-use abi_stable::std_types::{RBox, ROption, RResult, RStr, RString};
+use abi_stable::std_types::{RBox, ROption, RResult, RSlice, RStr, RString};
 use abi_stable::{declare_root_module_statics, package_version_strings, sabi_trait, StableAbi};
 use async_ffi::FfiFuture;
 
@@ -172,8 +172,13 @@ pub struct HostLogFn {
 
 /// The root module of a plugin library: what a hat-gateway device module exposes.
 ///
-/// A prefix type: later API minors may append fields after `create`; a host reads
-/// them as optional.
+/// A prefix type: later API minors append fields after `create`; a host reads them as
+/// optional (a plugin built against an older minor does not have them).
+///
+/// | field | since |
+/// |---|---|
+/// | `api_version` .. `create` | 1.0 |
+/// | `hat_modules` | 1.2 |
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = PluginRootRef)))]
@@ -201,6 +206,11 @@ pub struct PluginRoot {
         client: HostClientBox,
         prefix: FfiEventType,
     ) -> FfiFuture<RResult<PluginDeviceBox, FfiError>>,
+    /// Since API 1.2: the hat-gateway device modules this plugin implements (Python
+    /// module names such as `hat.gateway.devices.modbus.master`), so a hat-gateway
+    /// configuration's `module` resolves to it. Empty: none. Absent in plugins built
+    /// against 1.0 and 1.1 (`PluginRootRef::hat_modules` returns `None`).
+    pub hat_modules: RSlice<'static, RStr<'static>>,
 }
 
 impl std::fmt::Debug for PluginRoot {
@@ -211,6 +221,7 @@ impl std::fmt::Debug for PluginRoot {
             .field("plugin_version", &self.plugin_version)
             .field("device_type", &self.device_type)
             .field("json_schema_id", &self.json_schema_id)
+            .field("hat_modules", &self.hat_modules)
             .finish_non_exhaustive()
     }
 }
@@ -220,6 +231,90 @@ impl RootModule for PluginRootRef {
     const BASE_NAME: &'static str = "gateway_plugin";
     const NAME: &'static str = "gateway_plugin";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+/// The root module as API 1.0 declared it, which every 1.x plugin exports a prefix of:
+/// what the host checks a library against.
+///
+/// abi_stable's layout check accepts a library whose root module has *at least* the
+/// fields of the type it is checked against, never fewer: checked against the current
+/// [`PluginRoot`], a plugin built against an older minor (without the fields appended
+/// since) would be refused. So the host checks every plugin against this 1.0 view (the
+/// same type name, package and fields as 1.0's `PluginRoot`) and then reads it as the
+/// current [`PluginRoot`] with [`PluginRootRef::from_checked`], whose accessors of
+/// appended fields return `None` for a plugin that does not have them.
+pub mod root_1_0 {
+    use abi_stable::library::RootModule;
+    use abi_stable::sabi_types::VersionStrings;
+    use abi_stable::std_types::{ROption, RResult, RStr, RString};
+    use abi_stable::{declare_root_module_statics, package_version_strings, StableAbi};
+    use async_ffi::FfiFuture;
+
+    use super::{FfiError, FfiEventType, HostClientBox, HostLogFn, PluginDeviceBox};
+
+    /// API 1.0's root module: the fields up to `create`, exactly as 1.0 declared them
+    /// (never change them).
+    #[repr(C)]
+    #[derive(StableAbi)]
+    #[sabi(kind(Prefix(prefix_ref = PluginRootRef)))]
+    pub struct PluginRoot {
+        /// Semver of `gateway-plugin-api` the plugin was built with.
+        pub api_version: RStr<'static>,
+        /// Plugin (library) name.
+        pub plugin_name: RStr<'static>,
+        /// Plugin version.
+        pub plugin_version: RStr<'static>,
+        /// Device type.
+        pub device_type: RStr<'static>,
+        /// `json_schema_id` of the device configuration.
+        pub json_schema_id: ROption<RStr<'static>>,
+        /// The JSON Schema itself.
+        pub json_schema: ROption<RStr<'static>>,
+        /// Gives the plugin the host's plugin-wide log function.
+        pub set_host_log: extern "C" fn(HostLogFn),
+        /// Creates a device.
+        #[sabi(last_prefix_field)]
+        pub create: extern "C" fn(
+            conf: RString,
+            client: HostClientBox,
+            prefix: FfiEventType,
+        ) -> FfiFuture<RResult<PluginDeviceBox, FfiError>>,
+    }
+
+    impl std::fmt::Debug for PluginRoot {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("PluginRoot")
+                .field("api_version", &self.api_version)
+                .field("device_type", &self.device_type)
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl RootModule for PluginRootRef {
+        declare_root_module_statics! {PluginRootRef}
+        const BASE_NAME: &'static str = "gateway_plugin";
+        const NAME: &'static str = "gateway_plugin";
+        const VERSION_STRINGS: VersionStrings = package_version_strings!();
+    }
+}
+
+impl PluginRootRef {
+    /// The current view of a root module that passed the layout check against the
+    /// 1.0 view ([`root_1_0`]): the same module, with the accessors of every field
+    /// appended since 1.0 (returning `None` when the plugin does not have it).
+    pub fn from_checked(checked: root_1_0::PluginRootRef) -> Self {
+        // SAFETY: both are `PrefixRef`s to the plugin's `WithMetadata_` of its root
+        // module. The layout check established that the plugin's module starts with
+        // 1.0's fields, which are the current `PluginRoot`'s first fields (same names,
+        // types and order: 1.x only appends). Every field after `create` is read through
+        // an accessor that first tests the plugin's own field-accessibility bits,
+        // stored in that `WithMetadata_`, so a field the plugin lacks is never read.
+        unsafe {
+            PluginRootRef(abi_stable::prefix_type::PrefixRef::from_raw::<
+                PluginRoot_Prefix,
+            >(checked.0.to_raw_ptr().cast()))
+        }
+    }
 }
 
 /// A `major.minor.patch` version (the pre-release and build parts are dropped).

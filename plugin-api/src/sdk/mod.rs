@@ -48,9 +48,14 @@ pub use tracing;
 ///     device_type: "hello",
 ///     json_schema_id: "gateway-host://hello.json",   // optional, with json_schema
 ///     json_schema: include_str!("../hello.json"),
+///     hat_modules: ["vendor.hello"],                  // optional (API 1.2)
 ///     create: HelloDevice::create,
 /// }
 /// ```
+///
+/// `hat_modules` lists the hat-gateway device modules (Python module names) the
+/// device type implements: a hat-gateway configuration whose `module` is one of them
+/// runs this plugin.
 ///
 /// `create` is an `async fn(serde_json::Value, Context) -> Result<D, Error>` where
 /// `D: Device`; the value is the whole device entry of the configuration. The plugin
@@ -61,12 +66,14 @@ macro_rules! export_plugin {
     (
         device_type: $device_type:expr,
         $(json_schema_id: $schema_id:expr, json_schema: $schema:expr,)?
+        $(hat_modules: [$($hat_module:expr),* $(,)?],)?
         create: $create:path $(,)?
     ) => {
         $crate::export_plugin! {
             @api_version $crate::abi::API_VERSION,
             device_type: $device_type,
             $(json_schema_id: $schema_id, json_schema: $schema,)?
+            $(hat_modules: [$($hat_module),*],)?
             create: $create,
         }
     };
@@ -74,8 +81,13 @@ macro_rules! export_plugin {
         @api_version $api_version:expr,
         device_type: $device_type:expr,
         $(json_schema_id: $schema_id:expr, json_schema: $schema:expr,)?
+        $(hat_modules: [$($hat_module:expr),* $(,)?],)?
         create: $create:path $(,)?
     ) => {
+        #[doc(hidden)]
+        const __GATEWAY_PLUGIN_HAT_MODULES: &[$crate::abi::abi_stable::std_types::RStr<'static>] =
+            &[$($($crate::abi::abi_stable::std_types::RStr::from_str($hat_module)),*)?];
+
         #[doc(hidden)]
         fn __gateway_plugin_root_module() -> $crate::abi::PluginRootRef {
             use $crate::abi::abi_stable::prefix_type::PrefixTypeTrait as _;
@@ -93,6 +105,9 @@ macro_rules! export_plugin {
                 json_schema: $crate::export_plugin!(@optional $($schema)?),
                 set_host_log: $crate::sdk::__private::set_host_log,
                 create: __gateway_plugin_create,
+                hat_modules: $crate::abi::abi_stable::std_types::RSlice::from_slice(
+                    __GATEWAY_PLUGIN_HAT_MODULES,
+                ),
             }
             .leak_into_prefix()
         }

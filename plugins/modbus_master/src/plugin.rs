@@ -47,5 +47,6 @@ gateway_plugin_api::export_plugin! {
     device_type: crate::DEVICE_TYPE,
     json_schema_id: crate::JSON_SCHEMA_ID,
     json_schema: crate::JSON_SCHEMA,
+    hat_modules: ["hat.gateway.devices.modbus.master"],
     create: create,
 }

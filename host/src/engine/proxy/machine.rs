@@ -41,6 +41,9 @@ pub(crate) struct Config {
     pub(crate) queue_capacity: usize,
     /// What happens after a failure (section 7.5).
     pub(crate) restart: RestartPolicy,
+    /// Register `running=false` first (behaviour 18; the `seeds` layout). hat-gateway
+    /// 0.6.43 and later do not (`event_types: hat-gateway-0.6`).
+    pub(crate) initial_running_false: bool,
 }
 
 /// Something that happened, as the shell reports it.
@@ -187,7 +190,7 @@ pub(crate) struct Machine {
 
 impl Machine {
     /// A proxy in STARTING; its first action is the seed `running=false`
-    /// (behaviour 18).
+    /// (behaviour 18) unless `config.initial_running_false` is off.
     pub(crate) fn new(config: Config) -> Self {
         let config = Config {
             queue_capacity: config.queue_capacity.max(1),
@@ -200,8 +203,17 @@ impl Machine {
             queue: VecDeque::new(),
             dropped_events: 0,
             recent_failures: VecDeque::new(),
-            actions: VecDeque::from([Action::RegisterRunning(false)]),
+            actions: if config.initial_running_false {
+                VecDeque::from([Action::RegisterRunning(false)])
+            } else {
+                VecDeque::new()
+            },
         }
+    }
+
+    /// What the proxy was configured with.
+    pub(crate) fn config(&self) -> Config {
+        self.config
     }
 
     /// The observable state.

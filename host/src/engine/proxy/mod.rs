@@ -254,6 +254,7 @@ impl DeviceProxy {
         let machine = Machine::new(Config {
             queue_capacity: device.event_queue_size,
             restart: device.restart,
+            initial_running_false: true,
         });
         let metrics = ops_metrics::global().device(&prefix);
         Self {
@@ -283,6 +284,18 @@ impl DeviceProxy {
             // left another depth.
             published_depth: usize::MAX,
         }
+    }
+
+    /// Whether the proxy registers `running=false` when it starts (default: yes, the
+    /// `seeds` layout; hat-gateway 0.6.48 does not). Only before [`Self::run`].
+    pub(crate) fn with_initial_running_false(mut self, initial: bool) -> Self {
+        if !initial {
+            self.machine = Machine::new(Config {
+                initial_running_false: false,
+                ..self.machine.config()
+            });
+        }
+        self
     }
 
     /// Shares the engine's flag for closing in the background.

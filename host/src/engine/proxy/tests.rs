@@ -98,6 +98,7 @@ const PREFIX: [&str; 4] = ["gateway", "G", "T", "D"];
 const NEVER: Config = Config {
     queue_capacity: 3,
     restart: RestartPolicy::Never,
+    initial_running_false: true,
 };
 
 /// `restart: on-failure`: 0.5 s doubling to 1.5 s, at most 3 failures per minute.
@@ -109,6 +110,7 @@ const ON_FAILURE: Config = Config {
         max_restarts: 3,
         window: Duration::from_secs(60),
     },
+    initial_running_false: true,
 };
 
 fn event(tag: &str) -> Event {
@@ -233,6 +235,37 @@ fn b18_running_false_before_the_query_result_and_any_create() {
                 from: STARTING,
                 steps: &[(En(true), &[])],
                 end: ProxyState::Starting,
+            },
+        ],
+    );
+}
+
+/// `event_types: hat-gateway-0.6`: no initial `running=false` (hat-gateway 0.6.43 and
+/// later); everything after it is the same.
+#[test]
+fn hat_layout_registers_no_initial_running_false() {
+    check(
+        Config {
+            initial_running_false: false,
+            ..NEVER
+        },
+        &[
+            Row {
+                b: "18",
+                case: "hat-gateway-0.6: nothing at start; running=true after create",
+                from: &[(Init, &[])],
+                steps: &[
+                    (Query(Some(true)), &[Create]),
+                    (I::Created, &[Watch, Run(true)]),
+                ],
+                end: ProxyState::Running,
+            },
+            Row {
+                b: "21",
+                case: "hat-gateway-0.6: disabled at start registers nothing",
+                from: &[(Init, &[])],
+                steps: &[(Query(Some(false)), &[])],
+                end: ProxyState::Disabled,
             },
         ],
     );

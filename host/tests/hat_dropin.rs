@@ -1,0 +1,238 @@
+//! Drop-in for hat-gateway 0.6 (issue 17): one hat-gateway configuration file, used
+//! unchanged (`module: hat.gateway.devices.modbus.master`, hat's `log` dictConfig,
+//! `type`/`version`, no `event_types`), run once by hat-gateway 0.6.48 and once by
+//! gateway-host, each against a fresh real hat-event-server 0.9.44 and a fresh pymodbus
+//! slave, driven by the same scripted `system` events from the real Python eventer
+//! client (`tests/py/hat_dropin.py`). The events each gateway registered (type and
+//! payload; timestamps ignored) must be the same, in the same order.
+//!
+//! Deliberate differences between the two are listed in [`DELIBERATE_DIFFERENCES`];
+//! this scenario exercises none of them, so the assertion is exact equality of the
+//! whole sequence. A mismatch prints both sequences side by side.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use gateway_test_support::hat::HatEventServer;
+use gateway_test_support::process::Proc;
+use gateway_test_support::script::PyScript;
+use gateway_test_support::{venv_with, workspace_dir, TempDir};
+use serde_json::Value;
+
+/// The device's prefix in hat-gateway 0.6's layout.
+const PREFIX: &str = "gateway/modbus_master/plc1";
+
+/// What differs between hat-gateway 0.6.48 and gateway-host under
+/// `event_types: hat-gateway-0.6` (README, "Switching from hat-gateway"), and why this
+/// scenario does not see it.
+const DELIBERATE_DIFFERENCES: &[&str] = &[
+    "events arriving while a device is being created: buffered and delivered after \
+     running=true (hat drops them); the scenario registers nothing during a create",
+    "a lost or refused event-server connection: reconnect forever with backoff (hat exits); \
+     the server stays up",
+    "a device that stops consuming its queue is failed instead of stalling every device; \
+     the device keeps up",
+    "enable=false and enable=true in one notification always restart the device (hat may \
+     coalesce them); the scenario waits for each step's events",
+    "restart: on-failure (not a hat key; absent here, so hat's rule holds)",
+];
+
+/// The configuration, as hat-gateway's own documentation writes one: hat module names,
+/// hat's logging dictConfig, `type` and `version`.
+fn hat_config(event_port: u16, slave_port: u16) -> String {
+    format!(
+        r#"type: gateway
+version: 0.6.48
+name: gw1
+log:
+  version: 1
+  formatters:
+    console_formatter:
+      format: "[%(asctime)s %(levelname)s %(name)s] %(message)s"
+  handlers:
+    console_handler:
+      class: logging.StreamHandler
+      formatter: console_formatter
+      level: DEBUG
+  loggers:
+    hat.gateway:
+      level: INFO
+  root:
+    level: INFO
+    handlers: [console_handler]
+  disable_existing_loggers: false
+event_server:
+  eventer_server:
+    host: 127.0.0.1
+    port: {event_port}
+devices:
+  - module: hat.gateway.devices.modbus.master
+    name: plc1
+    connection:
+      modbus_type: TCP
+      transport: {{type: TCP, host: 127.0.0.1, port: {slave_port}}}
+      connect_timeout: 2
+      connect_delay: 0.5
+      request_timeout: 1
+      request_delay: 0
+      request_retry_immediate_count: 0
+      request_retry_delayed_count: 0
+      request_retry_delay: 0.5
+    remote_devices:
+      - device_id: 1
+        timeout_poll_delay: 0.5
+        data:
+          - {{name: hr10, interval: 0.2, data_type: HOLDING_REGISTER, start_address: 10, bit_offset: 0, bit_count: 16}}
+          - {{name: co32, interval: 0.2, data_type: COIL, start_address: 32, bit_offset: 0, bit_count: 1}}
+          - {{name: hr5, interval: 0.2, data_type: HOLDING_REGISTER, start_address: 5, bit_offset: 0, bit_count: 16}}
+"#
+    )
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Gateway {
+    Hat,
+    Host,
+}
+
+impl Gateway {
+    fn command(self, conf: &Path) -> Command {
+        let program: PathBuf = match self {
+            Gateway::Hat => venv_with(&["bin/hat-gateway"]).join("bin/hat-gateway"),
+            Gateway::Host => PathBuf::from(env!("CARGO_BIN_EXE_gateway-host")),
+        };
+        let mut command = Command::new(program);
+        command.arg("--conf").arg(conf);
+        command
+    }
+}
+
+/// The modbus_master cdylib next to the gateway-host binary (its own directory is in
+/// the plugin search path).
+fn require_modbus_plugin() {
+    let exe = PathBuf::from(env!("CARGO_BIN_EXE_gateway-host"));
+    let plugin = exe.parent().unwrap().join("libmodbus_master.so");
+    assert!(
+        plugin.is_file(),
+        "{} is missing: build the plugins first (`cargo build --workspace --all-targets`, \
+         as scripts/test.sh does, or `cargo build -p modbus_master`)",
+        plugin.display()
+    );
+}
+
+/// Runs the scenario against `gateway`; returns the events it registered and its log.
+async fn run(gateway: Gateway) -> (Vec<(String, Value)>, String) {
+    let server = HatEventServer::start().await;
+    let slave_script = workspace_dir().join("plugins/modbus_master/tests/py/slave.py");
+    let mut slave =
+        PyScript::start(&slave_script, &["--port", "0"]).with_wait(Duration::from_secs(30));
+    let port_line = slave.line(|l| l.starts_with("PORT ")).await;
+    let slave_port: u16 = port_line["PORT ".len()..].parse().unwrap();
+
+    let dir = TempDir::new("hat-dropin");
+    let conf = dir.write("gateway.yaml", &hat_config(server.addr.port(), slave_port));
+    let driver_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/hat_dropin.py");
+    let port = server.addr.port().to_string();
+    // Each step of the driver is bounded by its own timeout; this bounds one line.
+    let mut driver = PyScript::start(&driver_script, &[port.as_str(), PREFIX])
+        .with_wait(Duration::from_secs(120));
+    driver.line(|l| l == "READY").await;
+
+    let log = dir.path().join("gateway.log");
+    let label = format!("{gateway:?} gateway");
+    let process = Proc::spawn(&label, &mut gateway.command(&conf), &log);
+    let mut lines = Vec::new();
+    loop {
+        let line = driver.next().await;
+        if line == "DONE" {
+            break;
+        }
+        if line.starts_with("TIMEOUT") {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!(
+                "{label}: driver {line}; events so far:\n{}\n--- gateway log:\n{text}",
+                driver.drain().join("\n")
+            );
+        }
+        lines.push(line);
+    }
+    drop(process);
+    let events = lines
+        .iter()
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).unwrap();
+            (
+                value["type"].as_str().unwrap().to_owned(),
+                value["payload"].clone(),
+            )
+        })
+        .collect();
+    (events, std::fs::read_to_string(&log).unwrap_or_default())
+}
+
+fn show(events: &[(String, Value)]) -> Vec<String> {
+    events
+        .iter()
+        .map(|(t, p)| format!("{} {}", t.strip_prefix(PREFIX).unwrap_or(t), p))
+        .collect()
+}
+
+/// Both sequences side by side, the first difference marked.
+fn diff(hat: &[String], host: &[String]) -> String {
+    let mut out = String::from("  # | hat-gateway 0.6.48 | gateway-host\n");
+    for i in 0..hat.len().max(host.len()) {
+        let a = hat.get(i).map_or("-", String::as_str);
+        let b = host.get(i).map_or("-", String::as_str);
+        let mark = if a == b { ' ' } else { '!' };
+        out.push_str(&format!("{mark}{i:2} | {a} | {b}\n"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hat_gateway_config_runs_unchanged_with_the_same_events() {
+    require_modbus_plugin();
+    assert!(!DELIBERATE_DIFFERENCES.is_empty());
+    let (hat_events, hat_log) = run(Gateway::Hat).await;
+    let (host_events, host_log) = run(Gateway::Host).await;
+    let (hat, host) = (show(&hat_events), show(&host_events));
+    // Payloads compared as JSON values (key order is not significant).
+    assert!(
+        hat_events == host_events,
+        "registered events differ:\n{}\n--- hat-gateway log:\n{hat_log}\n--- gateway-host log:\n{host_log}",
+        diff(&hat, &host)
+    );
+    // The scenario really ran: every step left its mark.
+    let write = (
+        format!("{PREFIX}/gateway/remote_device/1/write/hr5"),
+        serde_json::json!({"request_id": "w1", "result": "SUCCESS"}),
+    );
+    assert!(
+        host_events.contains(&write),
+        "no write response:\n{}",
+        host.join("\n")
+    );
+    for expected in [
+        "/gateway/running true",
+        "/gateway/running false",
+        "/gateway/remote_device/1/status \"DISABLED\"",
+    ] {
+        assert!(
+            host.iter().any(|l| l == expected),
+            "{expected} missing:\n{}",
+            host.join("\n")
+        );
+    }
+    // gateway-host logged which layout it picked and what it mapped.
+    assert!(
+        host_log.contains("hat-gateway-0.6"),
+        "no layout line in the log:\n{host_log}"
+    );
+    assert!(
+        host_log.contains("handler") || host_log.contains("hat-gateway feature mapped"),
+        "{host_log}"
+    );
+}
