@@ -49,7 +49,10 @@ fn check_accepts_a_valid_config_with_plugins_and_connects_nowhere() {
     out.assert_exit(0);
     assert_eq!(
         out.stdout.trim(),
-        format!("{}: valid (gateway \"gw\", 2 device(s))", path.display())
+        format!(
+            "{}: valid (gateway \"gw\", 2 device(s))\nevent types: seeds (default)",
+            path.display()
+        )
     );
     cli_support::assert_no_connection(&listener);
 }

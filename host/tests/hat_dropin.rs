@@ -236,3 +236,53 @@ async fn hat_gateway_config_runs_unchanged_with_the_same_events() {
         "{host_log}"
     );
 }
+
+/// `examples/hat-gateway/gateway.yaml`, written from hat-gateway's schemas with every
+/// hat device module a plugin here implements: hat-gateway 0.6.48's own validator and
+/// `gateway-host check` both accept it unchanged, and `check` names the layout and
+/// what each hat module maps to.
+#[test]
+fn hat_gateway_example_configuration_passes_both_validators() {
+    let example = workspace_dir().join("examples/hat-gateway/gateway.yaml");
+    let python = venv_with(&["bin/python"]).join("bin/python");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/hat_validate.py");
+    let hat = Command::new(python)
+        .arg(script)
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(
+        hat.status.success(),
+        "hat-gateway's validator refused the example:\n{}",
+        String::from_utf8_lossy(&hat.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&hat.stdout).trim(), "VALID 7");
+
+    let ours = Command::new(env!("CARGO_BIN_EXE_gateway-host"))
+        .arg("check")
+        .arg("--conf")
+        .arg(&example)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&ours.stdout);
+    let stderr = String::from_utf8_lossy(&ours.stderr);
+    assert!(ours.status.success(), "check failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("event types: hat-gateway-0.6 (picked"),
+        "{stdout}"
+    );
+    for (module, device_type) in [
+        ("modbus.master", "modbus_master"),
+        ("modbus.slave", "modbus_slave"),
+        ("iec101.master", "iec101_master"),
+        ("iec101.slave", "iec101_slave"),
+        ("iec103.master", "iec103_master"),
+        ("iec104.master", "iec104_master"),
+        ("iec104.slave", "iec104_slave"),
+    ] {
+        let line = format!("hat.gateway.devices.{module} -> device type {device_type}");
+        assert!(stdout.contains(&line), "{line} missing:\n{stdout}");
+    }
+    // What the log mapping leaves out is named.
+    assert!(stderr.contains("syslog_handler"), "{stderr}");
+}

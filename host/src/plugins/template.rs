@@ -36,7 +36,7 @@ const TEMPLATE: [(&str, &str); 5] = [
 /// Where the new project takes `gateway-plugin-api` from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiSource {
-    /// The registry, at this host's API `major.minor` (`version = "1.1"`).
+    /// The registry, at this host's API `major.minor` (`version = "1.2"`).
     Registry,
     /// A local checkout of the crate (its directory), still with the version
     /// requirement so the project can switch to the registry by deleting the path.
