@@ -403,8 +403,7 @@ impl Metrics {
         let mut by_prefix = HashMap::with_capacity(spec.devices.len());
         let mut devices = Vec::with_capacity(spec.devices.len());
         for device in &spec.devices {
-            let prefix =
-                crate::engine::device_prefix(&spec.name, &device.device_type, &device.name);
+            let prefix = spec.device_prefix(&device.device_type, &device.name);
             let metrics = lists.by_prefix.get(&prefix).cloned().unwrap_or_else(|| {
                 Arc::new(DeviceMetrics::new(
                     &spec.name,
