@@ -6,9 +6,11 @@
 //! client (`tests/py/hat_dropin.py`). The events each gateway registered (type and
 //! payload; timestamps ignored) must be the same, in the same order.
 //!
-//! Deliberate differences between the two are listed in [`DELIBERATE_DIFFERENCES`];
-//! this scenario exercises none of them, so the assertion is exact equality of the
-//! whole sequence. A mismatch prints both sequences side by side.
+//! Deliberate differences between the two are listed in [`DELIBERATE_DIFFERENCES`]. The
+//! scripted scenario exercises none of them, so its assertion is exact equality of the
+//! whole sequence (a mismatch prints both sequences side by side); after it the event
+//! server is killed, which exercises the first one: hat-gateway exits, gateway-host
+//! stays up and reconnects, and the test asserts exactly that.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,7 +19,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use gateway_test_support::hat::HatEventServer;
-use gateway_test_support::process::Proc;
+use gateway_test_support::process::spawn_logged;
 use gateway_test_support::script::PyScript;
 use gateway_test_support::{venv_with, workspace_dir, TempDir};
 use serde_json::Value;
@@ -32,7 +34,7 @@ const DELIBERATE_DIFFERENCES: &[&str] = &[
     "events arriving while a device is being created: buffered and delivered after \
      running=true (hat drops them); the scenario registers nothing during a create",
     "a lost or refused event-server connection: reconnect forever with backoff (hat exits); \
-     the server stays up",
+     asserted after the scenario, when the test kills the event server",
     "a device that stops consuming its queue is failed instead of stalling every device; \
      the device keeps up",
     "enable=false and enable=true in one notification always restart the device (hat may \
@@ -123,9 +125,52 @@ fn require_modbus_plugin() {
     );
 }
 
-/// Runs the scenario against `gateway`; returns the events it registered and its log.
-async fn run(gateway: Gateway) -> (Vec<(String, Value)>, String) {
-    let server = HatEventServer::start().await;
+/// What a gateway did when its event server was killed.
+#[derive(Debug, PartialEq, Eq)]
+enum OnLoss {
+    /// The process ended.
+    Exited,
+    /// The process stayed up and tried to connect again.
+    Reconnecting,
+}
+
+/// How long a gateway may take to react to the lost connection.
+const LOSS_WAIT: Duration = Duration::from_secs(20);
+
+/// Waits (bounded by [`LOSS_WAIT`]) until the gateway exited or logged a reconnection
+/// attempt.
+async fn on_loss(child: &mut std::process::Child, log: &Path) -> OnLoss {
+    let deadline = std::time::Instant::now() + LOSS_WAIT;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return OnLoss::Exited;
+        }
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains("cannot connect to event server") {
+            return OnLoss::Reconnecting;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "the gateway neither exited nor reconnected within {LOSS_WAIT:?}; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Kills the gateway process on drop.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs the scenario against `gateway`, then kills the event server; returns the
+/// events the gateway registered, what it did on the lost connection, and its log.
+async fn run(gateway: Gateway) -> (Vec<(String, Value)>, OnLoss, String) {
+    let mut server = HatEventServer::start().await;
     let slave_script = workspace_dir().join("plugins/modbus_master/tests/py/slave.py");
     let mut slave =
         PyScript::start(&slave_script, &["--port", "0"]).with_wait(Duration::from_secs(30));
@@ -143,7 +188,7 @@ async fn run(gateway: Gateway) -> (Vec<(String, Value)>, String) {
 
     let log = dir.path().join("gateway.log");
     let label = format!("{gateway:?} gateway");
-    let process = Proc::spawn(&label, &mut gateway.command(&conf), &log);
+    let mut process = Killed(spawn_logged(&label, &mut gateway.command(&conf), &log));
     let mut lines = Vec::new();
     loop {
         let line = driver.next().await;
@@ -159,6 +204,8 @@ async fn run(gateway: Gateway) -> (Vec<(String, Value)>, String) {
         }
         lines.push(line);
     }
+    server.kill();
+    let loss = on_loss(&mut process.0, &log).await;
     drop(process);
     let events = lines
         .iter()
@@ -170,7 +217,11 @@ async fn run(gateway: Gateway) -> (Vec<(String, Value)>, String) {
             )
         })
         .collect();
-    (events, std::fs::read_to_string(&log).unwrap_or_default())
+    (
+        events,
+        loss,
+        std::fs::read_to_string(&log).unwrap_or_default(),
+    )
 }
 
 fn show(events: &[(String, Value)]) -> Vec<String> {
@@ -196,8 +247,8 @@ fn diff(hat: &[String], host: &[String]) -> String {
 async fn hat_gateway_config_runs_unchanged_with_the_same_events() {
     require_modbus_plugin();
     assert!(!DELIBERATE_DIFFERENCES.is_empty());
-    let (hat_events, hat_log) = run(Gateway::Hat).await;
-    let (host_events, host_log) = run(Gateway::Host).await;
+    let (hat_events, hat_loss, hat_log) = run(Gateway::Hat).await;
+    let (host_events, host_loss, host_log) = run(Gateway::Host).await;
     let (hat, host) = (show(&hat_events), show(&host_events));
     // Payloads compared as JSON values (key order is not significant).
     assert!(
@@ -226,6 +277,13 @@ async fn hat_gateway_config_runs_unchanged_with_the_same_events() {
             host.join("\n")
         );
     }
+    // The one deliberate difference the test provokes, and exactly it.
+    assert_eq!(hat_loss, OnLoss::Exited, "hat-gateway log:\n{hat_log}");
+    assert_eq!(
+        host_loss,
+        OnLoss::Reconnecting,
+        "gateway-host log:\n{host_log}"
+    );
     // gateway-host logged which layout it picked and what it mapped.
     assert!(
         host_log.contains("hat-gateway-0.6"),
