@@ -17,7 +17,6 @@ use crate::device::DeviceFactory;
 use crate::events_cmd::{self, EventsArgs};
 use crate::logging::{self, LogConfig};
 use crate::plugins::{PluginRegistry, PluginSearch};
-use crate::spec::GatewaySpec;
 
 /// Exit code for configuration, schema and plugin errors found before start.
 pub const EXIT_CONFIG: u8 = 2;
@@ -94,6 +93,29 @@ pub enum Command {
     /// Ask the running daemon (its metrics endpoint) for every device's state; exits
     /// 1 when a device is failed, 3 when the daemon cannot be reached.
     Status(StatusArgs),
+    /// Make the running daemon of this configuration's gateway read its configuration
+    /// and plugin directories again (SIGHUP through its pid file). The configuration
+    /// is checked here first: with errors, nothing is signalled.
+    Reload(RunArgs),
+    /// Set (or, without LEVEL_OR_FILTER, print) the running daemon's log
+    /// configuration through its Adminer server.
+    LogLevel(LogLevelArgs),
+}
+
+/// `log-level` arguments.
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct LogLevelArgs {
+    /// A level (`debug`) or filter directives of levels and `target=level`
+    /// (`info,gateway_host::engine=debug`); none prints the current configuration.
+    #[arg(value_name = "LEVEL_OR_FILTER")]
+    pub filter: Option<String>,
+    /// The daemon's Adminer server (`host:port`); default: the `adminer_server` of
+    /// `--conf` when given, else 127.0.0.1:23016 (hat's default).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub adminer: Option<String>,
+    /// Configuration whose `adminer_server` to use.
+    #[arg(long, value_name = "PATH")]
+    pub conf: Option<PathBuf>,
 }
 
 /// Where `status` finds the daemon.
@@ -214,11 +236,19 @@ fn error_text(err: &CliError) -> String {
     match err {
         // One line per error, each starting with the file (like a compiler's), so
         // editors and scripts can pick them up; a count first when there are several.
-        CliError::Config(errors) if errors.errors().len() > 1 => {
-            format!("{} configuration errors:\n{errors}", errors.errors().len())
-        }
-        CliError::Config(errors) => errors.to_string(),
+        CliError::Config(errors) => config_errors_text(errors),
         other => format!("gateway-host: {other}"),
+    }
+}
+
+/// Configuration errors as `check` prints them: one line per error, each starting
+/// with the file (like a compiler's), so editors and scripts can pick them up; a
+/// count first when there are several.
+pub(crate) fn config_errors_text(errors: &ConfigErrors) -> String {
+    if errors.errors().len() > 1 {
+        format!("{} configuration errors:\n{errors}", errors.errors().len())
+    } else {
+        errors.to_string()
     }
 }
 
@@ -243,6 +273,15 @@ pub fn dispatch(cli: Cli) -> Result<(), CliError> {
         Some(Command::Events(args)) => events(args),
         Some(Command::Plugin { command }) => plugin_command(command),
         Some(Command::Status(args)) => status(&args),
+        Some(Command::Reload(mut args)) => {
+            args.conf = args.conf.or(cli.run.conf);
+            args.plugins
+                .plugins_dirs
+                .extend(cli.run.plugins.plugins_dirs);
+            args.plugins.allow_insecure_plugins |= cli.run.plugins.allow_insecure_plugins;
+            reload(&args)
+        }
+        Some(Command::LogLevel(args)) => log_level(&args),
     }
 }
 
@@ -327,7 +366,7 @@ fn resolve_module(
 }
 
 /// Loads and fully validates a configuration.
-fn load_and_validate(args: &RunArgs) -> Result<(RawConfig, ValidatedConfig), CliError> {
+pub(crate) fn load_and_validate(args: &RunArgs) -> Result<(RawConfig, ValidatedConfig), CliError> {
     let raw = load_raw(args.conf.as_deref())?;
     let mut plugins = args.plugins.clone();
     // The configuration key and the flag are one switch: either one turns it on.
@@ -490,9 +529,99 @@ fn status(args: &StatusArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `reload`: checks the configuration, then signals the daemon of its gateway.
+fn reload(args: &RunArgs) -> Result<(), CliError> {
+    let (raw, validated) = load_and_validate(args)?;
+    for warning in &validated.warnings {
+        eprintln!("gateway-host: warning: {}: {warning}", raw.origin);
+    }
+    #[cfg(unix)]
+    {
+        let pid = crate::reload::signal_reload(&validated.spec.name).map_err(CliError::Plugin)?;
+        print_stdout(&format!(
+            "reload requested (gateway {:?}, pid {pid}); the daemon logs the outcome",
+            validated.spec.name
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        Err(CliError::Other(
+            "reload needs SIGHUP, which this platform does not have".into(),
+        ))
+    }
+}
+
+/// `log-level`: sets or prints the daemon's log configuration through its Adminer.
+fn log_level(args: &LogLevelArgs) -> Result<(), CliError> {
+    let addr = match (&args.adminer, &args.conf) {
+        (Some(addr), _) => addr.clone(),
+        (None, Some(conf)) => {
+            let raw = load_raw(Some(conf))?;
+            let host = raw
+                .value
+                .pointer("/adminer_server/host")
+                .and_then(|h| h.as_str());
+            let port = raw
+                .value
+                .pointer("/adminer_server/port")
+                .and_then(|p| p.as_u64());
+            match (host, port) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                _ => {
+                    return Err(ConfigErrors::from(ConfigError::document(
+                        &raw.origin,
+                        "no adminer_server {host, port}: the daemon serves no Adminer",
+                    ))
+                    .into())
+                }
+            }
+        }
+        (None, None) => format!("127.0.0.1:{}", crate::adminer::DEFAULT_PORT),
+    };
+    let dict = match &args.filter {
+        Some(filter) => Some(
+            logging::directives_dict_config(filter)
+                .map_err(|err| CliError::Plugin(format!("{filter:?}: {err}")))?,
+        ),
+        None => None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::other)?;
+    runtime.block_on(async {
+        match dict {
+            Some(dict) => {
+                crate::adminer::set_log_conf(&addr, &dict)
+                    .await
+                    .map_err(CliError::other)?;
+                print_stdout(&format!("log configuration set: {dict}"))
+            }
+            None => {
+                let dict = crate::adminer::get_log_conf(&addr)
+                    .await
+                    .map_err(CliError::other)?;
+                let text = serde_json::to_string_pretty(&dict).map_err(CliError::other)?;
+                print_stdout(&text)
+            }
+        }
+    })
+}
+
+/// The configuration's `log` section when it is a hat `logging.dictConfig` document.
+pub(crate) fn hat_log_section(doc: &serde_json::Value) -> Option<serde_json::Value> {
+    doc.get("log")
+        .filter(|log| log.get("version").is_some())
+        .cloned()
+}
+
 fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
     let (raw, validated) = load_and_validate(args)?;
     logging::install(&validated.log).map_err(CliError::other)?;
+    if let Some(dict) = hat_log_section(&raw.value) {
+        // The Adminer's `get` returns the hat `log` section as it was configured.
+        logging::describe_current(dict);
+    }
     for warning in &validated.warnings {
         tracing::warn!(config = %raw.origin, "{warning}");
     }
@@ -529,22 +658,61 @@ fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
         };
         let stop_notifier = shutdown.child_token();
         let notifier = tokio::spawn(crate::ops::notify::run(stop_notifier.clone()));
-        let result = run_gateway(validated.spec, validated.embedded, shutdown).await;
+        let adminer = match &validated.adminer {
+            Some((host, port)) => {
+                let addr = format!("{host}:{port}");
+                match crate::adminer::AdminerServer::listen(&addr).await {
+                    Ok(server) => Some(server),
+                    Err(err) => {
+                        tracing::error!(%addr, error = %err, "adminer server cannot listen");
+                        eprintln!("gateway-host: adminer_server {addr}: cannot listen: {err}");
+                        return Err(CliError::Reported(EXIT_CONFIG));
+                    }
+                }
+            }
+            None => None,
+        };
+        let (reloader, specs) = crate::reload::Reloader::new(args.clone(), raw.value.clone(), &validated);
+        #[cfg(unix)]
+        crate::reload::reload_on_sighup(reloader)
+            .map_err(|err| CliError::other(Context("SIGHUP handler", err)))?;
+        #[cfg(not(unix))]
+        drop(reloader);
+        // Written once SIGHUP is handled: `gateway-host reload` never kills the daemon.
+        let pid_file = match crate::reload::pid_file(&validated.spec.name)
+            .map(crate::reload::PidFile::create)
+        {
+            Some(Ok(file)) => Some(file),
+            Some(Err(err)) => {
+                tracing::warn!(error = %err, "cannot write the pid file: `gateway-host reload` will not find this daemon (SIGHUP still reloads)");
+                None
+            }
+            None => None,
+        };
+        if let Some(file) = &pid_file {
+            tracing::debug!(pid_file = %file.path().display(), "pid file written");
+        }
+        let result = run_gateway(specs, validated.embedded, shutdown).await;
         stop_notifier.cancel();
         let _ = notifier.await;
         if let Some(endpoint) = endpoint {
             endpoint.close().await;
         }
+        if let Some(adminer) = adminer {
+            adminer.close().await;
+        }
+        drop(pid_file);
         result
     })
 }
 
 async fn run_gateway(
-    spec: GatewaySpec,
+    specs: crate::runner::Specs,
     embedded: crate::embedded::EmbeddedConfig,
     shutdown: CancellationToken,
 ) -> Result<(), CliError> {
-    let result = match spec.event_server {
+    let event_server = specs.borrow().event_server.clone();
+    let result = match event_server {
         // The embedded server with the configuration's limits, token and policy.
         crate::spec::EventServerSpec::Embedded { .. } => {
             // A db_path that cannot be used (corrupt, locked, unwritable): exit 2.
@@ -556,10 +724,12 @@ async fn run_gateway(
                     return Err(CliError::Reported(EXIT_CONFIG));
                 }
             };
-            crate::runner::run_embedded(&spec, server, shutdown).await
+            crate::runner::run_embedded_reloadable(specs, server, shutdown).await
         }
         crate::spec::EventServerSpec::Remote { .. }
-        | crate::spec::EventServerSpec::Monitor { .. } => crate::runner::run(spec, shutdown).await,
+        | crate::spec::EventServerSpec::Monitor { .. } => {
+            crate::runner::run_reloadable(specs, shutdown).await
+        }
     };
     result.map_err(CliError::other)
 }

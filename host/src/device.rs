@@ -4,7 +4,9 @@
 //! (`crate::plugins`) implements [`DeviceFactory`] for each loaded library; engine
 //! tests can implement them in memory.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 use gateway_model::{Event, EventType};
@@ -57,12 +59,61 @@ pub trait DeviceFactory: Send + Sync {
     /// The schema itself, if the plugin has one.
     fn json_schema(&self) -> Option<&serde_json::Value>;
 
+    /// Where the code came from (a plugin library), to tell on reload whether a device
+    /// type is still the same code. `None` for device types built into the process:
+    /// they are the same when they are the same object.
+    fn origin(&self) -> Option<FactoryOrigin> {
+        None
+    }
+
     /// Creates a device instance from its (already validated) configuration entry.
     fn create(
         &self,
         conf: serde_json::Value,
         context: DeviceContext,
     ) -> BoxFuture<'static, Result<Box<dyn DeviceInstance>, DeviceError>>;
+}
+
+/// The library file a device type was loaded from, and that file as it was when it was
+/// loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FactoryOrigin {
+    /// Canonical path of the library.
+    pub path: PathBuf,
+    /// The file when it was loaded (`None`: it could not be read).
+    pub stamp: Option<FileStamp>,
+}
+
+/// What tells one version of a file from another without reading it: size,
+/// modification time and (on Unix) device and inode, so that a file replaced by a
+/// rename or rewritten in place is seen as changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    /// Size in bytes.
+    pub len: u64,
+    /// Modification time, where the platform has one.
+    pub modified: Option<SystemTime>,
+    /// `(device, inode)` on Unix.
+    pub inode: Option<(u64, u64)>,
+}
+
+impl FileStamp {
+    /// The stamp of `path` now; `None` when its metadata cannot be read.
+    pub fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        #[cfg(unix)]
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            Some((meta.dev(), meta.ino()))
+        };
+        #[cfg(not(unix))]
+        let inode = None;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            inode,
+        })
+    }
 }
 
 /// A running device instance.

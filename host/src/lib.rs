@@ -19,8 +19,12 @@
 //! - [`embedded`]: the in-process Eventer server, its in-memory store and its TCP side;
 //! - [`events_cmd`]: the operator's Eventer client (`gateway-host events`);
 //! - [`ops`]: the metrics endpoint (`/metrics`, `/health`, `/ready`, `/status`),
-//!   systemd notify and the `status` command.
+//!   systemd notify and the `status` command;
+//! - [`reload`]: reload without restart (SIGHUP, `gateway-host reload`, pid file);
+//! - [`adminer`]: hat-gateway's Adminer protocol (log configuration at run time,
+//!   `gateway-host log-level`).
 
+pub mod adminer;
 pub mod cli;
 pub mod config;
 pub mod device;
@@ -30,5 +34,6 @@ pub mod events_cmd;
 pub mod logging;
 pub mod ops;
 pub mod plugins;
+pub mod reload;
 pub mod runner;
 pub mod spec;

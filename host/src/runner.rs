@@ -13,7 +13,7 @@ use gateway_eventer::client::{Client, ClientConfig};
 use gateway_model::{Notification, QueryLatestParams, QueryParams, RegisterEvent, Status};
 use gateway_monitor::client::{ComponentEvent, MonitorComponent, MonitorConfig, MonitorError};
 use gateway_monitor::ComponentInfo;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -31,6 +31,25 @@ pub const RECONNECT_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// In monitor mode, the fixed delay before reconnecting to the active event server
 /// (hat-event's `hat.event.component` `reconnect_delay`).
 pub const MONITOR_RECONNECT_DELAY: Duration = Duration::from_millis(500);
+
+/// The gateway's spec as it is now: a reload ([`crate::reload`]) sends a new one.
+/// Every engine starts on the latest, and a running engine moves to each new one
+/// ([`Engine::reconfigure`]). The event-server section and the name never change.
+pub type Specs = watch::Receiver<Arc<GatewaySpec>>;
+
+/// A [`Specs`] that never changes.
+fn fixed(spec: GatewaySpec) -> Specs {
+    // The sender is dropped: `changed` then never resolves (see `next_spec`).
+    watch::channel(Arc::new(spec)).1
+}
+
+/// The next spec a reload sent; pending forever when no reload can come.
+async fn next_spec(specs: &mut Specs) -> Arc<GatewaySpec> {
+    match specs.changed().await {
+        Ok(()) => specs.borrow_and_update().clone(),
+        Err(_) => std::future::pending().await,
+    }
+}
 
 /// What ends [`run`] with an error. Event-server connection problems never do (the
 /// runner reconnects); in monitor mode the monitor connection's end does, as hat's
@@ -61,9 +80,15 @@ pub enum RunError {
 /// Returns an error when the embedded server cannot listen, or in monitor mode when
 /// the monitor connection cannot be made or ends.
 pub async fn run(spec: GatewaySpec, shutdown: CancellationToken) -> Result<(), RunError> {
+    run_reloadable(fixed(spec), shutdown).await
+}
+
+/// [`run`] on a spec that reloads may replace: the devices follow each new one.
+pub async fn run_reloadable(specs: Specs, shutdown: CancellationToken) -> Result<(), RunError> {
+    let spec = specs.borrow().clone();
     match spec.event_server.clone() {
         EventServerSpec::Remote { host, port, token } => {
-            run_remote(&spec, &host, port, token, shutdown).await;
+            run_remote(specs, &host, port, token, shutdown).await;
             Ok(())
         }
         EventServerSpec::Monitor {
@@ -78,11 +103,11 @@ pub async fn run(spec: GatewaySpec, shutdown: CancellationToken) -> Result<(), R
                 gateway_group,
                 event_server_group,
             };
-            run_monitor(spec, monitor, shutdown).await
+            run_monitor(specs, monitor, shutdown).await
         }
         EventServerSpec::Embedded { .. } => {
             let server = EmbeddedServer::new(EmbeddedConfig::default());
-            run_embedded(&spec, server, shutdown).await
+            run_embedded_reloadable(specs, server, shutdown).await
         }
     }
 }
@@ -96,6 +121,17 @@ pub async fn run_embedded(
     server: EmbeddedServer,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    run_embedded_reloadable(fixed(spec.clone()), server, shutdown).await
+}
+
+/// [`run_embedded`] on a spec that reloads may replace; with `enable_devices`, the
+/// devices a reload adds are enabled as at start.
+pub async fn run_embedded_reloadable(
+    mut specs: Specs,
+    server: EmbeddedServer,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let spec = specs.borrow_and_update().clone();
     let span = tracing::info_span!("gateway", gateway = %spec.name, mode = "embedded");
     async move {
         let (listen, enable_devices) = match &spec.event_server {
@@ -110,7 +146,7 @@ pub async fn run_embedded(
             None => None,
         };
         if enable_devices {
-            enable_unconfigured_devices(spec, &server).await;
+            enable_unconfigured_devices(&spec, &server).await;
         }
         let tcp = listener
             .as_ref()
@@ -118,20 +154,38 @@ pub async fn run_embedded(
         let sampler = tokio::spawn(crate::ops::sample_embedded(server.clone(), move || {
             tcp.as_ref().map_or(0, |count| count())
         }));
+        // With enable_devices, the devices a reload adds are enabled too.
+        let enabler = enable_devices.then(|| {
+            let mut specs = specs.clone();
+            let server = server.clone();
+            let cancel = shutdown.clone();
+            tokio::spawn(
+                async move {
+                    loop {
+                        let spec = tokio::select! {
+                            () = cancel.cancelled() => break,
+                            spec = next_spec(&mut specs) => spec,
+                        };
+                        enable_unconfigured_devices(&spec, &server).await;
+                    }
+                }
+                .in_current_span(),
+            )
+        });
         let mut backoff = Backoff::new();
         let mut previous = None;
         loop {
+            // The latest spec's: in the hat-gateway-0.6 layout, one per device.
+            let subscriptions = engine::gateway_subscriptions(&specs.borrow());
             let connected = server
-                .connect(
-                    &engine::client_name(&spec.name),
-                    engine::gateway_subscriptions(spec),
-                )
+                .connect(&engine::client_name(&spec.name), subscriptions)
                 .await;
             let end = match connected {
                 Ok((connection, notifications, status)) => {
                     let client: Arc<dyn DeviceClient> = Arc::new(connection);
                     let source = NotificationSource::Local(notifications);
-                    run_connection(spec, client, source, status, &shutdown, &mut previous).await
+                    run_connection(&mut specs, client, source, status, &shutdown, &mut previous)
+                        .await
                 }
                 Err(err) => {
                     // The subscription is built from a validated name; this is a bug.
@@ -142,6 +196,9 @@ pub async fn run_embedded(
             if end == ConnectionEnd::Shutdown || !backoff.wait(&shutdown).await {
                 break;
             }
+        }
+        if let Some(enabler) = enabler {
+            let _ = enabler.await;
         }
         finish_closing(previous).await;
         sampler.abort();
@@ -185,12 +242,13 @@ async fn enable_unconfigured_devices(spec: &GatewaySpec, server: &EmbeddedServer
 }
 
 async fn run_remote(
-    spec: &GatewaySpec,
+    mut specs: Specs,
     host: &str,
     port: u16,
     token: Option<String>,
     shutdown: CancellationToken,
 ) {
+    let spec = specs.borrow().clone();
     let span =
         tracing::info_span!("gateway", gateway = %spec.name, server = %format!("{host}:{port}"));
     async move {
@@ -199,7 +257,7 @@ async fn run_remote(
         loop {
             let mut config = ClientConfig::new(engine::client_name(&spec.name));
             config.client_token = token.clone();
-            config.subscriptions = engine::gateway_subscriptions(spec);
+            config.subscriptions = engine::gateway_subscriptions(&specs.borrow());
             let connected = tokio::select! {
                 () = shutdown.cancelled() => break,
                 connected = Client::connect((host, port), config) => connected,
@@ -212,7 +270,7 @@ async fn run_remote(
                     let device_client: Arc<dyn DeviceClient> = Arc::new(client.clone());
                     let source = NotificationSource::Remote(notifications, client.clone());
                     let end = run_connection(
-                        spec,
+                        &mut specs,
                         device_client,
                         source,
                         status,
@@ -337,7 +395,7 @@ struct ServerTask {
 }
 
 impl ServerTask {
-    fn start(spec: Arc<GatewaySpec>, data: ServerData, previous: Option<EngineClosing>) -> Self {
+    fn start(specs: Specs, data: ServerData, previous: Option<EngineClosing>) -> Self {
         let cancel = CancellationToken::new();
         let span = tracing::info_span!(
             "event_server",
@@ -345,7 +403,7 @@ impl ServerTask {
             server = %format!("{}:{}", data.host, data.port)
         );
         let handle = tokio::spawn(
-            server_loop(spec, data.clone(), cancel.clone(), previous).instrument(span),
+            server_loop(specs, data.clone(), cancel.clone(), previous).instrument(span),
         );
         Self {
             data,
@@ -372,15 +430,16 @@ impl ServerTask {
 /// engine per connection, reconnecting every [`MONITOR_RECONNECT_DELAY`] until
 /// `cancel`.
 async fn server_loop(
-    spec: Arc<GatewaySpec>,
+    mut specs: Specs,
     data: ServerData,
     cancel: CancellationToken,
     mut previous: Option<EngineClosing>,
 ) -> Option<EngineClosing> {
+    let spec = specs.borrow().clone();
     loop {
         let mut config = ClientConfig::new(engine::client_name(&spec.name));
         config.client_token = data.token.clone();
-        config.subscriptions = engine::gateway_subscriptions(&spec);
+        config.subscriptions = engine::gateway_subscriptions(&specs.borrow());
         config.server_id = Some(data.server_id);
         let connected = tokio::select! {
             () = cancel.cancelled() => break,
@@ -395,9 +454,15 @@ async fn server_loop(
                 let status = client.status();
                 let device_client: Arc<dyn DeviceClient> = Arc::new(client.clone());
                 let source = NotificationSource::Remote(notifications, client.clone());
-                let end =
-                    run_connection(&spec, device_client, source, status, &cancel, &mut previous)
-                        .await;
+                let end = run_connection(
+                    &mut specs,
+                    device_client,
+                    source,
+                    status,
+                    &cancel,
+                    &mut previous,
+                )
+                .await;
                 client.close().await;
                 if end == ConnectionEnd::Shutdown {
                     break;
@@ -434,10 +499,11 @@ async fn server_loop(
 /// monitor connection cannot be made, is lost or is closed by the server (`MsgClose`):
 /// the devices are closed and the caller exits non-zero, as hat-gateway does.
 async fn run_monitor(
-    spec: GatewaySpec,
+    specs: Specs,
     monitor: MonitorSpec,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    let spec = specs.borrow().clone();
     let span = tracing::info_span!(
         "gateway",
         gateway = %spec.name,
@@ -445,7 +511,6 @@ async fn run_monitor(
         group = %monitor.gateway_group
     );
     async move {
-        let spec = Arc::new(spec);
         let connect = MonitorComponent::connect(
             (monitor.host.as_str(), monitor.port),
             &spec.name,
@@ -512,7 +577,7 @@ async fn run_monitor(
                         server = %format!("{}:{}", data.host, data.port),
                         "active event server"
                     );
-                    task = Some(ServerTask::start(spec.clone(), data, previous.take()));
+                    task = Some(ServerTask::start(specs.clone(), data, previous.take()));
                 }
             }
             if blessed && task.is_none() {
@@ -622,7 +687,7 @@ impl NotificationSource {
 /// once and only each device's own first `create` waits for its old instance, so a
 /// hung plugin call never holds up the others (section 7.6).
 async fn run_connection(
-    spec: &GatewaySpec,
+    specs: &mut Specs,
     client: Arc<dyn DeviceClient>,
     mut source: NotificationSource,
     mut status: Status,
@@ -632,8 +697,12 @@ async fn run_connection(
     let metrics = crate::ops::metrics::global();
     metrics.set_connected(true);
     let client = crate::ops::metrics::TimedClient::wrap(client);
-    let active = |status: Status| !spec.require_operational || status == Status::Operational;
-    let start = |previous: &Option<EngineClosing>| {
+    // The spec the engine runs: the latest; a reload moves it to the next.
+    let mut spec = specs.borrow_and_update().clone();
+    // `require_operational` is in the event-server section, which a reload never changes.
+    let require_operational = spec.require_operational;
+    let active = |status: Status| !require_operational || status == Status::Operational;
+    let start = |spec: &GatewaySpec, previous: &Option<EngineClosing>| {
         Engine::start_after(
             spec,
             client.clone(),
@@ -641,7 +710,7 @@ async fn run_connection(
             previous.as_ref(),
         )
     };
-    let mut engine = active(status).then(|| start(previous));
+    let mut engine = active(status).then(|| start(&spec, previous));
     if engine.is_none() {
         tracing::info!(
             status = status.as_str(),
@@ -657,7 +726,7 @@ async fn run_connection(
                     tracing::info!(status = new_status.as_str(), "event server status");
                     status = new_status;
                     match (active(status), engine.take()) {
-                        (true, None) => engine = Some(start(previous)),
+                        (true, None) => engine = Some(start(&spec, previous)),
                         (false, Some(old)) => {
                             tracing::info!("event server not operational: stopping devices");
                             *previous = Some(old.close_in_background());
@@ -674,6 +743,19 @@ async fn run_connection(
                     }
                 }
             },
+            new = next_spec(specs) => {
+                if let Some(engine) = engine.as_mut() {
+                    let done = engine.reconfigure(&spec, &new);
+                    tracing::info!(
+                        added = done.added,
+                        removed = done.removed,
+                        changed = done.changed,
+                        kept = done.kept,
+                        "devices reconfigured"
+                    );
+                }
+                spec = new;
+            }
             err = engine_fatal(&mut engine) => {
                 tracing::warn!(error = %err, "engine failed");
                 break ConnectionEnd::ConnectionLost;

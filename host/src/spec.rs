@@ -170,6 +170,32 @@ impl DeviceSpec {
     }
 }
 
+impl DeviceSpec {
+    /// True when `other` would run exactly as this device does: the same entry (every
+    /// key, host keys included) and the same device type code ([`same_factory`]).
+    /// A reload keeps a device running only when this holds.
+    pub fn same_as(&self, other: &Self) -> bool {
+        self.device_type == other.device_type
+            && self.name == other.name
+            && self.conf == other.conf
+            && self.restart == other.restart
+            && self.event_queue_size == other.event_queue_size
+            && self.create_timeout == other.create_timeout
+            && self.close_timeout == other.close_timeout
+            && same_factory(&self.factory, &other.factory)
+    }
+}
+
+/// Two device types are the same code: loaded from the same library file, unchanged
+/// since ([`DeviceFactory::origin`]), or (built in) the same object.
+pub fn same_factory(a: &Arc<dyn DeviceFactory>, b: &Arc<dyn DeviceFactory>) -> bool {
+    match (a.origin(), b.origin()) {
+        (Some(a), Some(b)) => a == b,
+        (None, None) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
+        _ => false,
+    }
+}
+
 impl std::fmt::Debug for DeviceSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceSpec")

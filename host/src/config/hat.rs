@@ -116,8 +116,45 @@ fn logger_targets(name: &str) -> Option<Vec<String>> {
         ["hat", "event", ..] => Some(vec!["gateway_eventer".to_owned()]),
         ["hat", "monitor", ..] => Some(vec!["gateway_monitor".to_owned()]),
         ["hat"] | ["hat", "gateway", ..] => Some(vec!["gateway_host".to_owned()]),
+        // A tracing target of ours given as it is (`gateway_host::engine`,
+        // `modbus_master`: what `gateway-host log-level` sends through the Adminer).
+        _ if name.contains("::") || name.contains('_') => Some(vec![name.to_owned()]),
         _ => None,
     }
+}
+
+/// The levels of a `logging.dictConfig` document (root, loggers and handlers) that
+/// are not Python levels, one line each (`root: "LOUD"`): Python's `dictConfig`
+/// refuses such a document, and so does the Adminer's `set`.
+pub(crate) fn unknown_levels(section: &Map<String, Value>) -> Vec<String> {
+    let known = |level: &Value| {
+        python_level(level).is_some()
+            || level
+                .as_str()
+                .is_some_and(|l| l.eq_ignore_ascii_case("NOTSET"))
+            || level.as_u64() == Some(0)
+    };
+    let mut unknown = Vec::new();
+    if let Some(level) = section.get("root").and_then(|r| r.get("level")) {
+        if !known(level) {
+            unknown.push(format!("root: {level}"));
+        }
+    }
+    for key in ["loggers", "handlers"] {
+        for (name, entry) in section
+            .get(key)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(level) = entry.get("level") {
+                if !known(level) {
+                    unknown.push(format!("{key} {name:?}: {level}"));
+                }
+            }
+        }
+    }
+    unknown
 }
 
 /// Console handler classes of Python's logging (what writes to stderr/stdout).
@@ -296,6 +333,28 @@ mod tests {
         assert!(text.contains("logger \"asyncio\""), "{text}");
         assert!(text.contains("formatters"), "{text}");
         assert_eq!(warnings.len(), 3, "{warnings:?}");
+    }
+
+    #[test]
+    fn our_own_targets_map_as_they_are_and_unknown_levels_are_named() {
+        let section = json!({
+            "version": 1,
+            "loggers": {
+                "gateway_host::engine": {"level": "DEBUG"},
+                "modbus_master": {"level": 5},
+                "asyncio": {"level": "LOUD"}
+            },
+            "root": {"level": "INFO"}
+        });
+        let section = section.as_object().unwrap();
+        let (log, _, _) = map_dict_config(section);
+        assert_eq!(
+            log.filter.as_deref(),
+            Some("gateway_host::engine=debug,modbus_master=trace")
+        );
+        assert_eq!(unknown_levels(section), [r#"loggers "asyncio": "LOUD""#]);
+        let fine = json!({"version": 1, "root": {"level": "NOTSET"}});
+        assert!(unknown_levels(fine.as_object().unwrap()).is_empty());
     }
 
     #[test]

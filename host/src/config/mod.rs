@@ -67,6 +67,8 @@ pub struct ValidatedConfig {
     pub metrics: Option<crate::ops::MetricsConfig>,
     /// The event-type layout and the hat-gateway features the file uses.
     pub compat: Compat,
+    /// `adminer_server`: where the Adminer server listens (`None`: not served).
+    pub adminer: Option<(String, u16)>,
 }
 
 impl std::fmt::Debug for ValidatedConfig {
@@ -84,6 +86,7 @@ impl std::fmt::Debug for ValidatedConfig {
             .field("log", &self.log)
             .field("warnings", &self.warnings)
             .field("compat", &self.compat)
+            .field("adminer", &self.adminer)
             .finish()
     }
 }
@@ -187,8 +190,18 @@ pub fn validate(
             warnings.push(format!("unknown top-level key {key:?} ignored"));
         }
     }
-    if doc.get("adminer_server").is_some() {
-        warnings.push("adminer_server is not supported yet; ignored".to_owned());
+    let adminer = main.adminer_server.map(|a| (a.host, a.port));
+    if let Some((host, _)) = &adminer {
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            warnings.push(format!(
+                "adminer_server host {host:?} is not a loopback address: anyone who can \
+                 reach it can change the log configuration"
+            ));
+        }
     }
     for key in ["type", "version"] {
         if let Some(value) = doc.get(key) {
@@ -218,7 +231,30 @@ pub fn validate(
         embedded,
         metrics,
         compat,
+        adminer,
     })
+}
+
+/// A hat `log` section (a Python `logging.dictConfig` document) as the filter
+/// directives it maps to ([`hat::map_dict_config`], the mapping the configuration's
+/// `log` section goes through) and the warnings naming what is not mapped. Strict as
+/// Python's `dictConfig`: not an object, no `version: 1` or a level that is not a
+/// Python level is an error. The Adminer's `set` uses it.
+pub(crate) fn hat_log_directives(dict: &Value) -> Result<(String, Vec<String>), String> {
+    let section = dict
+        .as_object()
+        .ok_or("a logging configuration must be an object")?;
+    if section.get("version").and_then(Value::as_i64) != Some(1) {
+        return Err("a logging configuration needs version: 1".into());
+    }
+    let unknown = hat::unknown_levels(section);
+    if !unknown.is_empty() {
+        return Err(format!("unknown level: {}", unknown.join(", ")));
+    }
+    let (log, _, warnings) = hat::map_dict_config(section);
+    let directives = log.directives();
+    log.env_filter().map_err(|err| err.to_string())?;
+    Ok((directives, warnings))
 }
 
 /// Sort key of an error's pointer: its segments, numbers compared as numbers.
@@ -393,6 +429,7 @@ fn log_config(
 struct MainDocument {
     name: String,
     event_server: EventServerDocument,
+    adminer_server: Option<AddressDocument>,
 }
 
 #[derive(Deserialize)]

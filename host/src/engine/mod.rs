@@ -122,14 +122,36 @@ pub struct Engine {
     tasks: JoinSet<()>,
     cancel: CancellationToken,
     fatal: mpsc::Receiver<EngineError>,
+    /// For the enable queries of devices a reload adds.
+    fatal_tx: mpsc::Sender<EngineError>,
     /// Set before cancelling when the engine closes in the background.
     detached: Arc<AtomicBool>,
     /// Per device (prefix), cancelled once its proxy has ended.
     ended: Vec<(EventType, CancellationToken)>,
+    /// Proxies a reload removed that may still be closing: a device added again waits
+    /// for its old instance.
+    retired: Vec<(EventType, CancellationToken)>,
     /// `proxies` by prefix.
     index: PrefixIndex,
     /// Segments of a device prefix in this engine's layout.
     prefix_len: usize,
+    /// The connection's lanes, one per device (`proxy::fair`).
+    fair: proxy::FairShare,
+    /// The connection itself (the enable queries).
+    client: Arc<dyn DeviceClient>,
+}
+
+/// What [`Engine::reconfigure`] did, in devices.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Reconfigured {
+    /// New devices, created (subject to `enable`).
+    pub added: usize,
+    /// Devices no longer configured, closed (`running=false`).
+    pub removed: usize,
+    /// Devices whose entry or device type code changed, closed and created again.
+    pub changed: usize,
+    /// Devices left running untouched.
+    pub kept: usize,
 }
 
 /// An engine closing in the background ([`Engine::close_in_background`]): the next
@@ -210,31 +232,115 @@ impl Engine {
             proxies.push(handle);
         }
         let index = PrefixIndex::new(proxies.iter().map(|p| &p.prefix[..]), prefix_len);
-        if !proxies.is_empty() {
-            let inputs: Vec<_> = proxies
-                .iter()
-                .map(|p| (enable_event_type(&p.prefix), p.input.clone()))
-                .collect();
-            let client = client.clone();
-            let cancel = cancel.clone();
-            tasks.spawn(async move {
-                tokio::select! {
-                    () = cancel.cancelled() => {}
-                    () = start_up_query(client, inputs, prefix_len, fatal_tx) => {}
-                }
-            });
-        }
-        tracing::debug!(gateway = %spec.name, devices = proxies.len(), "engine started");
-        Self {
+        let mut engine = Self {
             proxies,
             tasks,
             cancel,
             fatal,
+            fatal_tx,
             detached,
             ended,
+            retired: Vec::new(),
             index,
             prefix_len,
+            fair,
+            client,
+        };
+        let inputs: Vec<_> = engine
+            .proxies
+            .iter()
+            .map(|p| (enable_event_type(&p.prefix), p.input.clone()))
+            .collect();
+        engine.spawn_query(inputs);
+        tracing::debug!(gateway = %spec.name, devices = engine.proxies.len(), "engine started");
+        engine
+    }
+
+    /// The start-up enable query for `inputs` (nothing when empty), on the engine's
+    /// tasks.
+    fn spawn_query(&mut self, inputs: Vec<(EventType, mpsc::Sender<ProxyInput>)>) {
+        if inputs.is_empty() {
+            return;
         }
+        let client = self.client.clone();
+        let cancel = self.cancel.clone();
+        let fatal = self.fatal_tx.clone();
+        let prefix_len = self.prefix_len;
+        self.tasks.spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = start_up_query(client, inputs, prefix_len, fatal) => {}
+            }
+        });
+    }
+
+    /// Moves the engine from `old` (the spec it runs now) to `new`, device by device
+    /// (by prefix): a device of both with [`DeviceSpec::same_as`] keeps its proxy and
+    /// instance untouched; a changed one is closed and a new proxy created after it
+    /// has ended; a removed one is closed (`running=false`); an added one starts as at
+    /// start-up (`running=false` in the `seeds` layout, then the enable query for the
+    /// added devices only). Never blocks: closes run on the proxies' own tasks.
+    ///
+    /// `old` must be the spec this engine was started with or last moved to; the
+    /// gateway name and the layout of both are the same (a reload refuses others).
+    pub fn reconfigure(&mut self, old: &GatewaySpec, new: &GatewaySpec) -> Reconfigured {
+        let mut done = Reconfigured::default();
+        let ended = std::mem::take(&mut self.ended);
+        let mut proxies: Vec<Option<ProxyHandle>> = std::mem::take(&mut self.proxies)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.retired.retain(|(_, ended)| !ended.is_cancelled());
+        while self.tasks.try_join_next().is_some() {}
+        let mut next = Vec::with_capacity(new.devices.len());
+        let mut next_ended = Vec::with_capacity(new.devices.len());
+        let mut inputs = Vec::new();
+        for device in &new.devices {
+            let prefix = new.device_prefix(&device.device_type, &device.name);
+            let found = self
+                .index
+                .get(&prefix, |i| &ended[i].0[..])
+                .and_then(|i| proxies[i].take().map(|handle| (i, handle)));
+            let after = match found {
+                Some((i, handle)) if old.devices.get(i).is_some_and(|d| d.same_as(device)) => {
+                    done.kept += 1;
+                    next.push(handle);
+                    next_ended.push(ended[i].clone());
+                    continue;
+                }
+                Some((i, handle)) => {
+                    done.changed += 1;
+                    handle.cancel.cancel();
+                    Some(ended[i].1.clone())
+                }
+                None => {
+                    done.added += 1;
+                    self.retired
+                        .iter()
+                        .find(|(p, _)| *p == prefix)
+                        .map(|(_, ended)| ended.clone())
+                }
+            };
+            let (handle, proxy) = Self::new_proxy(new, device, &self.fair.lane(), &self.cancel);
+            let proxy = proxy.with_detached(self.detached.clone()).after(after);
+            next_ended.push((handle.prefix.clone(), proxy.ended()));
+            self.tasks.spawn(proxy.run());
+            inputs.push((enable_event_type(&handle.prefix), handle.input.clone()));
+            next.push(handle);
+        }
+        for (i, handle) in proxies.into_iter().enumerate() {
+            if let Some(handle) = handle {
+                done.removed += 1;
+                handle.cancel.cancel();
+                self.retired.push(ended[i].clone());
+            }
+        }
+        self.index = PrefixIndex::new(next.iter().map(|p| &p.prefix[..]), self.prefix_len);
+        self.proxies = next;
+        self.ended = next_ended;
+        self.spawn_query(inputs);
+        tracing::debug!(gateway = %new.name, ?done, "engine reconfigured");
+        done
     }
 
     fn new_proxy(
@@ -253,6 +359,7 @@ impl Engine {
         let capacity = device.event_queue_size.max(1) + CONTROL_HEADROOM;
         let (input_tx, input_rx) = mpsc::channel(capacity);
         let shared = Arc::new(proxy::SharedState::default());
+        let own = cancel.child_token();
         let proxy = DeviceProxy::new(
             device,
             prefix.clone(),
@@ -260,13 +367,14 @@ impl Engine {
             span,
             input_rx,
             shared.clone(),
-            cancel.child_token(),
+            own.clone(),
         )
         .with_initial_running_false(spec.event_types.initial_running_false());
         let handle = ProxyHandle {
             prefix,
             input: input_tx,
             shared,
+            cancel: own,
         };
         (handle, proxy)
     }
@@ -330,7 +438,9 @@ impl Engine {
         self.detached.store(true, Ordering::Relaxed);
         self.cancel.cancel();
         let mut tasks = std::mem::take(&mut self.tasks);
-        let ended = std::mem::take(&mut self.ended);
+        let mut ended = std::mem::take(&mut self.ended);
+        // After the current ones: a prefix found twice is found current first.
+        ended.append(&mut self.retired);
         let index = PrefixIndex::new(ended.iter().map(|(p, _)| &p[..]), self.prefix_len);
         let task = tokio::spawn(async move {
             join_all(&mut tasks).await;

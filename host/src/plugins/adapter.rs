@@ -22,17 +22,20 @@ use super::log::emit_plugin_log;
 use super::PluginInfo;
 use crate::device::{
     ClientError, DeviceClient, DeviceContext, DeviceError, DeviceFactory, DeviceInstance,
+    FactoryOrigin, FileStamp,
 };
 
 /// A loaded plugin library: what `module` resolves to. Implements [`DeviceFactory`].
 pub struct LoadedPlugin {
     info: PluginInfo,
     root: PluginRootRef,
+    /// The library file when it was loaded.
+    stamp: Option<FileStamp>,
 }
 
 impl LoadedPlugin {
-    pub(crate) fn new(info: PluginInfo, root: PluginRootRef) -> Self {
-        Self { info, root }
+    pub(crate) fn new(info: PluginInfo, root: PluginRootRef, stamp: Option<FileStamp>) -> Self {
+        Self { info, root, stamp }
     }
 
     /// What the plugin declares about itself, and its file.
@@ -67,6 +70,13 @@ impl DeviceFactory for LoadedPlugin {
 
     fn json_schema(&self) -> Option<&serde_json::Value> {
         self.info.json_schema.as_ref()
+    }
+
+    fn origin(&self) -> Option<FactoryOrigin> {
+        Some(FactoryOrigin {
+            path: self.info.path.clone(),
+            stamp: self.stamp,
+        })
     }
 
     fn create(

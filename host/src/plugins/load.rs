@@ -109,6 +109,8 @@ pub(crate) fn load_plugin(path: &Path, allow_insecure: bool) -> Result<LoadedPlu
     if cfg!(all(unix, not(target_os = "macos"))) {
         check::elf_header(path)?;
     }
+    // Taken before the library is opened: a file replaced after this is seen as changed.
+    let stamp = crate::device::FileStamp::of(path);
     // One library per file, leaked (never unloaded); abi_stable checks its own header.
     let header = lib_header_from_path(path).map_err(|err| map_library_error(path, err))?;
     // The API version the library was built with, checked before any plugin code runs.
@@ -167,5 +169,5 @@ pub(crate) fn load_plugin(path: &Path, allow_insecure: bool) -> Result<LoadedPlu
         api_version = %info.api_version,
         "plugin loaded"
     );
-    Ok(LoadedPlugin::new(info, root))
+    Ok(LoadedPlugin::new(info, root, stamp))
 }

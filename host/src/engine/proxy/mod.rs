@@ -171,6 +171,9 @@ pub(crate) struct ProxyHandle {
     pub(crate) prefix: EventType,
     pub(crate) input: mpsc::Sender<ProxyInput>,
     pub(crate) shared: Arc<SharedState>,
+    /// The proxy's own token (a child of the engine's): cancelling it closes this
+    /// device alone (a reload removed or changed it).
+    pub(crate) cancel: CancellationToken,
 }
 
 impl ProxyHandle {
