@@ -56,6 +56,9 @@ fn type_of(event: &Value) -> String {
         .join("/")
 }
 
+/// Bound on every wait for events.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the watcher saw: `running` values per device in order, and `keep`'s counter.
 #[derive(Default)]
 struct Seen {
@@ -64,9 +67,17 @@ struct Seen {
 }
 
 impl Seen {
-    /// Reads watcher lines until `done` holds.
+    /// Reads watcher lines until `done` holds; fails after [`WAIT`] (the counter
+    /// keeps lines coming, so the line reader's own bound does not end a wait).
     fn until(&mut self, watch: &mut Proc, done: impl Fn(&Seen) -> bool) {
+        let deadline = std::time::Instant::now() + WAIT;
         while !done(self) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not seen within {WAIT:?}: running {:?}, keep {:?}",
+                self.running,
+                self.keep_values
+            );
             let line = watch.expect_line(Stream::Stdout, |_| true);
             let event: Value = serde_json::from_str(&line).unwrap();
             let ty = type_of(&event);
