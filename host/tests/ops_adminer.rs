@@ -48,7 +48,7 @@ fn hat_adminer_client_and_log_level_set_the_log_configuration() {
         "gateway.json",
         &json!({
             "name": "gw",
-            "event_server": {"embedded": {"eventer_server": {"host": "127.0.0.1", "port": 0}}},
+            "event_server": {"embedded": {"store": "memory", "eventer_server": {"host": "127.0.0.1", "port": 0}}},
             "adminer_server": {"host": "127.0.0.1", "port": 0},
             "devices": [],
             "log": {"level": "info", "format": "json"}

@@ -17,6 +17,7 @@ fn config(name: &str, devices: &[Value]) -> String {
     json!({
         "name": name,
         "event_server": {"embedded": {
+            "store": "memory",
             "eventer_server": {"host": "127.0.0.1", "port": 0},
             "enable_devices": true
         }},
@@ -74,9 +75,10 @@ impl Seen {
         while !done(self) {
             assert!(
                 std::time::Instant::now() < deadline,
-                "not seen within {WAIT:?}: running {:?}, keep {:?}",
+                "not seen within {WAIT:?}: running {:?}, keep's last value {} ({} seen)",
                 self.running,
-                self.keep_values
+                self.last_keep(),
+                self.keep_values.len()
             );
             let line = watch.expect_line(Stream::Stdout, |_| true);
             let event: Value = serde_json::from_str(&line).unwrap();
