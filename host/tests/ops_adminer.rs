@@ -127,7 +127,7 @@ fn hat_adminer_client_and_log_level_set_the_log_configuration() {
     let got: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(got["root"]["level"], json!("INFO"), "{got}");
     assert_eq!(
-        got["loggers"]["gateway_host.engine"]["level"],
+        got["loggers"]["gateway_host::engine"]["level"],
         json!(5),
         "{got}"
     );
