@@ -352,7 +352,7 @@ pub fn signal_reload(name: &str) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::{DeviceContext, DeviceError, DeviceFactory, DeviceInstance};
+    use crate::device::{DeviceContext, DeviceError, DeviceFactory, DeviceInstance, FactoryOrigin};
     use crate::spec::{DeviceSpec, EventServerSpec};
     use futures::future::BoxFuture;
 
@@ -430,6 +430,63 @@ mod tests {
         let mut restart = spec(&[("keep", serde_json::json!({"a": 1}))], &factory);
         restart.devices[0].restart = crate::spec::RestartPolicy::ON_FAILURE_DEFAULT;
         assert_eq!(summarize(&old, &restart).changed, 1);
+    }
+
+    /// A plugin library at `path`, as stamped when loaded.
+    #[derive(Debug)]
+    struct Library(FactoryOrigin);
+
+    impl DeviceFactory for Library {
+        fn device_type(&self) -> &str {
+            "sim"
+        }
+        fn json_schema_id(&self) -> Option<&str> {
+            None
+        }
+        fn json_schema(&self) -> Option<&Value> {
+            None
+        }
+        fn origin(&self) -> Option<FactoryOrigin> {
+            Some(self.0.clone())
+        }
+        fn create(
+            &self,
+            _conf: Value,
+            _context: DeviceContext,
+        ) -> BoxFuture<'static, Result<Box<dyn DeviceInstance>, DeviceError>> {
+            Box::pin(async { Err(DeviceError::Failed("unused".into())) })
+        }
+    }
+
+    fn library(path: &str, len: u64) -> Arc<dyn DeviceFactory> {
+        Arc::new(Library(FactoryOrigin {
+            path: PathBuf::from(path),
+            stamp: Some(FileStamp {
+                len,
+                modified: None,
+                inode: Some((1, len)),
+            }),
+        }))
+    }
+
+    #[test]
+    fn a_plugin_file_rewritten_in_place_needs_a_restart_another_file_does_not() {
+        let conf = serde_json::json!({});
+        let old = spec(&[("d", conf.clone())], &library("/p/libsim.so", 100));
+        // The same file, loaded again unchanged: the same code, the device is kept.
+        let same = spec(&[("d", conf.clone())], &library("/p/libsim.so", 100));
+        assert!(replaced_plugins(&old, &same).is_empty());
+        assert_eq!(summarize(&old, &same).kept, 1);
+        // Rewritten at the same path: the process still holds the old code.
+        let rewritten = spec(&[("d", conf.clone())], &library("/p/libsim.so", 200));
+        assert_eq!(
+            replaced_plugins(&old, &rewritten),
+            ["plugin file /p/libsim.so"]
+        );
+        // Another file: loadable live, the device is changed (recreated).
+        let moved = spec(&[("d", conf)], &library("/q/libsim2.so", 200));
+        assert!(replaced_plugins(&old, &moved).is_empty());
+        assert_eq!(summarize(&old, &moved).changed, 1);
     }
 
     #[test]
