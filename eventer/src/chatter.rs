@@ -210,19 +210,32 @@ pub fn encode_frame_with(
     write_data: impl FnOnce(&mut BytesMut),
     dst: &mut BytesMut,
 ) {
+    put_frame_head(header, data_type, data_len, 0, dst);
+    let before = dst.len();
+    write_data(dst);
+    debug_assert_eq!(dst.len() - before, data_len, "Data.data size mismatch");
+}
+
+/// Appends everything of a frame before its `data_len` bytes of `Data.data`: the
+/// length prefix, the header, the data type and the data's length. Reserves room for
+/// the data too, less the `have` bytes of it that `dst` already holds elsewhere.
+pub(crate) fn put_frame_head(
+    header: &MsgHeader,
+    data_type: &str,
+    data_len: usize,
+    have: usize,
+    dst: &mut BytesMut,
+) {
     let mut size = SizeCounter::default();
     header.write(&mut size);
     size.put_str(data_type);
     size.put_count(data_len);
     let body_len = size.0 + data_len;
-    dst.reserve(prefix_len(body_len) + body_len);
+    dst.reserve((prefix_len(body_len) + body_len).saturating_sub(have));
     put_prefix(body_len, dst);
     header.write(dst);
     dst.put_str(data_type);
     dst.put_count(data_len);
-    let before = dst.len();
-    write_data(dst);
-    debug_assert_eq!(dst.len() - before, data_len, "Data.data size mismatch");
 }
 
 /// Appends one complete frame (prefix + body) for `msg` to `dst`.

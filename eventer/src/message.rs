@@ -208,14 +208,22 @@ impl EventerMsg {
 
     /// Appends a whole chatter frame (prefix, header, `Data`) carrying this message
     /// to `dst`, encoding the message straight into it.
+    ///
+    /// The message is written once, at the end of `dst`; the frame's head, whose
+    /// length prefixes need the message's size, is then put before it and the message
+    /// moved up by the head's few bytes. Counting the size first
+    /// ([`EventerMsg::encoded_len`]) walks every event's segments and payload a second
+    /// time, which cost about as much as writing them (issue 12).
     pub fn encode_frame(&self, header: &MsgHeader, dst: &mut BytesMut) {
-        chatter::encode_frame_with(
-            header,
-            self.type_name(),
-            self.encoded_len(),
-            |dst| self.write(dst),
-            dst,
-        );
+        let start = dst.len();
+        self.write(dst);
+        let data_len = dst.len() - start;
+        let mut head = BytesMut::new();
+        chatter::put_frame_head(header, self.type_name(), data_len, data_len, &mut head);
+        let head_len = head.len();
+        dst.resize(start + data_len + head_len, 0);
+        dst.copy_within(start..start + data_len, start + head_len);
+        dst[start..start + head_len].copy_from_slice(&head);
     }
 
     /// A chatter message carrying this message.

@@ -391,3 +391,29 @@ fn spec_payload_table() {
         assert_eq!(&EventerMsg::decode(msg.type_name(), bytes).unwrap(), msg);
     }
 }
+
+/// `encode_frame` writes the message first and puts the frame's head before it: the
+/// frames after earlier bytes of the buffer, small and large (multi-byte length
+/// prefixes), are exactly those of the chatter encoder.
+#[test]
+fn encode_frame_appends_frames_equal_to_the_chatter_encoding() {
+    let mut messages = every_kind();
+    messages.push(EventerMsg::RegisterReq(
+        (0..1000)
+            .map(|i| RegisterEvent {
+                event_type: t("gateway/gw1/sim/s1/gateway/data/p0"),
+                source_timestamp: Some(ts(i, 7)),
+                payload: Some(Payload::json(serde_json::json!({ "value": i }))),
+            })
+            .collect(),
+    ));
+    let mut ours = BytesMut::from(&b"earlier bytes"[..]);
+    let mut chatter_frames = BytesMut::from(&b"earlier bytes"[..]);
+    for (id, msg) in messages.iter().enumerate() {
+        let header = MsgHeader::new_conversation(id as i64 + 1, id % 2 == 0);
+        msg.encode_frame(&header, &mut ours);
+        chatter::encode_frame(&msg.to_msg(header), &mut chatter_frames);
+    }
+    assert_eq!(ours.len(), chatter_frames.len());
+    assert!(ours == chatter_frames, "the frames differ");
+}
