@@ -289,7 +289,9 @@ impl Tools {
             Command::new(self.bin_dir.join("gateway-host"))
                 .arg("--conf")
                 .arg(path)
-                .env_remove("RUST_LOG"),
+                .env_remove("RUST_LOG")
+                // Its pid file stays in the run's work dir, not in the home directory.
+                .env("XDG_STATE_HOME", self.work_dir.join("state")),
             &self.work_dir.join(format!("{label}.gateway.log")),
         )?;
         if remote_port.is_none() {

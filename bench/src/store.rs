@@ -167,7 +167,9 @@ async fn embedded(
         Command::new(tools.bin_dir.join("gateway-host"))
             .arg("--conf")
             .arg(path)
-            .env_remove("RUST_LOG"),
+            .env_remove("RUST_LOG")
+            // Its pid file stays in the run's work dir, not in the home directory.
+            .env("XDG_STATE_HOME", tools.work_dir.join("state")),
         &tools.work_dir.join(format!("{label}.gateway.log")),
     )?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));

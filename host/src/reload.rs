@@ -285,32 +285,76 @@ pub fn pid_file(name: &str) -> Option<PathBuf> {
     Some(base.join("hat").join("gateway").join(file))
 }
 
-/// The daemon's pid file, removed when dropped if it still holds this process's pid.
+/// The daemon's pid file, locked (`flock`, exclusive) for as long as the daemon runs
+/// and removed when dropped. The lock is what tells a live daemon's file from one left
+/// by a process that was killed: `gateway-host reload` signals only a pid whose file is
+/// locked, so a stale file never makes it signal whatever process has that pid now.
 #[derive(Debug)]
-pub struct PidFile(PathBuf);
+pub struct PidFile {
+    path: PathBuf,
+    // Holds the lock; closing it releases the lock.
+    _file: std::fs::File,
+}
 
 impl PidFile {
-    /// Writes this process's pid to `path` (creating its directory).
+    /// Locks `path` (creating it and its directory) and writes this process's pid to
+    /// it. Fails when another running daemon holds it.
+    #[cfg(unix)]
     pub fn create(path: PathBuf) -> std::io::Result<Self> {
+        use std::io::Write;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(&path, format!("{}\n", std::process::id()))?;
-        Ok(Self(path))
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        if !try_lock(&file, libc::LOCK_EX)? {
+            let holder = read_pid(&path)
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!(
+                    "{} is held by another running daemon of this gateway name{holder}",
+                    path.display()
+                ),
+            ));
+        }
+        file.set_len(0)?;
+        file.write_all(format!("{}\n", std::process::id()).as_bytes())?;
+        Ok(Self { path, _file: file })
     }
 
     /// Where it is.
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 }
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        // Another daemon of the same name may have replaced it since.
-        if read_pid(&self.0).ok() == Some(std::process::id()) {
-            let _ = std::fs::remove_file(&self.0);
-        }
+        // Still locked by this process: no other daemon can have taken it over.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// `flock(file, operation | LOCK_NB)`: true when taken, false when another open file
+/// holds a conflicting lock.
+#[cfg(unix)]
+fn try_lock(file: &std::fs::File, operation: libc::c_int) -> std::io::Result<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) on a descriptor this File owns and keeps open for the call.
+    if unsafe { libc::flock(file.as_raw_fd(), operation | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let err = std::io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
     }
 }
 
@@ -328,13 +372,33 @@ pub fn read_pid(path: &Path) -> Result<u32, String> {
 #[cfg(unix)]
 pub fn signal_reload(name: &str) -> Result<u32, String> {
     let path = pid_file(name).ok_or("neither XDG_STATE_HOME nor HOME is set: no pid file")?;
-    if !path.exists() {
+    signal_reload_at(name, &path)
+}
+
+/// [`signal_reload`] through the pid file at `path`: only a file a running daemon holds
+/// locked is trusted.
+#[cfg(unix)]
+fn signal_reload_at(name: &str, path: &Path) -> Result<u32, String> {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "no running gateway {name:?}: no pid file {}",
+                path.display()
+            ))
+        }
+        Err(err) => return Err(format!("cannot open {}: {err}", path.display())),
+    };
+    let unlocked = try_lock(&file, libc::LOCK_SH)
+        .map_err(|err| format!("cannot check the lock of {}: {err}", path.display()))?;
+    if unlocked {
         return Err(format!(
-            "no running gateway {name:?}: no pid file {}",
+            "no running gateway {name:?}: {} is left by a daemon that has ended (it is not \
+             locked); nothing signalled",
             path.display()
         ));
     }
-    let pid = read_pid(&path)?;
+    let pid = read_pid(path)?;
     let target = libc::pid_t::try_from(pid)
         .map_err(|_| format!("{} holds an impossible pid {pid}", path.display()))?;
     // SAFETY: kill(2) with a pid and a signal number has no memory effects.
@@ -487,6 +551,44 @@ mod tests {
         let moved = spec(&[("d", conf)], &library("/q/libsim2.so", 200));
         assert!(replaced_plugins(&old, &moved).is_empty());
         assert_eq!(summarize(&old, &moved).changed, 1);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pid_file_is_locked_while_held_and_a_stale_one_is_never_signalled() {
+        let dir = std::env::temp_dir().join(format!("gateway-pidfile-{}", std::process::id()));
+        let path = dir.join("gw.pid");
+        let held = PidFile::create(path.clone()).unwrap();
+        assert_eq!(read_pid(&path).unwrap(), std::process::id());
+        // A second daemon of the same name cannot take it.
+        let err = PidFile::create(path.clone()).unwrap_err();
+        assert!(
+            err.to_string().contains("held by another running daemon"),
+            "{err}"
+        );
+        drop(held);
+        assert!(!path.exists());
+
+        // A file left by a killed daemon, naming a live process that is not a daemon:
+        // that process is not signalled (SIGHUP would end it).
+        let mut bystander = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&path, format!("{}\n", bystander.id())).unwrap();
+        let err = signal_reload_at("gw", &path).unwrap_err();
+        assert!(
+            err.contains("has ended") && err.contains("nothing signalled"),
+            "{err}"
+        );
+        assert!(
+            bystander.try_wait().unwrap().is_none(),
+            "the bystander was signalled"
+        );
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -23,6 +23,10 @@ fn run_on(dir: &TempDir, db_path: &std::path::Path) -> (Option<i32>, String) {
         .arg("--conf")
         .arg(&conf)
         .env_remove("RUST_LOG")
+        .env(
+            "XDG_STATE_HOME",
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("state"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -108,6 +108,11 @@ impl Gateway {
         };
         let mut command = Command::new(program);
         command.arg("--conf").arg(conf);
+        // Its pid file goes under the target dir, not into the home directory.
+        command.env(
+            "XDG_STATE_HOME",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("state"),
+        );
         command
     }
 }

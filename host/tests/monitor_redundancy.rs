@@ -128,6 +128,20 @@ impl Observer {
         true
     }
 
+    /// Waits until the server says it is operational: a server blessed in the monitor's
+    /// list refuses registers until it has taken the blessing itself.
+    async fn wait_operational(&mut self) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.client.status() != gateway_model::Status::Operational {
+            match tokio::time::timeout_at(deadline, self.rx.recv()).await {
+                Ok(Some(Notification::Events(events))) => self.events.extend(events),
+                Ok(Some(Notification::Status(_))) => {}
+                Ok(None) => panic!("observer disconnected waiting for operational"),
+                Err(_) => panic!("server not operational within {WAIT:?}"),
+            }
+        }
+    }
+
     /// Waits until the `enable` events of `gateways` are on this server (registered
     /// here or synced from the active server).
     async fn wait_enables(&mut self, gateways: &[&str]) {
@@ -216,6 +230,7 @@ async fn redundant_topology_fails_over_servers_and_gateways() {
     let standby_id = servers[standby_i].as_ref().unwrap().server_id;
     let mut on_active = Observer::connect(servers[active_i].as_ref().unwrap().addr).await;
     let mut on_standby = Observer::connect(servers[standby_i].as_ref().unwrap().addr).await;
+    on_active.wait_operational().await;
     let stored = on_active
         .client
         .register_with_response(vec![enable("gw_a"), enable("gw_b")])
@@ -411,6 +426,7 @@ async fn hat_gateway_and_gateway_host_share_one_election() {
             json!(true),
         ),
     ];
+    observer.wait_operational().await;
     assert!(observer
         .client
         .register_with_response(enables)

@@ -497,17 +497,33 @@ fn health_ready_notify_and_bad_requests() {
     );
     let answer = exchange(&address, huge.as_bytes());
     assert!(answer.starts_with("HTTP/1.1 431"), "{answer:?}");
-    let idle: Vec<TcpStream> = (0..2)
-        .map(|_| TcpStream::connect(&address).unwrap())
-        .collect();
-    // Each idle connection is served: a request on it is answered, and it stays.
-    for mut stream in &idle {
+    // Two connections held open, each served: a request on it is answered, and it
+    // stays. The server frees the slots of the connections above only after their
+    // tasks end, so a connection may still be refused at first: try again until two
+    // are held (bounded).
+    let deadline = Instant::now() + TIMEOUT;
+    let mut idle: Vec<TcpStream> = Vec::new();
+    while idle.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no two connections served within {TIMEOUT:?}"
+        );
+        let mut stream = TcpStream::connect(&address).unwrap();
+        stream.set_read_timeout(Some(TIMEOUT)).unwrap();
         stream
             .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             .unwrap();
         let mut buffer = [0; 12];
-        stream.read_exact(&mut buffer).unwrap();
-        assert_eq!(&buffer, b"HTTP/1.1 200");
+        match stream.read_exact(&mut buffer) {
+            Ok(()) => {
+                assert_eq!(&buffer, b"HTTP/1.1 200");
+                idle.push(stream);
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::UnexpectedEof => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => panic!("{err}"),
+        }
     }
     let answer = exchange(&address, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(answer, "", "a third connection is closed unanswered");

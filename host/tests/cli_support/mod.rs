@@ -10,10 +10,18 @@ use std::time::Duration;
 /// Bound on one run of the binary; config errors come back in milliseconds.
 const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The binary under test, with a clean logging environment.
+/// The state dir (`XDG_STATE_HOME`) the binary gets in tests.
+pub(crate) fn test_state_home() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("state")
+}
+
+/// The gateway-host binary, with no RUST_LOG and its state dir under the target dir.
 pub(crate) fn gateway_host() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gateway-host"));
     cmd.env_remove("RUST_LOG");
+    // Pid files (and any default event store file) go under the target dir, never into
+    // the home of whoever runs the tests.
+    cmd.env("XDG_STATE_HOME", test_state_home());
     cmd
 }
 
