@@ -30,10 +30,14 @@ fn cargo_build(manifest: &Path, target_dir: &Path, offline: bool) -> std::proces
     command.output().unwrap()
 }
 
-fn build_out_of_tree_plugin() -> PathBuf {
-    let manifest =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/out-of-tree-plugin/Cargo.toml");
-    // Its own target directory, kept under ours so it is reused between runs.
+/// Builds the out-of-tree project `tests/<project>` with cargo (offline first) in its
+/// own target directory, kept under ours so it is reused between runs (the projects
+/// share their dependencies); returns the path of `lib<lib>.so`.
+fn build_project(project: &str, lib: &str) -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(project)
+        .join("Cargo.toml");
     let target_dir = profile_dir().parent().unwrap().join("out-of-tree-plugin");
     let mut output = cargo_build(&manifest, &target_dir, true);
     if !output.status.success() {
@@ -41,10 +45,14 @@ fn build_out_of_tree_plugin() -> PathBuf {
     }
     assert!(
         output.status.success(),
-        "building the out-of-tree plugin failed:\n{}",
+        "building {project} failed:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    target_dir.join("debug/libvendor_counter.so")
+    target_dir.join(format!("debug/lib{lib}.so"))
+}
+
+fn build_out_of_tree_plugin() -> PathBuf {
+    build_project("out-of-tree-plugin", "vendor_counter")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,18 +97,7 @@ async fn out_of_tree_plugin_builds_loads_and_runs() {
 /// project on a frozen copy of 1.1.0's ABI, whose root module has no `hat_modules`),
 /// in the same target directory as the vendor plugin above (same dependencies).
 fn build_api_1_1_plugin() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api-1.1-plugin/Cargo.toml");
-    let target_dir = profile_dir().parent().unwrap().join("out-of-tree-plugin");
-    let mut output = cargo_build(&manifest, &target_dir, true);
-    if !output.status.success() {
-        output = cargo_build(&manifest, &target_dir, false);
-    }
-    assert!(
-        output.status.success(),
-        "building the API 1.1 plugin failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    target_dir.join("debug/liblegacy_echo.so")
+    build_project("api-1.1-plugin", "legacy_echo")
 }
 
 /// API 1.2 appended `hat_modules` to the root module; a plugin built against 1.1 must
