@@ -13,7 +13,8 @@
 //!
 //! The server runs only when the configuration has `adminer_server: {host, port}`
 //! (hat's key; hat's default port is [`DEFAULT_PORT`]). It has no authentication,
-//! like hat's: keep it on loopback.
+//! like hat's: keep it on loopback. Its limits ([`AdminerConfig`]) are the optional
+//! keys `max_connections` and `max_frame_bytes` of that section (not in hat's schema).
 
 use std::time::Duration;
 
@@ -33,11 +34,43 @@ use crate::logging;
 /// hat-gateway's default Adminer port (`adminer_server.port`).
 pub const DEFAULT_PORT: u16 = 23016;
 
-/// Largest frame body accepted, in bytes: a logging configuration is a few KiB.
-pub const MAX_FRAME_SIZE: usize = 1024 * 1024;
+/// Default largest frame body accepted, in bytes (`max_frame_bytes`): a logging
+/// configuration is a few KiB.
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 1024 * 1024;
 
-/// Connections served at once; more are closed at once with a warning.
-pub const MAX_CONNECTIONS: usize = 16;
+/// Default number of connections served at once (`max_connections`); more are closed
+/// at once with a warning.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
+
+/// The `adminer_server` section: where the server listens and its limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminerConfig {
+    /// Address to listen on.
+    pub host: String,
+    /// TCP port (0: any free port, logged at start).
+    pub port: u16,
+    /// Connections served at once; a further one is closed at once.
+    pub max_connections: usize,
+    /// Largest frame body accepted; a larger frame ends its connection.
+    pub max_frame_bytes: usize,
+}
+
+impl AdminerConfig {
+    /// `host:port` with the default limits.
+    pub fn new(host: impl Into<String>, port: u16) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+
+    /// `host:port`, the address to bind.
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
 
 /// How long the `log-level` client waits for the connection and for each answer.
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,13 +89,13 @@ pub struct AdminerServer {
 }
 
 impl AdminerServer {
-    /// Listens on `addr` (`host:port`). Fails when the address cannot be bound.
-    pub async fn listen(addr: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(addr).await?;
+    /// Listens on `config`'s address. Fails when the address cannot be bound.
+    pub async fn listen(config: &AdminerConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.addr()).await?;
         let local_addr = listener.local_addr()?;
         let cancel = CancellationToken::new();
         let task = tokio::spawn(
-            accept_loop(listener, cancel.clone())
+            accept_loop(listener, config.clone(), cancel.clone())
                 .instrument(tracing::info_span!("adminer", addr = %local_addr)),
         );
         tracing::info!(addr = %local_addr, "adminer server listening");
@@ -85,8 +118,8 @@ impl AdminerServer {
     }
 }
 
-async fn accept_loop(listener: TcpListener, cancel: CancellationToken) {
-    let slots = std::sync::Arc::new(Semaphore::new(MAX_CONNECTIONS));
+async fn accept_loop(listener: TcpListener, config: AdminerConfig, cancel: CancellationToken) {
+    let slots = std::sync::Arc::new(Semaphore::new(config.max_connections));
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => break,
@@ -102,14 +135,19 @@ async fn accept_loop(listener: TcpListener, cancel: CancellationToken) {
             }
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, limit = MAX_CONNECTIONS, "adminer connection refused: too many");
+            tracing::warn!(
+                %peer,
+                limit = config.max_connections,
+                "adminer connection refused: too many (adminer_server.max_connections)"
+            );
             continue;
         };
         let cancel = cancel.clone();
+        let max_frame_bytes = config.max_frame_bytes;
         tokio::spawn(
             async move {
                 let _slot = slot;
-                if let Err(reason) = serve(stream, cancel).await {
+                if let Err(reason) = serve(stream, max_frame_bytes, cancel).await {
                     tracing::warn!(%reason, "adminer connection ended");
                 }
             }
@@ -120,8 +158,12 @@ async fn accept_loop(listener: TcpListener, cancel: CancellationToken) {
 
 /// Serves one connection until the peer closes it, `cancel`, or bad input (the
 /// error says what).
-async fn serve(stream: TcpStream, cancel: CancellationToken) -> Result<(), String> {
-    let mut framed = Framed::new(stream, FrameCodec::new(MAX_FRAME_SIZE));
+async fn serve(
+    stream: TcpStream,
+    max_frame_bytes: usize,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let mut framed = Framed::new(stream, FrameCodec::new(max_frame_bytes));
     let mut next_id: i64 = 0;
     loop {
         let frame = tokio::select! {
@@ -248,7 +290,7 @@ async fn request(
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|err| fail(err.to_string()))?;
-        let mut framed = Framed::new(stream, FrameCodec::new(MAX_FRAME_SIZE));
+        let mut framed = Framed::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME_BYTES));
         let msg = Msg::new(MsgHeader::new_conversation(1, false), req_type, data);
         framed
             .send(&msg)
@@ -314,6 +356,74 @@ mod tests {
         let mut reader = Reader::new(&err);
         assert_eq!(reader.choice(2, "Response").unwrap(), 1);
         assert_eq!(reader.string().unwrap(), "bad");
+    }
+
+    /// Connects and completes one ping/pong: the connection is served.
+    async fn served(addr: std::net::SocketAddr) -> Framed<TcpStream, FrameCodec> {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut framed = Framed::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME_BYTES));
+        framed.send(&Msg::ping(1)).await.unwrap();
+        let pong = framed.next().await.unwrap().unwrap();
+        assert!(pong.is_pong(), "{pong:?}");
+        framed
+    }
+
+    #[tokio::test]
+    async fn max_connections_closes_a_connection_beyond_the_limit() {
+        let mut config = AdminerConfig::new("127.0.0.1", 0);
+        config.max_connections = 1;
+        let server = AdminerServer::listen(&config).await.unwrap();
+        let addr = server.local_addr();
+        let first = served(addr).await;
+        // The second is closed at once: its ping gets no answer but the end.
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut second = Framed::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME_BYTES));
+        let _ = second.send(&Msg::ping(1)).await;
+        assert!(
+            !matches!(second.next().await, Some(Ok(_))),
+            "a connection beyond max_connections was served"
+        );
+        // Closing the first frees its slot: the server takes its end from the socket, so
+        // a new connection is served once that end is seen.
+        drop(first);
+        let mut attempts = 0;
+        loop {
+            let stream = TcpStream::connect(addr).await.unwrap();
+            let mut third = Framed::new(stream, FrameCodec::new(DEFAULT_MAX_FRAME_BYTES));
+            let _ = third.send(&Msg::ping(1)).await;
+            if let Some(Ok(pong)) = third.next().await {
+                assert!(pong.is_pong());
+                break;
+            }
+            attempts += 1;
+            assert!(attempts < 1000, "the freed slot was never reused");
+            tokio::task::yield_now().await;
+        }
+        server.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_max_frame_bytes_ends_only_its_connection() {
+        let mut config = AdminerConfig::new("127.0.0.1", 0);
+        config.max_frame_bytes = 4096;
+        let server = AdminerServer::listen(&config).await.unwrap();
+        let addr = server.local_addr();
+        let mut big = served(addr).await;
+        let mut data = Vec::new();
+        data.put_str(&"x".repeat(8192));
+        let msg = Msg::new(
+            MsgHeader::new_conversation(2, false),
+            SET_REQ,
+            Bytes::from(data),
+        );
+        let _ = big.send(&msg).await;
+        assert!(
+            !matches!(big.next().await, Some(Ok(_))),
+            "a frame over max_frame_bytes was answered"
+        );
+        // The server itself carries on.
+        drop(served(addr).await);
+        server.close().await;
     }
 
     #[test]

@@ -659,9 +659,9 @@ fn run_daemon(args: &RunArgs) -> Result<(), CliError> {
         let stop_notifier = shutdown.child_token();
         let notifier = tokio::spawn(crate::ops::notify::run(stop_notifier.clone()));
         let adminer = match &validated.adminer {
-            Some((host, port)) => {
-                let addr = format!("{host}:{port}");
-                match crate::adminer::AdminerServer::listen(&addr).await {
+            Some(config) => {
+                let addr = config.addr();
+                match crate::adminer::AdminerServer::listen(config).await {
                     Ok(server) => Some(server),
                     Err(err) => {
                         tracing::error!(%addr, error = %err, "adminer server cannot listen");

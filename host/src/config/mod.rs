@@ -67,8 +67,9 @@ pub struct ValidatedConfig {
     pub metrics: Option<crate::ops::MetricsConfig>,
     /// The event-type layout and the hat-gateway features the file uses.
     pub compat: Compat,
-    /// `adminer_server`: where the Adminer server listens (`None`: not served).
-    pub adminer: Option<(String, u16)>,
+    /// `adminer_server`: where the Adminer server listens and its limits (`None`: not
+    /// served).
+    pub adminer: Option<crate::adminer::AdminerConfig>,
 }
 
 impl std::fmt::Debug for ValidatedConfig {
@@ -190,8 +191,8 @@ pub fn validate(
             warnings.push(format!("unknown top-level key {key:?} ignored"));
         }
     }
-    let adminer = main.adminer_server.map(|a| (a.host, a.port));
-    if let Some((host, _)) = &adminer {
+    let adminer = main.adminer_server.map(AdminerDocument::into_config);
+    if let Some(crate::adminer::AdminerConfig { host, .. }) = &adminer {
         let loopback = host == "localhost"
             || host
                 .parse::<std::net::IpAddr>()
@@ -429,7 +430,29 @@ fn log_config(
 struct MainDocument {
     name: String,
     event_server: EventServerDocument,
-    adminer_server: Option<AddressDocument>,
+    adminer_server: Option<AdminerDocument>,
+}
+
+/// `adminer_server`: hat's `{host, port}` and our optional limits.
+#[derive(Deserialize)]
+struct AdminerDocument {
+    host: String,
+    port: u16,
+    max_connections: Option<usize>,
+    max_frame_bytes: Option<usize>,
+}
+
+impl AdminerDocument {
+    fn into_config(self) -> crate::adminer::AdminerConfig {
+        let mut config = crate::adminer::AdminerConfig::new(self.host, self.port);
+        if let Some(max) = self.max_connections {
+            config.max_connections = max;
+        }
+        if let Some(max) = self.max_frame_bytes {
+            config.max_frame_bytes = max;
+        }
+        config
+    }
 }
 
 #[derive(Deserialize)]

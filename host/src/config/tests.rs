@@ -364,7 +364,25 @@ fn log_section_is_read_and_hat_dict_config_is_mapped() {
     assert_eq!(config.log.level, "debug");
     // The adminer server is served: nothing to warn about.
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
-    assert_eq!(config.adminer, Some(("127.0.0.1".to_owned(), 23016)));
+    assert_eq!(
+        config.adminer,
+        Some(crate::adminer::AdminerConfig::new("127.0.0.1", 23016))
+    );
+    value["adminer_server"] =
+        json!({"host": "127.0.0.1", "port": 0, "max_connections": 2, "max_frame_bytes": 8192});
+    let adminer = validate(&raw(value.clone()), &resolver)
+        .unwrap()
+        .adminer
+        .unwrap();
+    assert_eq!(
+        (adminer.max_connections, adminer.max_frame_bytes),
+        (2, 8192)
+    );
+    value["adminer_server"] = json!({"host": "127.0.0.1", "port": 0, "max_connections": 0});
+    let err = validate(&raw(value.clone()), &resolver)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("/adminer_server/max_connections"), "{err}");
     value["adminer_server"] = json!({"host": "0.0.0.0", "port": 23016});
     let config = validate(&raw(value.clone()), &resolver).unwrap();
     assert!(
