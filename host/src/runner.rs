@@ -266,19 +266,9 @@ async fn run_remote(
                 Ok((client, notifications)) => {
                     tracing::info!(status = client.status().as_str(), "connected to event server");
                     backoff.reset();
-                    let status = client.status();
-                    let device_client: Arc<dyn DeviceClient> = Arc::new(client.clone());
-                    let source = NotificationSource::Remote(notifications, client.clone());
-                    let end = run_connection(
-                        &mut specs,
-                        device_client,
-                        source,
-                        status,
-                        &shutdown,
-                        &mut previous,
-                    )
-                    .await;
-                    client.close().await;
+                    let end =
+                        run_remote_connection(client, notifications, &mut specs, &shutdown, &mut previous)
+                            .await;
                     if end == ConnectionEnd::Shutdown {
                         break;
                     }
@@ -451,19 +441,14 @@ async fn server_loop(
                     status = client.status().as_str(),
                     "connected to the active event server"
                 );
-                let status = client.status();
-                let device_client: Arc<dyn DeviceClient> = Arc::new(client.clone());
-                let source = NotificationSource::Remote(notifications, client.clone());
-                let end = run_connection(
+                let end = run_remote_connection(
+                    client,
+                    notifications,
                     &mut specs,
-                    device_client,
-                    source,
-                    status,
                     &cancel,
                     &mut previous,
                 )
                 .await;
-                client.close().await;
                 if end == ConnectionEnd::Shutdown {
                     break;
                 }
@@ -686,6 +671,23 @@ impl NotificationSource {
 /// operational) closes in the background into `previous`: the next engine starts at
 /// once and only each device's own first `create` waits for its old instance, so a
 /// hung plugin call never holds up the others (section 7.6).
+/// Runs the devices on a connection to a remote event server (direct or the one a
+/// monitor named) until it ends, then closes the client.
+async fn run_remote_connection(
+    client: Client,
+    notifications: mpsc::Receiver<Notification>,
+    specs: &mut Specs,
+    shutdown: &CancellationToken,
+    previous: &mut Option<EngineClosing>,
+) -> ConnectionEnd {
+    let status = client.status();
+    let device_client: Arc<dyn DeviceClient> = Arc::new(client.clone());
+    let source = NotificationSource::Remote(notifications, client.clone());
+    let end = run_connection(specs, device_client, source, status, shutdown, previous).await;
+    client.close().await;
+    end
+}
+
 async fn run_connection(
     specs: &mut Specs,
     client: Arc<dyn DeviceClient>,
