@@ -270,3 +270,150 @@ fn reload_adds_removes_changes_and_keeps_devices_and_refuses_bad_configurations(
         "the pid file is removed at exit"
     );
 }
+
+/// The configuration of [`config`] with `event_types: hat-gateway-0.6`.
+fn hat_config(devices: &[Value]) -> String {
+    let mut doc: Value = serde_json::from_str(&config("gw", devices)).unwrap();
+    doc["event_types"] = json!("hat-gateway-0.6");
+    doc.to_string()
+}
+
+/// `running` values per device from watcher lines of the hat layout
+/// (`gateway/sim/<device>/gateway/running`), until `done` holds.
+fn hat_running_until(
+    watch: &mut Proc,
+    running: &mut BTreeMap<String, Vec<bool>>,
+    done: impl Fn(&BTreeMap<String, Vec<bool>>) -> bool,
+) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !done(running) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not seen within {WAIT:?}: running {running:?}"
+        );
+        let line = watch.expect_line(Stream::Stdout, |_| true);
+        let event: Value = serde_json::from_str(&line).unwrap();
+        let ty = type_of(&event);
+        let parts: Vec<&str> = ty.split('/').collect();
+        if parts.len() == 5 && parts[3] == "gateway" && parts[4] == "running" {
+            let value = event["payload"]["json"].as_bool().unwrap();
+            running.entry(parts[2].to_owned()).or_default().push(value);
+        }
+    }
+}
+
+#[test]
+fn hat_layout_reload_changes_a_device_and_refuses_an_added_one() {
+    let plugins = sim_plugin_dir();
+    let dir = TempDir::new("ops-reload-hat");
+    let state = dir.path().join("state");
+    let sim =
+        |name: &str, points: &[&str]| json!({"module": "sim", "name": name, "points": points});
+    let conf = dir.write(
+        "gateway.json",
+        &hat_config(&[sim("change", &["p0"]), sim("keep", &["p0"])]),
+    );
+    let mut daemon = Proc::spawn(
+        gateway_host()
+            .env("XDG_STATE_HOME", &state)
+            .arg("--conf")
+            .arg(&conf)
+            .arg("--plugins-dir")
+            .arg(&plugins),
+    );
+    let line = daemon.expect_line(Stream::Stderr, |l| {
+        l.contains("embedded event server listening")
+    });
+    let addr = listen_addr(&line);
+    let mut watch =
+        Proc::spawn(gateway_host().args(["events", "--server", &addr, "watch", "gateway/sim/*"]));
+    watch.expect_line(Stream::Stderr, |l| l.starts_with("watching "));
+    // The hat layout registers no initial `running=false`, and the watcher may have
+    // missed the first `true`s: wait until the store has both.
+    let mut queries = 0;
+    loop {
+        let out = run(
+            gateway_host().args([
+                "events",
+                "--server",
+                &addr,
+                "query",
+                "latest",
+                "gateway/sim/?/gateway/running",
+            ]),
+            None,
+        );
+        out.assert_exit(0);
+        let up = out
+            .stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["payload"]["json"] == json!(true))
+            .count();
+        if up == 2 {
+            break;
+        }
+        queries += 1;
+        assert!(queries < 300, "the devices never all ran: {}", out.stdout);
+    }
+
+    // 1. An added device needs a restart under the hat layout (its subscription is
+    // fixed per connection): refused, nothing changes.
+    std::fs::write(
+        &conf,
+        hat_config(&[
+            sim("change", &["p0"]),
+            sim("keep", &["p0"]),
+            sim("new", &["p0"]),
+        ]),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    let refused = daemon.expect_line(Stream::Stderr, |l| message(l).contains("reload refused"));
+    assert!(
+        message(&refused).contains("hat-gateway-0.6") && message(&refused).contains("restart"),
+        "{refused}"
+    );
+
+    // 2. A changed device is closed and created again under its hat prefix; the kept
+    // one is left alone.
+    std::fs::write(
+        &conf,
+        hat_config(&[sim("change", &["p0", "p1"]), sim("keep", &["p0"])]),
+    )
+    .unwrap();
+    daemon.signal("HUP");
+    let applied = daemon.expect_line(Stream::Stderr, |l| message(l) == "reload applied");
+    let fields: Value = serde_json::from_str::<Value>(&applied).unwrap()["fields"].clone();
+    assert_eq!(
+        (
+            &fields["added"],
+            &fields["removed"],
+            &fields["changed"],
+            &fields["kept"]
+        ),
+        (&json!(0), &json!(0), &json!(1), &json!(1)),
+        "{applied}"
+    );
+    let mut running = BTreeMap::new();
+    hat_running_until(&mut watch, &mut running, |r| {
+        r.get("change").is_some_and(|v| v.ends_with(&[false, true]))
+    });
+    // The watcher may have seen the first `true`s; after them, only `change` went
+    // down and up again: `keep` was never closed (the refused reload closed nothing).
+    let strip_first =
+        |v: &Vec<bool>| -> Vec<bool> { v.iter().copied().skip_while(|&up| up).collect() };
+    assert_eq!(
+        strip_first(&running["change"]),
+        [false, true],
+        "{running:?}"
+    );
+    assert!(
+        running.get("keep").is_none_or(|v| v.iter().all(|&up| up)),
+        "keep was closed: {running:?}"
+    );
+    assert!(!running.contains_key("new"), "{running:?}");
+
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait(), Some(0), "{}", daemon.transcript());
+}
