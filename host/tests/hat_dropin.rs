@@ -1,10 +1,12 @@
 //! Drop-in for hat-gateway 0.6 (issue 17): one hat-gateway configuration file, used
-//! unchanged (`module: hat.gateway.devices.modbus.master`, hat's `log` dictConfig,
-//! `type`/`version`, no `event_types`), run once by hat-gateway 0.6.48 and once by
-//! gateway-host, each against a fresh real hat-event-server 0.9.44 and a fresh pymodbus
-//! slave, driven by the same scripted `system` events from the real Python eventer
-//! client (`tests/py/hat_dropin.py`). The events each gateway registered (type and
-//! payload; timestamps ignored) must be the same, in the same order.
+//! unchanged (hat module names, hat's `log` dictConfig, `type`/`version`, no
+//! `event_types`), run once by hat-gateway 0.6.48 and once by gateway-host, each against
+//! a fresh real hat-event-server 0.9.44 and a fresh field peer, driven by the same
+//! scripted `system` events from the real Python eventer client. The events each
+//! gateway registered (type and payload; timestamps ignored) must be the same, in the
+//! same order. Two scenarios: `modbus.master` against a pymodbus slave
+//! (`tests/py/hat_dropin.py`), and `iec104.master` against hat-drivers' own IEC 104
+//! outstation, run by its driver (`tests/py/hat_dropin_iec104.py`).
 //!
 //! Deliberate differences between the two are listed in [`DELIBERATE_DIFFERENCES`]. The
 //! scripted scenario exercises none of them, so its assertion is exact equality of the
@@ -24,8 +26,36 @@ use gateway_test_support::script::PyScript;
 use gateway_test_support::{venv_with, workspace_dir, TempDir};
 use serde_json::Value;
 
-/// The device's prefix in hat-gateway 0.6's layout.
-const PREFIX: &str = "gateway/modbus_master/plc1";
+/// One differential scenario: a device of one hat module and the scripts around it.
+struct Scenario {
+    /// The device's prefix in hat-gateway 0.6's layout.
+    prefix: &'static str,
+    /// The plugin (cdylib name) gateway-host runs the device with.
+    plugin: &'static str,
+    /// The driver script in `tests/py`, run as `<driver> EVENT_PORT PREFIX`.
+    driver: &'static str,
+    /// The field peer, a script of its own (path from the workspace) that prints
+    /// `PORT <n>`; `None`: the driver is the peer too and prints `PORT <n>` first.
+    peer: Option<&'static str>,
+    /// The `devices` entry (YAML, indented under `devices:`) for the peer's port.
+    device: fn(u16) -> String,
+}
+
+const MODBUS: Scenario = Scenario {
+    prefix: "gateway/modbus_master/plc1",
+    plugin: "modbus_master",
+    driver: "hat_dropin.py",
+    peer: Some("plugins/modbus_master/tests/py/slave.py"),
+    device: modbus_device,
+};
+
+const IEC104: Scenario = Scenario {
+    prefix: "gateway/iec104_master/rtu1",
+    plugin: "iec104_master",
+    driver: "hat_dropin_iec104.py",
+    peer: None,
+    device: iec104_device,
+};
 
 /// What differs between hat-gateway 0.6.48 and gateway-host under
 /// `event_types: hat-gateway-0.6` (README, "Switching from hat-gateway"), and why this
@@ -40,11 +70,15 @@ const DELIBERATE_DIFFERENCES: &[&str] = &[
     "enable=false and enable=true in one notification always restart the device (hat may \
      coalesce them); the scenario waits for each step's events",
     "restart: on-failure (not a hat key; absent here, so hat's rule holds)",
+    "a device's first events may come before running=true: a plugin's task runs on its \
+     own threads as soon as create starts it, where hat's asyncio runs a device's task \
+     only after the engine has sent running=true; compared up to that order (see \
+     `in_hat_order`)",
 ];
 
 /// The configuration, as hat-gateway's own documentation writes one: hat module names,
 /// hat's logging dictConfig, `type` and `version`.
-fn hat_config(event_port: u16, slave_port: u16) -> String {
+fn hat_config(event_port: u16, device: &str) -> String {
     format!(
         r#"type: gateway
 version: 0.6.48
@@ -71,7 +105,13 @@ event_server:
     host: 127.0.0.1
     port: {event_port}
 devices:
-  - module: hat.gateway.devices.modbus.master
+{device}"#
+    )
+}
+
+fn modbus_device(slave_port: u16) -> String {
+    format!(
+        r#"  - module: hat.gateway.devices.modbus.master
     name: plc1
     connection:
       modbus_type: TCP
@@ -90,6 +130,23 @@ devices:
           - {{name: hr10, interval: 0.2, data_type: HOLDING_REGISTER, start_address: 10, bit_offset: 0, bit_count: 16}}
           - {{name: co32, interval: 0.2, data_type: COIL, start_address: 32, bit_offset: 0, bit_count: 1}}
           - {{name: hr5, interval: 0.2, data_type: HOLDING_REGISTER, start_address: 5, bit_offset: 0, bit_count: 16}}
+"#
+    )
+}
+
+fn iec104_device(outstation_port: u16) -> String {
+    format!(
+        r#"  - module: hat.gateway.devices.iec104.master
+    name: rtu1
+    remote_addresses:
+      - {{host: 127.0.0.1, port: {outstation_port}}}
+    response_timeout: 2
+    supervisory_timeout: 0.1
+    test_timeout: 5
+    send_window_size: 12
+    receive_window_size: 8
+    reconnect_delay: 0.2
+    time_sync_delay: null
 "#
     )
 }
@@ -117,16 +174,20 @@ impl Gateway {
     }
 }
 
-/// The modbus_master cdylib next to the gateway-host binary (its own directory is in
-/// the plugin search path).
-fn require_modbus_plugin() {
+/// The scenario's plugin cdylib next to the gateway-host binary (its own directory is
+/// in the plugin search path).
+fn require_plugin(scenario: &Scenario) {
     let exe = PathBuf::from(env!("CARGO_BIN_EXE_gateway-host"));
-    let plugin = exe.parent().unwrap().join("libmodbus_master.so");
+    let plugin = exe
+        .parent()
+        .unwrap()
+        .join(format!("lib{}.so", scenario.plugin));
     assert!(
         plugin.is_file(),
         "{} is missing: build the plugins first (`cargo build --workspace --all-targets`, \
-         as scripts/test.sh does, or `cargo build -p modbus_master`)",
-        plugin.display()
+         as scripts/test.sh does, or `cargo build -p {}`)",
+        plugin.display(),
+        scenario.plugin
     );
 }
 
@@ -172,25 +233,34 @@ impl Drop for Killed {
     }
 }
 
-/// Runs the scenario against `gateway`, then kills the event server; returns the
-/// events the gateway registered, what it did on the lost connection, and its log.
-async fn run(gateway: Gateway) -> (Vec<(String, Value)>, OnLoss, String) {
+/// Runs `scenario` against `gateway`, then kills the event server; returns the events
+/// the gateway registered, what it did on the lost connection, and its log.
+async fn run(scenario: &Scenario, gateway: Gateway) -> (Vec<(String, Value)>, OnLoss, String) {
     let mut server = HatEventServer::start().await;
-    let slave_script = workspace_dir().join("plugins/modbus_master/tests/py/slave.py");
-    let mut slave =
-        PyScript::start(&slave_script, &["--port", "0"]).with_wait(Duration::from_secs(30));
-    let port_line = slave.line(|l| l.starts_with("PORT ")).await;
-    let slave_port: u16 = port_line["PORT ".len()..].parse().unwrap();
-
-    let dir = TempDir::new("hat-dropin");
-    let conf = dir.write("gateway.yaml", &hat_config(server.addr.port(), slave_port));
-    let driver_script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/py/hat_dropin.py");
+    // Kept alive for the whole run.
+    let mut peer = scenario.peer.map(|script| {
+        PyScript::start(&workspace_dir().join(script), &["--port", "0"])
+            .with_wait(Duration::from_secs(30))
+    });
+    let driver_script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(scenario.driver);
     let port = server.addr.port().to_string();
     // Each step of the driver is bounded by its own timeout; this bounds one line.
-    let mut driver = PyScript::start(&driver_script, &[port.as_str(), PREFIX])
+    let mut driver = PyScript::start(&driver_script, &[port.as_str(), scenario.prefix])
         .with_wait(Duration::from_secs(120));
+    let port_line = match &mut peer {
+        Some(peer) => peer.line(|l| l.starts_with("PORT ")).await,
+        None => driver.line(|l| l.starts_with("PORT ")).await,
+    };
+    let peer_port: u16 = port_line["PORT ".len()..].parse().unwrap();
     driver.line(|l| l == "READY").await;
 
+    let dir = TempDir::new("hat-dropin");
+    let conf = dir.write(
+        "gateway.yaml",
+        &hat_config(server.addr.port(), &(scenario.device)(peer_port)),
+    );
     let log = dir.path().join("gateway.log");
     let label = format!("{gateway:?} gateway");
     let mut process = Killed(spawn_logged(&label, &mut gateway.command(&conf), &log));
@@ -229,10 +299,10 @@ async fn run(gateway: Gateway) -> (Vec<(String, Value)>, OnLoss, String) {
     )
 }
 
-fn show(events: &[(String, Value)]) -> Vec<String> {
+fn show(prefix: &str, events: &[(String, Value)]) -> Vec<String> {
     events
         .iter()
-        .map(|(t, p)| format!("{} {}", t.strip_prefix(PREFIX).unwrap_or(t), p))
+        .map(|(t, p)| format!("{} {}", t.strip_prefix(prefix).unwrap_or(t), p))
         .collect()
 }
 
@@ -248,40 +318,23 @@ fn diff(hat: &[String], host: &[String]) -> String {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hat_gateway_config_runs_unchanged_with_the_same_events() {
-    require_modbus_plugin();
-    assert!(!DELIBERATE_DIFFERENCES.is_empty());
-    let (hat_events, hat_loss, hat_log) = run(Gateway::Hat).await;
-    let (host_events, host_loss, host_log) = run(Gateway::Host).await;
-    let (hat, host) = (show(&hat_events), show(&host_events));
+/// Runs `scenario` under both gateways and asserts the same registered events, and the
+/// one deliberate difference the end of the run provokes; returns gateway-host's events,
+/// and the same shown without the prefix.
+async fn differential(scenario: &Scenario) -> (Vec<(String, Value)>, Vec<String>) {
+    require_plugin(scenario);
+    let (hat_events, hat_loss, hat_log) = run(scenario, Gateway::Hat).await;
+    let (host_events, host_loss, host_log) = run(scenario, Gateway::Host).await;
+    let (hat, host) = (
+        show(scenario.prefix, &hat_events),
+        show(scenario.prefix, &host_events),
+    );
     // Payloads compared as JSON values (key order is not significant).
     assert!(
-        hat_events == host_events,
+        hat_events == in_hat_order(&host_events),
         "registered events differ:\n{}\n--- hat-gateway log:\n{hat_log}\n--- gateway-host log:\n{host_log}",
         diff(&hat, &host)
     );
-    // The scenario really ran: every step left its mark.
-    let write = (
-        format!("{PREFIX}/gateway/remote_device/1/write/hr5"),
-        serde_json::json!({"request_id": "w1", "result": "SUCCESS"}),
-    );
-    assert!(
-        host_events.contains(&write),
-        "no write response:\n{}",
-        host.join("\n")
-    );
-    for expected in [
-        "/gateway/running true",
-        "/gateway/running false",
-        "/gateway/remote_device/1/status \"DISABLED\"",
-    ] {
-        assert!(
-            host.iter().any(|l| l == expected),
-            "{expected} missing:\n{}",
-            host.join("\n")
-        );
-    }
     // The one deliberate difference the test provokes, and exactly it.
     assert_eq!(hat_loss, OnLoss::Exited, "hat-gateway log:\n{hat_log}");
     assert_eq!(
@@ -297,6 +350,118 @@ async fn hat_gateway_config_runs_unchanged_with_the_same_events() {
     assert!(
         host_log.contains("handler") || host_log.contains("hat-gateway feature mapped"),
         "{host_log}"
+    );
+    (host_events, host)
+}
+
+/// `events` with each `running=true` moved before the events of the same device that
+/// came before it since the previous `running` event (the deliberate difference in
+/// [`DELIBERATE_DIFFERENCES`] about a device's first events): hat's order.
+fn in_hat_order(events: &[(String, Value)]) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    // Where the events since the last `running` event start.
+    let mut since_running = 0;
+    for event in events {
+        if event.0.ends_with("/gateway/running") {
+            if event.1 == Value::Bool(true) {
+                out.insert(since_running, event.clone());
+            } else {
+                out.push(event.clone());
+            }
+            since_running = out.len();
+        } else {
+            out.push(event.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn in_hat_order_moves_running_true_before_the_events_of_its_create() {
+    let ev = |t: &str, v: Value| (t.to_owned(), v);
+    let host = [
+        ev("p/gateway/status", "CONNECTING".into()),
+        ev("p/gateway/running", true.into()),
+        ev("p/gateway/status", "CONNECTED".into()),
+        ev("p/gateway/running", false.into()),
+        ev("p/gateway/running", true.into()),
+    ];
+    let hat = [
+        ev("p/gateway/running", true.into()),
+        ev("p/gateway/status", "CONNECTING".into()),
+        ev("p/gateway/status", "CONNECTED".into()),
+        ev("p/gateway/running", false.into()),
+        ev("p/gateway/running", true.into()),
+    ];
+    assert_eq!(in_hat_order(&host), hat);
+    assert_eq!(in_hat_order(&hat), hat, "hat's own order is kept");
+}
+
+/// Every line of `expected` is one of `host`'s (the scenario really ran).
+fn assert_marks(host: &[String], expected: &[&str]) {
+    for expected in expected {
+        assert!(
+            host.iter().any(|l| l == expected),
+            "{expected} missing:\n{}",
+            host.join("\n")
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hat_gateway_config_runs_unchanged_with_the_same_events() {
+    assert!(!DELIBERATE_DIFFERENCES.is_empty());
+    let (host_events, host) = differential(&MODBUS).await;
+    // The scenario really ran: every step left its mark.
+    let write = (
+        format!("{}/gateway/remote_device/1/write/hr5", MODBUS.prefix),
+        serde_json::json!({"request_id": "w1", "result": "SUCCESS"}),
+    );
+    assert!(
+        host_events.contains(&write),
+        "no write response:\n{}",
+        host.join("\n")
+    );
+    assert_marks(
+        &host,
+        &[
+            "/gateway/running true",
+            "/gateway/running false",
+            "/gateway/remote_device/1/status \"DISABLED\"",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hat_gateway_iec104_config_runs_unchanged_with_the_same_events() {
+    let (_, host) = differential(&IEC104).await;
+    assert_marks(
+        &host,
+        &[
+            "/gateway/running true",
+            "/gateway/status \"CONNECTED\"",
+            "/gateway/running false",
+        ],
+    );
+    // The data, the command's termination and the interrogation's each came through.
+    for tail in [
+        "/gateway/data/single/1/10 ",
+        "/gateway/data/floating/1/20 ",
+        "/gateway/command/single/1/30 ",
+        "/gateway/interrogation/1 ",
+    ] {
+        assert!(
+            host.iter().any(|l| l.starts_with(tail)),
+            "no {tail}event:\n{}",
+            host.join("\n")
+        );
+    }
+    assert!(
+        host.iter()
+            .any(|l| l.starts_with("/gateway/interrogation/1 ")
+                && l.contains("ACTIVATION_TERMINATION")),
+        "{}",
+        host.join("\n")
     );
 }
 
