@@ -65,6 +65,10 @@ struct Args {
     /// 10 ms (1,000 points: 100,000 events/s).
     #[arg(long, default_value_t = 1_000)]
     load_points: usize,
+    /// Split each command round trip under load into its hops (the commander also
+    /// subscribes to its own commands to learn when the server stored them).
+    #[arg(long)]
+    hops: bool,
     /// Device counts of the scale scenario.
     #[arg(long, value_delimiter = ',', default_values_t = [1_000, 10_000])]
     scale: Vec<usize>,
@@ -291,6 +295,9 @@ fn print_loaded(rt: &LoadedRoundTrip) {
         "  gateway-host, embedded server    p50 {:8.3} ms  p99 {:8.3} ms  max {:8.3} ms",
         rt.round_trip.p50_ms, rt.round_trip.p99_ms, rt.round_trip.max_ms
     );
+    if let Some(hops) = &rt.hops {
+        hops.print();
+    }
 }
 
 async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
@@ -336,8 +343,13 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
             return Ok(Finished::Complete);
         }
         Only::Latency => {
-            let rt = scenarios::round_trip_under_load(tools, args.loaded_writes, args.load_points)
-                .await?;
+            let rt = scenarios::round_trip_under_load(
+                tools,
+                args.loaded_writes,
+                args.load_points,
+                args.hops,
+            )
+            .await?;
             print_loaded(&rt);
             let mut doc = rt.to_json();
             doc["unix_time"] = json!(unix_time()?);
@@ -369,7 +381,8 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
     let (alone, d) = alone(tools, port, n, "e", "d").await?;
     drop(server);
     let loaded =
-        scenarios::round_trip_under_load(tools, args.loaded_writes, args.load_points).await?;
+        scenarios::round_trip_under_load(tools, args.loaded_writes, args.load_points, args.hops)
+            .await?;
 
     // (b) gateway-host and (c) hat-gateway on the real hat-event server, and its floor.
     let port = free_port()?;

@@ -276,23 +276,121 @@ pub(crate) async fn round_trip(
     kind: Gateway,
     count: usize,
 ) -> anyhow::Result<RoundTrip> {
-    round_trip_on(server_port, kind, "s1", count).await
+    Ok(round_trip_on(server_port, kind, "s1", count, false)
+        .await?
+        .0)
 }
 
-/// [`round_trip`] on the device named `device`.
+/// Where a command's round trip went, in milliseconds per hop, from the server's
+/// timestamps of the command event and of its result event (the event server and the
+/// harness share the machine's clock):
+/// `in`: harness sends the command until the server stores it (client write, TCP,
+/// the server reading it); `gateway`: until the server stores the result (notify to
+/// the gateway, routing, the device's `process_event`, its register, the lane and
+/// round); `out`: until the harness has the result (the server's fan-out to TCP
+/// connections, TCP, the harness reading it).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hops {
+    /// Per command: `[in, gateway, out]`.
+    samples: Vec<[f64; 3]>,
+}
+
+/// Names of the [`Hops`] columns.
+const HOP_NAMES: [&str; 3] = ["in", "gateway", "out"];
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+impl Hops {
+    fn column(&self, hop: usize) -> Vec<f64> {
+        let mut values: Vec<f64> = self.samples.iter().map(|s| s[hop]).collect();
+        values.sort_by(f64::total_cmp);
+        values
+    }
+
+    /// The slowest 1 % of commands: the mean of each hop over them.
+    fn tail_means(&self) -> [f64; 3] {
+        let mut by_total: Vec<&[f64; 3]> = self.samples.iter().collect();
+        by_total.sort_by(|a, b| b.iter().sum::<f64>().total_cmp(&a.iter().sum::<f64>()));
+        let tail = &by_total[..(by_total.len() / 100).max(1).min(by_total.len())];
+        let mut means = [0.0; 3];
+        for sample in tail {
+            for (mean, value) in means.iter_mut().zip(sample.iter()) {
+                *mean += value / tail.len() as f64;
+            }
+        }
+        means
+    }
+
+    /// Prints p50 / p99 / max of each hop and the slowest 1 %'s mean per hop.
+    pub(crate) fn print(&self) {
+        let tail = self.tail_means();
+        for (hop, name) in HOP_NAMES.iter().enumerate() {
+            let values = self.column(hop);
+            println!(
+                "    hop {name:8} p50 {:8.3} ms  p99 {:8.3} ms  max {:8.3} ms  (slowest 1 %: mean {:.3} ms)",
+                percentile(&values, 0.5),
+                percentile(&values, 0.99),
+                percentile(&values, 1.0),
+                tail[hop],
+            );
+        }
+    }
+
+    /// As JSON.
+    pub(crate) fn to_json(&self) -> Value {
+        let tail = self.tail_means();
+        let mut doc = json!({});
+        for (hop, name) in HOP_NAMES.iter().enumerate() {
+            let values = self.column(hop);
+            doc[*name] = json!({
+                "p50_ms": percentile(&values, 0.5),
+                "p99_ms": percentile(&values, 0.99),
+                "max_ms": percentile(&values, 1.0),
+                "slowest_1pct_mean_ms": tail[hop],
+            });
+        }
+        doc
+    }
+}
+
+fn unix_ms(time: std::time::SystemTime) -> f64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(0.0)
+}
+
+fn event_ms(event: &Event) -> f64 {
+    event.timestamp.s as f64 * 1000.0 + event.timestamp.us as f64 / 1000.0
+}
+
+/// [`round_trip`] on the device named `device`; with `hops`, the commander also
+/// subscribes to its own commands (one more notify per command) to split each round
+/// trip into [`Hops`].
 async fn round_trip_on(
     server_port: u16,
     kind: Gateway,
     device: &str,
     count: usize,
-) -> anyhow::Result<RoundTrip> {
+    hops: bool,
+) -> anyhow::Result<(RoundTrip, Option<Hops>)> {
     let prefix = kind.prefix(device);
     enable_and_wait(server_port, kind, device).await?;
     let result_type = with(&prefix, &["gateway", "write", "p0"]);
-    let (client, mut rx) = connect(server_port, "bench/commander", vec![result_type]).await?;
     let command_type = with(&prefix, &["system", "write", "p0"]);
+    let mut subscriptions = vec![result_type.clone()];
+    if hops {
+        subscriptions.push(command_type.clone());
+    }
+    let (client, mut rx) = connect(server_port, "bench/commander", subscriptions).await?;
     let mut samples = Vec::with_capacity(count);
+    let mut split = Hops::default();
     for id in 0..count {
+        let sent = std::time::SystemTime::now();
         let t0 = Instant::now();
         client
             .register(vec![RegisterEvent::json(
@@ -300,24 +398,40 @@ async fn round_trip_on(
                 json!({"value": id, "id": id}),
             )])
             .await?;
-        'wait: loop {
+        let mut command_ms = None;
+        let result_ms = 'wait: loop {
             for event in next_events(&mut rx).await? {
                 let payload = event.payload.as_ref().and_then(|p| p.json_value());
-                if payload.as_ref().and_then(|v| v.get("id")) == Some(&json!(id)) {
-                    break 'wait;
+                if payload.as_ref().and_then(|v| v.get("id")) != Some(&json!(id)) {
+                    continue;
+                }
+                if event.event_type == command_type {
+                    command_ms = Some(event_ms(&event));
+                } else {
+                    break 'wait event_ms(&event);
                 }
             }
-        }
+        };
         samples.push(t0.elapsed().as_secs_f64() * 1000.0);
+        if hops {
+            let received = unix_ms(std::time::SystemTime::now());
+            let command_ms = command_ms.context("the result came before its command")?;
+            split.samples.push([
+                command_ms - unix_ms(sent),
+                result_ms - command_ms,
+                received - result_ms,
+            ]);
+        }
     }
     samples.sort_by(f64::total_cmp);
-    let pick = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
-    Ok(RoundTrip {
+    let pick = |q: f64| percentile(&samples, q);
+    let round_trip = RoundTrip {
         count,
         p50_ms: pick(0.5),
         p99_ms: pick(0.99),
         max_ms: pick(1.0),
-    })
+    };
+    Ok((round_trip, hops.then_some(split)))
 }
 
 /// Result of a scale run.
@@ -594,6 +708,8 @@ pub(crate) const LOAD_PERIOD_S: f64 = 0.01;
 pub(crate) struct LoadedRoundTrip {
     /// The round trips, measured as [`round_trip`] does.
     pub round_trip: RoundTrip,
+    /// The round trips split into hops (`--hops`).
+    pub hops: Option<Hops>,
     /// Events per second the loading device offered (points / period).
     pub offered_per_s: f64,
     /// Events per second it registered while the commands ran (from its points' values).
@@ -609,6 +725,9 @@ impl LoadedRoundTrip {
         doc["offered_events_per_s"] = json!(self.offered_per_s);
         doc["load_events_per_s"] = json!(self.load_per_s);
         doc["cpu_s_per_100k_events"] = json!(self.cpu_per_100k);
+        if let Some(hops) = &self.hops {
+            doc["hops"] = hops.to_json();
+        }
         doc
     }
 }
@@ -631,11 +750,13 @@ async fn load_sum(client: &Client, prefix: &EventType) -> anyhow::Result<i64> {
 }
 
 /// `writes` sequential write commands to device `s2` of gateway-host on its embedded
-/// server, while device `load` changes `load_points` points every [`LOAD_PERIOD_S`].
+/// server, while device `load` changes `load_points` points every [`LOAD_PERIOD_S`];
+/// with `hops`, each round trip is split into [`Hops`] too.
 pub(crate) async fn round_trip_under_load(
     tools: &Tools,
     writes: usize,
     load_points: usize,
+    hops: bool,
 ) -> anyhow::Result<LoadedRoundTrip> {
     let points: Vec<String> = (0..load_points).map(|i| format!("p{i}")).collect();
     let devices = [
@@ -652,12 +773,13 @@ pub(crate) async fn round_trip_under_load(
     let sum0 = load_sum(&ctl, &load).await?;
     let cpu0 = gateway.cpu_seconds()?;
     let t0 = Instant::now();
-    let round_trip = round_trip_on(port, Gateway::Host, "s2", writes).await?;
+    let (round_trip, hops) = round_trip_on(port, Gateway::Host, "s2", writes, hops).await?;
     let seconds = t0.elapsed().as_secs_f64();
     let cpu = gateway.cpu_seconds()? - cpu0;
     let events = (load_sum(&ctl, &load).await? - sum0).max(0) as f64;
     Ok(LoadedRoundTrip {
         round_trip,
+        hops,
         offered_per_s: load_points as f64 / LOAD_PERIOD_S,
         load_per_s: events / seconds,
         cpu_per_100k: cpu / events.max(1.0) * 100_000.0,
