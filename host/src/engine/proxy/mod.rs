@@ -45,6 +45,10 @@ pub use machine::ProxyState;
 
 pub(crate) use fair::FairShare;
 
+/// The most bytes a device proxy's task future may take ([`DeviceProxy::run`]; a test
+/// holds it): one per device, so it is most of an idle device's memory when it grows.
+pub(crate) const PROXY_FUTURE_BOUND: usize = 512;
+
 /// On shutdown, how long an in-flight `create` may still take (at most; never past
 /// its `create_timeout`); an instance produced within it is closed, one produced
 /// later is abandoned.
@@ -103,7 +107,7 @@ impl From<ProxyInput> for Input {
         match input {
             ProxyInput::Enable(enabled) => Self::Enable(enabled),
             ProxyInput::QueryResult(enabled) => Self::QueryResult(enabled),
-            ProxyInput::Event(event) => Self::Event(*event),
+            ProxyInput::Event(event) => Self::Event(event),
         }
     }
 }
@@ -325,12 +329,16 @@ impl DeviceProxy {
     }
 
     /// Runs the proxy until the engine is destroyed.
-    pub(crate) async fn run(self) {
+    ///
+    /// The proxy lives in a box of its own: the task's future then holds a pointer,
+    /// not the proxy (an `async fn` keeps its arguments beside its locals, and nested
+    /// they made each idle device's future 3.2 KiB; [`PROXY_FUTURE_BOUND`]).
+    pub(crate) fn run(self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let span = self.span.clone();
-        self.run_inner().instrument(span).await;
+        Box::new(self).run_inner().instrument(span)
     }
 
-    async fn run_inner(mut self) {
+    async fn run_inner(mut self: Box<Self>) {
         self.publish();
         // The machine starts with the seed `running=false` (behaviour 18).
         self.run_actions().await;
@@ -380,12 +388,14 @@ impl DeviceProxy {
                 self.metrics.restarted();
             }
         }
-        self.shutdown().await;
+        // Boxed: its waits (create grace, close timeout) would otherwise widen every
+        // idle device's future; it runs once.
+        Box::pin(self.shutdown()).await;
         self.publish();
         // A proxy that never created still orders the next engine's after the
         // previous one.
         if let Some(previous) = self.previous.take() {
-            previous.cancelled().await;
+            Box::pin(previous.cancelled()).await;
         }
         self.ended.cancel();
     }
@@ -522,13 +532,18 @@ impl DeviceProxy {
                 if let Some(previous) = self.previous.take() {
                     if !previous.is_cancelled() {
                         tracing::info!("waiting for the previous instance to close");
-                        tokio::select! {
-                            () = previous.cancelled() => {}
-                            // Ends the proxy's loop at once (the token stays cancelled).
-                            () = self.cancel.cancelled() => {
-                                self.previous = Some(previous);
-                                return;
+                        // Boxed: only a reconnection waits here (PROXY_FUTURE_BOUND).
+                        let cancelled = Box::pin(async {
+                            tokio::select! {
+                                () = previous.cancelled() => false,
+                                () = self.cancel.cancelled() => true,
                             }
+                        })
+                        .await;
+                        if cancelled {
+                            // Ends the proxy's loop at once (the token stays cancelled).
+                            self.previous = Some(previous);
+                            return;
                         }
                     }
                 }
@@ -544,7 +559,7 @@ impl DeviceProxy {
                     return;
                 };
                 self.op = Some(Box::pin(async move {
-                    let result = guard(instance.process_event(event)).await.and_then(|r| r);
+                    let result = guard(instance.process_event(*event)).await.and_then(|r| r);
                     OpResult::Processed(result)
                 }));
             }

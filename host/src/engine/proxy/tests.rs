@@ -133,7 +133,7 @@ fn input(i: I) -> Input {
     match i {
         En(enabled) => Input::Enable(enabled),
         Query(enabled) => Input::QueryResult(enabled),
-        Ev(tag) => Input::Event(event(tag)),
+        Ev(tag) => Input::Event(Box::new(event(tag))),
         Overflow(dropped, lost_enable) => Input::QueueOverflow {
             dropped,
             lost_enable,
@@ -1275,4 +1275,15 @@ mod shell {
             proxy.stop().await;
         });
     }
+}
+
+/// Issue 12: the machine's inputs and actions carry events boxed, so each device's
+/// action queue (a few slots, kept for the proxy's life) stays small.
+#[test]
+fn actions_and_inputs_stay_small() {
+    let action = std::mem::size_of::<Action>();
+    let input = std::mem::size_of::<Input>();
+    println!("action {action} bytes, input {input} bytes");
+    assert!(action <= 32, "Action is {action} bytes");
+    assert!(input <= 48, "Input is {input} bytes");
 }
