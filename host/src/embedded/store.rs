@@ -126,7 +126,76 @@ struct LatestNode {
     /// When the type ending here was first stored (latest queries answer in this
     /// order, as hat's LMDB backend answers in its dict's insertion order).
     order: u64,
-    children: HashMap<String, LatestNode>,
+    children: Children,
+}
+
+/// Children of a node with at most this many are kept in a list, more in a hash map.
+/// Most nodes of a gateway's types have one to a few children (a device's `gateway`
+/// and `system`, a point's one data type), where an empty-hashed map costs about 400
+/// bytes; a device type with 100,000 devices needs the map.
+const SMALL_CHILDREN: usize = 8;
+
+/// The children of a [`LatestNode`] by their segment.
+#[derive(Debug)]
+enum Children {
+    /// At most [`SMALL_CHILDREN`], in insertion order, searched one by one.
+    Small(Vec<(Box<str>, LatestNode)>),
+    Large(Box<HashMap<Box<str>, LatestNode>>),
+}
+
+impl Default for Children {
+    fn default() -> Self {
+        Self::Small(Vec::new())
+    }
+}
+
+impl Children {
+    fn get(&self, segment: &str) -> Option<&LatestNode> {
+        match self {
+            Self::Small(list) => list.iter().find(|(s, _)| &**s == segment).map(|(_, n)| n),
+            Self::Large(map) => map.get(segment),
+        }
+    }
+
+    /// The child for `segment`, added empty when missing (`None` never happens).
+    fn get_or_add(&mut self, segment: &str) -> Option<&mut LatestNode> {
+        if let Self::Small(list) = self {
+            if list.len() >= SMALL_CHILDREN && !list.iter().any(|(s, _)| &**s == segment) {
+                let map: HashMap<Box<str>, LatestNode> = std::mem::take(list).into_iter().collect();
+                *self = Self::Large(Box::new(map));
+            }
+        }
+        match self {
+            Self::Small(list) => {
+                let i = match list.iter().position(|(s, _)| &**s == segment) {
+                    Some(i) => i,
+                    None => {
+                        list.push((segment.into(), LatestNode::default()));
+                        list.len() - 1
+                    }
+                };
+                list.get_mut(i).map(|(_, n)| n)
+            }
+            Self::Large(map) => {
+                // `entry` would allocate the key even when the child exists.
+                if !map.contains_key(segment) {
+                    map.insert(segment.into(), LatestNode::default());
+                }
+                map.get_mut(segment)
+            }
+        }
+    }
+
+    fn values(&self) -> impl Iterator<Item = &LatestNode> {
+        let (small, large) = match self {
+            Self::Small(list) => (Some(list.iter().map(|(_, n)| n)), None),
+            Self::Large(map) => (None, Some(map.values())),
+        };
+        small
+            .into_iter()
+            .flatten()
+            .chain(large.into_iter().flatten())
+    }
 }
 
 impl LatestNode {
@@ -143,12 +212,8 @@ impl LatestNode {
     fn replace(&mut self, event: Arc<Event>, order: u64) -> Option<Arc<Event>> {
         let mut node = self;
         for segment in &event.event_type {
-            // `entry` would allocate the key even when the child exists.
-            if !node.children.contains_key(segment) {
-                node.children.insert(segment.clone(), LatestNode::default());
-            }
-            // Inserted just above when missing.
-            node = node.children.get_mut(segment)?;
+            // Added when missing.
+            node = node.children.get_or_add(segment)?;
         }
         if node.event.is_none() {
             node.order = order;
@@ -585,6 +650,43 @@ mod tests {
             values,
             vec![Some(serde_json::json!(2)), Some(serde_json::json!(3))]
         );
+    }
+
+    /// The latest index keeps a node's few children in a list and switches to a map
+    /// past `SMALL_CHILDREN`: lookups, replacements, `?` and `*` hold across the switch.
+    #[test]
+    fn latest_index_small_and_large_nodes() {
+        let mut store = EventStore::new(1, 1_000);
+        let n = SMALL_CHILDREN * 3;
+        for round in 0..2 {
+            for i in 0..n {
+                store.register(vec![
+                    reg(&format!("g/d{i}/running"), round * 100 + i as i64),
+                    reg(&format!("g/d{i}/enable"), -1),
+                ]);
+            }
+        }
+        assert_eq!(store.event_types(), 2 * n);
+        assert!(matches!(
+            store.latest.children.get("g").map(|g| &g.children),
+            Some(Children::Large(_))
+        ));
+        let latest = |query: &str| -> Vec<i64> {
+            store
+                .query(&QueryParams::Latest(QueryLatestParams {
+                    event_types: Some(vec![t(query)]),
+                }))
+                .events
+                .iter()
+                .filter_map(|e| e.payload.as_ref()?.json_value()?.as_i64())
+                .collect()
+        };
+        // First-registration order of the types, newest value of each.
+        let expected: Vec<i64> = (0..n as i64).map(|i| 100 + i).collect();
+        assert_eq!(latest("g/?/running"), expected);
+        assert_eq!(latest("g/d3/running"), vec![103]);
+        assert_eq!(latest("g/*").len(), 2 * n);
+        assert!(latest("g/d999/running").is_empty());
     }
 
     #[test]
