@@ -140,6 +140,8 @@ const SMALL_CHILDREN: usize = 8;
 enum Children {
     /// At most [`SMALL_CHILDREN`], in insertion order, searched one by one.
     Small(Vec<(Box<str>, LatestNode)>),
+    /// Boxed so that every node's `Children` is the size of a `Vec`: most are small.
+    #[allow(clippy::box_collection)]
     Large(Box<HashMap<Box<str>, LatestNode>>),
 }
 

@@ -47,6 +47,7 @@ pub(crate) use fair::FairShare;
 
 /// The most bytes a device proxy's task future may take ([`DeviceProxy::run`]; a test
 /// holds it): one per device, so it is most of an idle device's memory when it grows.
+#[cfg(test)]
 pub(crate) const PROXY_FUTURE_BOUND: usize = 512;
 
 /// On shutdown, how long an in-flight `create` may still take (at most; never past
@@ -332,7 +333,7 @@ impl DeviceProxy {
     ///
     /// The proxy lives in a box of its own: the task's future then holds a pointer,
     /// not the proxy (an `async fn` keeps its arguments beside its locals, and nested
-    /// they made each idle device's future 3.2 KiB; [`PROXY_FUTURE_BOUND`]).
+    /// they made each idle device's future 3.2 KiB; `PROXY_FUTURE_BOUND`).
     pub(crate) fn run(self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let span = self.span.clone();
         Box::new(self).run_inner().instrument(span)
