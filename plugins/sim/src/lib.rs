@@ -18,7 +18,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use gateway_plugin_api::model::{Event, Payload, RegisterEvent};
+use gateway_plugin_api::model::{Event, JsonText, Payload, RegisterEvent};
 use gateway_plugin_api::sdk::{tracing, Client, Context, Device, Error};
 use serde_json::{json, Value};
 
@@ -164,6 +164,19 @@ fn data_event(client: &Client, point: &str, value: Value) -> RegisterEvent {
     )
 }
 
+/// `{"value":<n>}` written straight as text: the same text as
+/// `Payload::json(json!({"value": n}))`, without building a JSON map (its key and node
+/// allocations) and serializing it for every event of a burst.
+fn value_payload(n: u64) -> Payload {
+    use std::fmt::Write as _;
+    // `{"value":` + at most 20 digits + `}`.
+    let mut text = String::with_capacity(30);
+    // Writing into a `String` cannot fail.
+    let _ = write!(text, "{{\"value\":{n}}}");
+    // An object with one key and an integer: valid JSON by construction.
+    Payload::Json(JsonText::new_unchecked(text))
+}
+
 fn json_payload(event: &Event) -> Option<Value> {
     match &event.payload {
         Some(Payload::Json(text)) => Some(text.value()),
@@ -242,10 +255,11 @@ impl SimDevice {
         let mut batch = Vec::with_capacity(BURST_BATCH_SIZE);
         for sequence in 1..=count {
             let index = ((sequence - 1) % point_types.len() as u64) as usize;
-            batch.push(RegisterEvent::json(
-                point_types[index].clone(),
-                json!({ "value": sequence }),
-            ));
+            batch.push(RegisterEvent {
+                event_type: point_types[index].clone(),
+                source_timestamp: None,
+                payload: Some(value_payload(sequence)),
+            });
             if batch.len() == BURST_BATCH_SIZE {
                 self.client.register(std::mem::take(&mut batch)).await?;
                 batch.reserve(BURST_BATCH_SIZE);

@@ -224,3 +224,15 @@ fn other_events_are_ignored() {
         test.assert_quiet();
     });
 }
+
+#[test]
+fn burst_payload_text_is_what_serde_json_writes() {
+    for n in [0, 1, 9, 10, 12_345, u64::MAX] {
+        let written = value_payload(n);
+        assert_eq!(written, Payload::json(json!({ "value": n })), "value {n}");
+        let Payload::Json(text) = written else {
+            panic!("not JSON")
+        };
+        assert_eq!(JsonText::new(text.as_str()).unwrap(), text);
+    }
+}
