@@ -34,6 +34,10 @@ enum Only {
     /// Only the command round trip under load (issue 12, goal 4); merged under
     /// `round_trip_under_load`.
     Latency,
+    /// Only the floor of the embedded server (issue 12, goal 2): events/s and the
+    /// server's CPU per 100,000 events, and the bench's own (client and subscriber);
+    /// merged under `floor_embedded`.
+    Floor,
 }
 
 /// Command-line options.
@@ -342,6 +346,26 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
             merge_into(&args.out, vec![("gateway_alone", doc)])?;
             return Ok(Finished::Complete);
         }
+        Only::Floor => {
+            let port = free_port()?;
+            let server = tools.event_server("floor-embedded", port).await?;
+            let bench0 = procs::own_cpu_seconds()?;
+            let floor = scenarios::floor(port, args.events, Some(&server)).await?;
+            let bench_cpu =
+                (procs::own_cpu_seconds()? - bench0) / floor.events.max(1) as f64 * 100_000.0;
+            println!(
+                "floor of the embedded server: {:.0} events/s, server {:.3} CPU s per 100k \
+                 events, bench client and subscriber {bench_cpu:.3}",
+                floor.rate(),
+                floor.cpu_per_100k.unwrap_or(f64::NAN)
+            );
+            let mut doc = floor.to_json();
+            doc["bench_cpu_s_per_100k_events"] = json!(bench_cpu);
+            doc["unix_time"] = json!(unix_time()?);
+            doc["smoke"] = json!(args.smoke);
+            merge_into(&args.out, vec![("floor_embedded", doc)])?;
+            return Ok(Finished::Complete);
+        }
         Only::Latency => {
             let rt = scenarios::round_trip_under_load(
                 tools,
@@ -374,7 +398,7 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
     // Floor of the embedded server: gateway-host with no devices.
     let port = free_port()?;
     let server = tools.event_server("floor-embedded", port).await?;
-    let floor_embedded = scenarios::floor(port, n).await?;
+    let floor_embedded = scenarios::floor(port, n, Some(&server)).await?;
     println!("  floor_embedded {:.0} events/s", floor_embedded.rate());
     // (e) gateway-host and (d) hat-gateway on that server, a process of its own: the
     // gateways alone (goal 3).
@@ -387,7 +411,7 @@ async fn run(tools: &Tools, args: &Args) -> anyhow::Result<Finished> {
     // (b) gateway-host and (c) hat-gateway on the real hat-event server, and its floor.
     let port = free_port()?;
     let server = tools.hat_event_server("floor-hat", port).await?;
-    let floor_hat = scenarios::floor(port, n).await?;
+    let floor_hat = scenarios::floor(port, n, Some(&server)).await?;
     println!("  floor_hat {:.0} events/s", floor_hat.rate());
     drop(server);
     let port = free_port()?;

@@ -56,17 +56,7 @@ impl Proc {
 
     /// User + system CPU seconds used so far.
     pub(crate) fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))?;
-        // Fields after the parenthesised command name; utime and stime are the 14th and
-        // 15th fields of the whole line, i.e. the 12th and 13th after the name.
-        let after = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest)
-            .context("unexpected /proc stat format")?;
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let utime: f64 = fields.get(11).context("no utime")?.parse()?;
-        let stime: f64 = fields.get(12).context("no stime")?.parse()?;
-        Ok((utime + stime) / clock_ticks())
+        cpu_seconds_of(&format!("/proc/{}/stat", self.pid()))
     }
 
     /// Peak resident set size (VmHWM) in MiB.
@@ -128,6 +118,26 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// User + system CPU seconds of this process (the bench's clients) so far.
+pub(crate) fn own_cpu_seconds() -> anyhow::Result<f64> {
+    cpu_seconds_of("/proc/self/stat")
+}
+
+/// User + system CPU seconds of the process whose `/proc/<pid>/stat` is at `path`.
+fn cpu_seconds_of(path: &str) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(path)?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and
+    // 15th fields of the whole line, i.e. the 12th and 13th after the name.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("unexpected /proc stat format")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
+    Ok((utime + stime) / clock_ticks())
 }
 
 fn clock_ticks() -> f64 {

@@ -130,7 +130,8 @@ pub(crate) struct Throughput {
     pub events: u64,
     /// Seconds from the burst request to the completion event.
     pub seconds: f64,
-    /// CPU seconds of the gateway process per 100,000 events (None for the floor).
+    /// CPU seconds of the gateway process (for a floor: the event server's) per 100,000
+    /// events.
     pub cpu_per_100k: Option<f64>,
 }
 
@@ -208,7 +209,12 @@ pub(crate) async fn burst(
 }
 
 /// The floor: the same events registered straight into the server by one client.
-pub(crate) async fn floor(server_port: u16, count: u64) -> anyhow::Result<Throughput> {
+/// With `server`, its CPU per 100,000 events is measured too.
+pub(crate) async fn floor(
+    server_port: u16,
+    count: u64,
+    server: Option<&Proc>,
+) -> anyhow::Result<Throughput> {
     // Not the gateway's own name: the embedded server refuses a TCP client's events
     // under `gateway/gw1/?/?/gateway/...` (no client can forge the gateway's output).
     let prefix: EventType = ["gateway", "floor", "sim", "floor"]
@@ -222,16 +228,20 @@ pub(crate) async fn floor(server_port: u16, count: u64) -> anyhow::Result<Throug
         .iter()
         .map(|p| with(&prefix, &["gateway", "data", p]))
         .collect();
+    let cpu0 = server.map(Proc::cpu_seconds).transpose()?;
     let t0 = Instant::now();
     let mut seq = 0u64;
     while seq < count {
         let n = (count - seq).min(BATCH as u64);
+        // The payload text serde_json writes for `{"value": i}`, without building a
+        // `Value` map per event: the floor measures the server, not the client's JSON.
         let batch = (seq..seq + n)
-            .map(|i| {
-                RegisterEvent::json(
-                    data_types[(i % points.len() as u64) as usize].clone(),
-                    json!({"value": i}),
-                )
+            .map(|i| RegisterEvent {
+                event_type: data_types[(i % points.len() as u64) as usize].clone(),
+                source_timestamp: None,
+                payload: Some(gateway_model::Payload::Json(
+                    gateway_model::JsonText::new_unchecked(format!("{{\"value\":{i}}}")),
+                )),
             })
             .collect();
         ctl.register(batch).await?;
@@ -243,10 +253,17 @@ pub(crate) async fn floor(server_port: u16, count: u64) -> anyhow::Result<Throug
     )])
     .await?;
     let events = count_until_done(&mut rx).await?;
+    let seconds = t0.elapsed().as_secs_f64();
+    let cpu_per_100k = match (server, cpu0) {
+        (Some(server), Some(cpu0)) => {
+            Some((server.cpu_seconds()? - cpu0) / events.max(1) as f64 * 100_000.0)
+        }
+        _ => None,
+    };
     Ok(Throughput {
         events,
-        seconds: t0.elapsed().as_secs_f64(),
-        cpu_per_100k: None,
+        seconds,
+        cpu_per_100k,
     })
 }
 
