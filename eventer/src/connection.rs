@@ -109,6 +109,22 @@ impl EncodedMsg {
         }
     }
 
+    /// `MsgEventsNotify` of `events`, encoded straight from them: the same bytes as
+    /// `EncodedMsg::new(&EventerMsg::EventsNotify(events.cloned().collect()))` without
+    /// copying every event first (the server's fan-out of a stored batch, issue 12).
+    pub fn events_notify<'a>(
+        events: impl ExactSizeIterator<Item = &'a gateway_model::Event> + Clone,
+    ) -> Self {
+        let mut size = crate::sbs::SizeCounter::default();
+        crate::message::put_events_notify(&mut size, events.clone());
+        let mut data = Vec::with_capacity(size.0);
+        crate::message::put_events_notify(&mut data, events);
+        Self {
+            type_name: crate::message::MSG_EVENTS_NOTIFY,
+            data: Bytes::from(data),
+        }
+    }
+
     /// `Data.type` of the message.
     pub fn type_name(&self) -> &'static str {
         self.type_name

@@ -414,3 +414,48 @@ async fn full_queue_of_a_reading_peer_is_waited_for_not_refused() {
         100
     );
 }
+
+#[test]
+fn events_notify_from_references_encodes_like_the_owned_message() {
+    let event = |instance: i64, segment: &str, payload: Option<gateway_model::Payload>| {
+        gateway_model::Event {
+            id: gateway_model::EventId {
+                server: 1,
+                session: 7,
+                instance,
+            },
+            event_type: vec!["a".to_owned(), segment.to_owned()],
+            timestamp: gateway_model::Timestamp::new(1_700_000_000, 5),
+            source_timestamp: (instance == 2).then(|| gateway_model::Timestamp::new(3, 4)),
+            payload,
+        }
+    };
+    let events = vec![
+        event(
+            1,
+            "x",
+            Some(gateway_model::Payload::json(serde_json::json!({"v": 1}))),
+        ),
+        event(2, "yy", None),
+        event(
+            3,
+            "z",
+            Some(gateway_model::Payload::Binary {
+                type_name: "t".to_owned(),
+                data: vec![1, 2, 3],
+            }),
+        ),
+    ];
+    let shared: Vec<std::sync::Arc<gateway_model::Event>> =
+        events.iter().cloned().map(std::sync::Arc::new).collect();
+    let from_refs = EncodedMsg::events_notify(shared.iter().map(|e| &**e));
+    assert_eq!(
+        from_refs,
+        EncodedMsg::new(&EventerMsg::EventsNotify(events.clone()))
+    );
+    assert_eq!(from_refs.type_name(), crate::message::MSG_EVENTS_NOTIFY);
+    assert_eq!(
+        EncodedMsg::events_notify(std::iter::empty()),
+        EncodedMsg::new(&EventerMsg::EventsNotify(Vec::new()))
+    );
+}

@@ -329,6 +329,18 @@ fn put_event<W: Writer>(w: &mut W, event: &Event) {
     put_optional(w, event.payload.as_ref(), put_payload);
 }
 
+/// `MsgEventsNotify` of the events `events` yields, without an owned copy of them
+/// (the server's notify of a stored batch, [`crate::connection::EncodedMsg::events_notify`]).
+pub(crate) fn put_events_notify<'a, W: Writer>(
+    w: &mut W,
+    events: impl ExactSizeIterator<Item = &'a Event>,
+) {
+    w.put_count(events.len());
+    for event in events {
+        put_event(w, event);
+    }
+}
+
 fn put_events<W: Writer>(w: &mut W, events: &[Event]) {
     w.put_count(events.len());
     for event in events {

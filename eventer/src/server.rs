@@ -26,6 +26,7 @@ mod session;
 
 pub use handler::{ConnectionInfo, ServerHandler};
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -338,7 +339,15 @@ impl Server {
     /// bytes is closed with
     /// [`ConnectionError::SlowConsumer`] (logged at WARN with its peer and client
     /// name) and not counted, while every other connection is notified at once.
-    pub async fn notify_events(&self, events: &[Event], persisted: bool, with_ack: bool) -> usize {
+    ///
+    /// The events may be shared (`&[Arc<Event>]`, the embedded server's stored batch):
+    /// they are encoded from references, never copied.
+    pub async fn notify_events<E: Borrow<Event>>(
+        &self,
+        events: &[E],
+        persisted: bool,
+        with_ack: bool,
+    ) -> usize {
         let mut acks: Vec<PendingResponse> = Vec::new();
         let mut notified = 0;
         {
@@ -355,6 +364,7 @@ impl Server {
                         let selected: Vec<usize> = events
                             .iter()
                             .enumerate()
+                            .map(|(index, e)| (index, e.borrow()))
                             .filter(|(_, e)| {
                                 c.info.subscription.matches(&e.event_type)
                                     && c.info.server_id.is_none_or(|id| id == e.id.server)
@@ -371,8 +381,7 @@ impl Server {
                 let msg = encoded
                     .entry(selected)
                     .or_insert_with_key(|selected| {
-                        let chosen = selected.iter().map(|&i| events[i].clone()).collect();
-                        EncodedMsg::new(&EventerMsg::EventsNotify(chosen))
+                        EncodedMsg::events_notify(selected.iter().map(|&i| events[i].borrow()))
                     })
                     .clone();
                 if with_ack {

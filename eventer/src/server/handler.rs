@@ -65,6 +65,21 @@ pub trait ServerHandler: Send + Sync + 'static {
         events: Vec<RegisterEvent>,
     ) -> BoxFuture<'a, Option<Vec<Event>>>;
 
+    /// Registers events of a request with `last = true`, which gets no answer: the
+    /// registered events are not needed, so a handler may skip building them (the
+    /// embedded server then hands its stored events to nobody). The default calls
+    /// [`ServerHandler::register`] and drops its result.
+    fn register_unanswered<'a>(
+        &'a self,
+        server: &'a Server,
+        info: &'a ConnectionInfo,
+        events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.register(server, info, events).await;
+        })
+    }
+
     /// Runs a query. `Err(text)` closes the connection without an answer, as hat does
     /// when its backend raises (the protocol has no query error message).
     fn query<'a>(

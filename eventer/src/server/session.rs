@@ -157,14 +157,17 @@ impl Server {
         while let Some(request) = inbound.recv().await {
             let answer = match request.msg {
                 EventerMsg::RegisterReq(events) => {
+                    if request.last {
+                        if !events.is_empty() {
+                            handler.register_unanswered(self, info, events).await;
+                        }
+                        continue;
+                    }
                     let result = if events.is_empty() {
                         Some(Vec::new())
                     } else {
                         handler.register(self, info, events).await
                     };
-                    if request.last {
-                        continue;
-                    }
                     EventerMsg::RegisterRes(match result {
                         Some(events) => RegisterRes::Events(events),
                         None => RegisterRes::Failure,

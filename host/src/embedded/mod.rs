@@ -18,6 +18,7 @@ mod tests;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use gateway_eventer::server as eventer_server;
@@ -180,6 +181,23 @@ struct LocalSubscriber {
     info: ConnectedClient,
     subscription: Subscription,
     sender: mpsc::Sender<Notification>,
+    /// Shared with the [`LocalConnection`]: cleared when the server drops this
+    /// subscriber, so [`LocalConnection::is_open`] (asked at every register) does not
+    /// scan every connection.
+    open: Arc<AtomicBool>,
+}
+
+impl Drop for LocalSubscriber {
+    fn drop(&mut self) {
+        self.open.store(false, Ordering::Release);
+    }
+}
+
+/// One entry of the query log: the query is shared, not copied (a gateway's start-up
+/// query names every device's enable type: 100,000 types for 100,000 devices).
+struct LoggedQuery {
+    client_name: String,
+    params: Arc<QueryParams>,
 }
 
 struct State {
@@ -187,7 +205,7 @@ struct State {
     status: Status,
     next_connection_id: u64,
     local: Vec<LocalSubscriber>,
-    query_log: VecDeque<QueryRecord>,
+    query_log: VecDeque<LoggedQuery>,
     /// Register requests refused for a store limit (logged at 1, 2, 4, 8, ...).
     refused_registers: u64,
     /// One queue per TCP listener, fed under this lock so every listener gets batches
@@ -206,7 +224,7 @@ struct Inner {
 }
 
 /// A committed register request: its events and the TCP listeners' queued notices.
-pub(crate) type Committed = (Arc<Vec<Event>>, Vec<oneshot::Receiver<()>>);
+pub(crate) type Committed = (Arc<Vec<Arc<Event>>>, Vec<oneshot::Receiver<()>>);
 
 /// Where the writer answers a register request (`None`: the commit failed).
 pub(crate) type Reply = oneshot::Sender<Option<Committed>>;
@@ -221,8 +239,9 @@ impl persist::Host for StateHost {
         for job in jobs {
             state.store.release(&job.reserved);
             let answer = ok.then(|| {
-                state.store.insert(&job.events);
-                publish(&mut state, job.events)
+                let shared: Vec<Arc<Event>> = job.events.into_iter().map(Arc::new).collect();
+                state.store.insert_shared(&shared);
+                publish(&mut state, shared)
             });
             // The request's task may be gone (its client left): the events stay.
             let _ = job.reply.send(answer);
@@ -244,7 +263,9 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 
 /// Notifies a stored batch to every matching connection (local and TCP, in the order
 /// of this call under the state lock).
-fn publish(state: &mut State, stored: Vec<Event>) -> Committed {
+/// The events are the store's own (shared, not copied); local subscribers get copies of
+/// the events they match, TCP connections an encoding of them.
+fn publish(state: &mut State, stored: Vec<Arc<Event>>) -> Committed {
     // Operators watch data flow with `log.filter: gateway_host::embedded=debug`;
     // disabled, this costs one level check per request.
     if tracing::enabled!(tracing::Level::DEBUG) {
@@ -260,7 +281,7 @@ fn publish(state: &mut State, stored: Vec<Event>) -> Committed {
         let matching: Vec<Event> = stored
             .iter()
             .filter(|e| sub.subscription.matches(&e.event_type))
-            .cloned()
+            .map(|e| Event::clone(e))
             .collect();
         matching.is_empty() || deliver(sub, Notification::Events(matching))
     });
@@ -408,6 +429,7 @@ impl EmbeddedServer {
         self.register_connection_event(client_name, "CONNECTED")
             .await;
         let (sender, receiver) = mpsc::channel(LOCAL_NOTIFY_CAPACITY);
+        let open = Arc::new(AtomicBool::new(true));
         let (id, status) = {
             let mut state = self.state();
             let id = state.next_connection_id;
@@ -420,6 +442,7 @@ impl EmbeddedServer {
                 },
                 subscription,
                 sender,
+                open: open.clone(),
             });
             (id, state.status)
         };
@@ -428,6 +451,7 @@ impl EmbeddedServer {
             server: self.clone(),
             id,
             client_name: client_name.to_owned(),
+            open,
         };
         Ok((connection, receiver, status))
     }
@@ -459,6 +483,20 @@ impl EmbeddedServer {
     /// server is not operational and registrations need it, or the request would take
     /// the store past `max_event_types` / `max_latest_bytes` (logged at WARN).
     pub async fn register(&self, events: Vec<RegisterEvent>) -> Option<Vec<Event>> {
+        let stored = self.register_shared(events).await?;
+        // The store keeps its handle of every event: the answer is a copy.
+        Some(stored.iter().map(|e| Event::clone(e)).collect())
+    }
+
+    /// [`EmbeddedServer::register`] without its answer (`false`: hat's `failure`):
+    /// what fire-and-forget registers (`last = true` on the wire, the engine's
+    /// [`EventClient::register`]) use, so no copy of the stored events is made.
+    pub async fn register_unanswered(&self, events: Vec<RegisterEvent>) -> bool {
+        self.register_shared(events).await.is_some()
+    }
+
+    /// [`EmbeddedServer::register`] with the store's shared events.
+    async fn register_shared(&self, events: Vec<RegisterEvent>) -> Option<Vec<Arc<Event>>> {
         let pending = {
             let mut state = self.state();
             if self.inner.config.refuse_registers_unless_operational
@@ -481,7 +519,7 @@ impl EmbeddedServer {
             }
             match self.inner.writer.get() {
                 None => {
-                    let stored = state.store.register(events);
+                    let stored = state.store.register_shared(events);
                     if stored.is_empty() {
                         return Some(stored);
                     }
@@ -490,7 +528,7 @@ impl EmbeddedServer {
                 Some(writer) => {
                     let stored = state.store.allocate(events);
                     if stored.is_empty() {
-                        return Some(stored);
+                        return Some(Vec::new());
                     }
                     let (reply, answer) = oneshot::channel();
                     let reserved = state.store.reserve(&stored);
@@ -545,21 +583,29 @@ impl EmbeddedServer {
         self.state().store.query(params)
     }
 
-    fn query_logged(&self, client_name: &str, params: &QueryParams) -> QueryResult {
+    fn query_logged(&self, client_name: &str, params: QueryParams) -> QueryResult {
+        let params = Arc::new(params);
         let mut state = self.state();
         if state.query_log.len() >= QUERY_LOG_CAPACITY {
             state.query_log.pop_front();
         }
-        state.query_log.push_back(QueryRecord {
+        state.query_log.push_back(LoggedQuery {
             client_name: client_name.to_owned(),
             params: params.clone(),
         });
-        state.store.query(params)
+        state.store.query(&params)
     }
 
     /// The last [`QUERY_LOG_CAPACITY`] queries asked by connections, oldest first.
     pub fn query_log(&self) -> Vec<QueryRecord> {
-        self.state().query_log.iter().cloned().collect()
+        self.state()
+            .query_log
+            .iter()
+            .map(|q| QueryRecord {
+                client_name: q.client_name.clone(),
+                params: QueryParams::clone(&q.params),
+            })
+            .collect()
     }
 
     /// Every open in-process connection ([`EmbeddedServer::connect`]).
@@ -610,6 +656,8 @@ pub struct LocalConnection {
     server: EmbeddedServer,
     id: u64,
     client_name: String,
+    /// False once the server dropped this connection's subscriber.
+    open: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for LocalConnection {
@@ -630,11 +678,7 @@ impl LocalConnection {
     /// True while the server still serves this connection (it is dropped when it
     /// stops reading notifications).
     pub fn is_open(&self) -> bool {
-        self.server
-            .state()
-            .local
-            .iter()
-            .any(|s| s.info.id == self.id)
+        self.open.load(Ordering::Acquire)
     }
 }
 
@@ -662,7 +706,7 @@ impl EventClient for LocalConnection {
                 return Err(ClientError::ConnectionClosed);
             }
             // Fire-and-forget: a `failure` answer is not reported, as on the wire.
-            self.server.register(events).await;
+            self.server.register_unanswered(events).await;
             Ok(())
         })
     }
@@ -684,7 +728,7 @@ impl EventClient for LocalConnection {
             if !self.is_open() {
                 return Err(ClientError::ConnectionClosed);
             }
-            Ok(self.server.query_logged(&self.client_name, &params))
+            Ok(self.server.query_logged(&self.client_name, params))
         })
     }
 }

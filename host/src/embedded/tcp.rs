@@ -16,7 +16,7 @@ use super::EmbeddedServer;
 #[derive(Clone)]
 pub(crate) enum TcpUpdate {
     /// One stored batch.
-    Events(Arc<Vec<Event>>),
+    Events(Arc<Vec<Arc<Event>>>),
     /// A status change.
     Status(Status),
 }
@@ -71,8 +71,8 @@ async fn fan_out(server: Server, mut queue: mpsc::UnboundedReceiver<Queued>) {
             TcpUpdate::Events(events) => {
                 // Everything is "persisted" once stored in memory: persisted and
                 // non-persisted connections are both notified right away.
-                server.notify_events(&events, false, false).await;
-                server.notify_events(&events, true, false).await;
+                server.notify_events(&events[..], false, false).await;
+                server.notify_events(&events[..], true, false).await;
             }
             TcpUpdate::Status(status) => server.set_status(status).await,
         }
@@ -185,13 +185,37 @@ impl ServerHandler for TcpHandler {
         Box::pin(self.embedded.register(events))
     }
 
+    fn register_unanswered<'a>(
+        &'a self,
+        server: &'a Server,
+        info: &'a eventer_server::ConnectionInfo,
+        events: Vec<RegisterEvent>,
+    ) -> BoxFuture<'a, ()> {
+        let own = self.embedded.inner.config.own_gateway.as_deref();
+        let forged = own.and_then(|own| {
+            events
+                .iter()
+                .find(|e| is_gateway_output(&e.event_type, own))
+        });
+        if forged.is_some() {
+            // Refused and logged like an answered request.
+            let refused = self.register(server, info, events);
+            return Box::pin(async move {
+                refused.await;
+            });
+        }
+        Box::pin(async move {
+            self.embedded.register_unanswered(events).await;
+        })
+    }
+
     fn query<'a>(
         &'a self,
         _server: &'a Server,
         info: &'a eventer_server::ConnectionInfo,
         params: QueryParams,
     ) -> BoxFuture<'a, Result<QueryResult, String>> {
-        Box::pin(async move { Ok(self.embedded.query_logged(&info.client_name, &params)) })
+        Box::pin(async move { Ok(self.embedded.query_logged(&info.client_name, params)) })
     }
 }
 

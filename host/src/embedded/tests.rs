@@ -130,3 +130,69 @@ async fn an_in_process_connection_flooding_new_event_types_is_refused_at_the_lim
         .unwrap()
         .is_some());
 }
+
+#[tokio::test]
+async fn a_local_connection_dropped_for_not_reading_is_no_longer_open() {
+    use gateway_model::client::{ClientError, EventClient};
+    let server = EmbeddedServer::new(EmbeddedConfig::default());
+    let (stalled, _unread, _) = server
+        .connect("stalled", vec![event_type_from_str("t/*")])
+        .await
+        .unwrap();
+    let (writer, _notifications, _) = server.connect("writer", vec![]).await.unwrap();
+    assert!(stalled.is_open());
+    for i in 0..=super::LOCAL_NOTIFY_CAPACITY {
+        let event = RegisterEvent::json(event_type_from_str("t/a"), serde_json::json!(i));
+        writer.register(vec![event]).await.unwrap();
+    }
+    assert!(!stalled.is_open());
+    assert!(writer.is_open());
+    assert!(matches!(
+        stalled.register(vec![]).await,
+        Err(ClientError::ConnectionClosed)
+    ));
+    assert_eq!(server.stats().local_connections, 1);
+}
+
+#[tokio::test]
+async fn an_unanswered_tcp_register_is_stored_and_notified_and_forgeries_are_refused() {
+    let server = EmbeddedServer::new(EmbeddedConfig {
+        own_gateway: Some("G".to_owned()),
+        ..EmbeddedConfig::default()
+    });
+    let (writer, _) = tcp_observer(&server).await;
+    let (_observer, mut local, _) = server
+        .connect("local", vec![event_type_from_str("*")])
+        .await
+        .unwrap();
+    let forged = event_type_from_str("gateway/G/sim/d/gateway/running");
+    writer
+        .register(vec![RegisterEvent::json(
+            forged.clone(),
+            serde_json::json!(true),
+        )])
+        .await
+        .unwrap();
+    let data = event_type_from_str("t/data");
+    writer
+        .register(vec![RegisterEvent::json(
+            data.clone(),
+            serde_json::json!(1),
+        )])
+        .await
+        .unwrap();
+    let notified = batches(&mut local, 1).await;
+    assert_eq!(notified[0].len(), 1);
+    assert_eq!(notified[0][0].event_type, data);
+    let latest = |event_type: &gateway_model::EventType| {
+        server
+            .query(&gateway_model::QueryParams::Latest(
+                gateway_model::QueryLatestParams {
+                    event_types: Some(vec![event_type.clone()]),
+                },
+            ))
+            .events
+    };
+    assert!(latest(&forged).is_empty());
+    assert_eq!(latest(&data).len(), 1);
+}
