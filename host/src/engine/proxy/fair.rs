@@ -4,20 +4,26 @@
 //! Every device proxy (and the device it creates) talks to the event server through
 //! its own [`Lane`]: a bounded queue of the device's calls (`register`,
 //! `register_with_response`, `query`). One scheduler task per engine drains the lanes
-//! in *rounds*: a round takes the next call of every lane that has one, in turn (lanes
-//! served last go to the back), then more calls of the same lanes while the round holds
-//! fewer than [`ROUND_EVENTS`] events; it sends the round's calls in that order and
-//! waits until the server has answered the round before it builds the next one. So at
-//! most one round is in flight, and a call that enters its lane waits for the round in
-//! flight and is sent in the next one: a device that floods cannot delay another
-//! device's events by more than one round, whatever it queues. The flooding device
-//! meets the bound itself: its lane holds [`LANE_CAPACITY`] calls and a further
-//! `register` waits for room (backpressure on that device only).
+//! in *rounds*: a round takes the next call of every lane that is ready (has calls and
+//! none in flight), in turn (lanes served last go to the back), then more calls of the
+//! same lanes while the round holds fewer than [`ROUND_EVENTS`] events; it sends the
+//! round's calls in that order. A lane served by a round is *in flight* until the
+//! server has answered that round; only then are its next calls taken. So each lane has
+//! at most one round in flight, and a call that enters an idle lane is sent at once, in
+//! a round of its own beside the rounds in flight: a device that floods delays another
+//! device's call only by its one round ahead of it on the connection, whatever it
+//! queues. (Before, at most one round was in flight for all lanes together, and a write
+//! answer waited for the flood's whole round to be answered, the server's fan-out of
+//! its 1,000 events included, before it was even sent.) The flooding device meets the
+//! bound itself: its lane holds [`LANE_CAPACITY`] calls and a further `register` waits
+//! for room (backpressure on that device only).
 //!
 //! Why rounds wait for the server: before this, a device registering as fast as it
 //! could filled the connection's queue and the socket buffers with megabytes of its
 //! own requests, which hat-event-server works off one request at a time per
 //! connection; another device's write answer waited behind all of it (25 s measured).
+//! With one round per lane in flight, what the connection holds is at most one round's
+//! calls of each busy lane.
 //!
 //! Each call stays its own request (its own session and timestamp, as before): calls
 //! of different devices are never merged, so one device's refused registration never
@@ -34,6 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::future::{join_all, BoxFuture};
+use futures::stream::{FuturesUnordered, StreamExt};
 use gateway_model::{Event, QueryParams, QueryResult, RegisterEvent};
 use tokio::sync::{oneshot, Notify, Semaphore};
 
@@ -82,7 +89,8 @@ struct LaneQueue {
 #[derive(Default)]
 struct LaneCalls {
     queue: VecDeque<Call>,
-    /// In the scheduler's ready list or being served by it.
+    /// In the scheduler's ready list, or served by a round in flight (then its further
+    /// calls wait for that round's answer).
     scheduled: bool,
 }
 
@@ -221,50 +229,61 @@ impl DeviceClient for Lane {
     }
 }
 
-/// Takes the next round's calls out of the lanes (see the module docs).
-fn take_round(shared: &Shared) -> Vec<Call> {
+/// One round: its calls in the order they are sent, and the lanes they came from
+/// (in flight until the round is answered).
+struct Round {
+    calls: Vec<Call>,
+    lanes: Vec<Arc<LaneQueue>>,
+}
+
+/// Takes the next round's calls out of the ready lanes (see the module docs).
+fn take_round(shared: &Shared) -> Round {
     let lanes: Vec<Arc<LaneQueue>> = {
         let mut ready = lock(&shared.ready);
         let n = ready.len().min(ROUND_CALLS);
         ready.drain(..n).collect()
     };
-    let mut round = Vec::with_capacity(lanes.len());
+    let mut calls = Vec::with_capacity(lanes.len());
     let mut events = 0;
     let mut pass = 0;
     loop {
         let mut took = false;
         for lane in &lanes {
-            if pass > 0 && (events >= ROUND_EVENTS || round.len() >= ROUND_CALLS) {
+            if pass > 0 && (events >= ROUND_EVENTS || calls.len() >= ROUND_CALLS) {
                 break;
             }
             let call = lock(&lane.calls).queue.pop_front();
             if let Some(call) = call {
                 lane.space.add_permits(1);
                 events += call.events();
-                round.push(call);
+                calls.push(call);
                 took = true;
             }
         }
         pass += 1;
-        if !took || events >= ROUND_EVENTS || round.len() >= ROUND_CALLS {
+        if !took || events >= ROUND_EVENTS || calls.len() >= ROUND_CALLS {
             break;
         }
     }
-    // Lanes with calls left go to the back of the ready list, after the lanes that
-    // were not served this round.
+    Round { calls, lanes }
+}
+
+/// A round is answered: its lanes with calls left go to the back of the ready list,
+/// the others are idle (their next call makes them ready).
+fn round_done(shared: &Shared, lanes: Vec<Arc<LaneQueue>>) {
     let mut again = Vec::new();
     for lane in lanes {
         let mut calls = lock(&lane.calls);
         if calls.queue.is_empty() {
             calls.scheduled = false;
         } else {
-            again.push(lane.clone());
+            drop(calls);
+            again.push(lane);
         }
     }
     if !again.is_empty() {
         lock(&shared.ready).extend(again);
     }
-    round
 }
 
 /// Sends one round in order and waits until the server has answered all of it.
@@ -315,17 +334,33 @@ async fn send_round(inner: &dyn DeviceClient, round: Vec<Call>) {
 }
 
 async fn schedule(shared: Arc<Shared>) {
+    // The rounds in flight; each yields its lanes once the server has answered it.
+    let mut in_flight = FuturesUnordered::new();
     loop {
         let round = take_round(&shared);
-        if round.is_empty() {
-            if shared.handles.load(Ordering::Relaxed) == 0 && lock(&shared.ready).is_empty() {
-                return;
-            }
-            // A `notify_one` before this wait is kept as a permit: no wake-up is lost.
-            shared.wake.notified().await;
+        if round.calls.is_empty() {
+            // Ready lanes always hold a call; should one not, it is idle again.
+            round_done(&shared, round.lanes);
+        } else {
+            let inner = shared.inner.clone();
+            in_flight.push(async move {
+                send_round(inner.as_ref(), round.calls).await;
+                round.lanes
+            });
             continue;
         }
-        send_round(shared.inner.as_ref(), round).await;
+        if in_flight.is_empty()
+            && shared.handles.load(Ordering::Relaxed) == 0
+            && lock(&shared.ready).is_empty()
+        {
+            return;
+        }
+        tokio::select! {
+            // `None` (nothing in flight) is ruled out by the guard.
+            Some(lanes) = in_flight.next(), if !in_flight.is_empty() => round_done(&shared, lanes),
+            // A `notify_one` before this wait is kept as a permit: no wake-up is lost.
+            () = shared.wake.notified() => {}
+        }
     }
 }
 
@@ -453,6 +488,27 @@ mod tests {
         );
         recorder.gated.store(false, Ordering::SeqCst);
         recorder.gate.notify_one();
+    }
+
+    #[tokio::test]
+    async fn a_quiet_lane_is_sent_while_another_lanes_round_is_in_flight() {
+        let recorder = Arc::new(Recorder::default());
+        recorder.gated.store(true, Ordering::SeqCst);
+        let fair = FairShare::new(recorder.clone());
+        let flood = fair.lane();
+        let quiet = fair.lane();
+        // The flood's round, held in flight by the gate (never opened here).
+        flood.register(ev("flood/0")).await.unwrap();
+        wait_until("flood round sent", || recorder.seen().len() == 1).await;
+        flood.register(ev("flood/1")).await.unwrap();
+        quiet.register(ev("quiet/0")).await.unwrap();
+        // Before: the quiet call waited for the flood's round to be answered.
+        wait_until("quiet call sent beside the round in flight", || {
+            recorder.seen().iter().any(|s| s == "quiet/0")
+        })
+        .await;
+        // The flooding lane's next call waits for its own round's answer.
+        assert_eq!(recorder.seen(), ["flood/0", "quiet/0"]);
     }
 
     #[tokio::test]
